@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Reference client under test: an Autobahn-style test client built on python-websockets.
+
+    python3 autobahn_client.py --url ws://127.0.0.1:PORT --agent NAME
+
+Asks /getCaseCount, then connects to /runCase?case=N&agent=NAME for N = 1..count, echoing every
+message it receives (text as text, binary as binary) until the server closes, and finally
+opens /updateReports?agent=NAME. This is the contract our ws-conformance-client implements.
+"""
+import argparse
+import asyncio
+from urllib.parse import quote
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+OPTS = dict(max_size=16 * 1024 * 1024, compression=None, ping_interval=None, close_timeout=2,
+            open_timeout=10)
+
+
+async def run_case(url: str) -> None:
+    try:
+        async with connect(url, **OPTS) as ws:
+            async for message in ws:
+                await ws.send(message)
+    except (WebSocketException, OSError, asyncio.TimeoutError):
+        pass
+
+
+async def main(base: str, agent: str) -> None:
+    async with connect(f"{base}/getCaseCount", **OPTS) as ws:
+        count = int(await ws.recv())
+    for n in range(1, count + 1):
+        await run_case(f"{base}/runCase?case={n}&agent={quote(agent)}")
+    try:
+        async with connect(f"{base}/updateReports?agent={quote(agent)}", **OPTS) as ws:
+            await ws.wait_closed()
+    except (WebSocketException, OSError):
+        pass
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--agent", default="websockets")
+    a = ap.parse_args()
+    asyncio.run(main(a.url.rstrip("/"), a.agent))

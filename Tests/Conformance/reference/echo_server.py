@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Reference server under test: an echo server built on python-websockets (asyncio API).
+
+    python3 echo_server.py --port PORT
+
+Echoes text as text and binary as binary on 127.0.0.1, messages up to 16 MiB, no compression,
+no keepalive pings (they would add unexpected frames to the cases).
+"""
+import argparse
+import asyncio
+
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
+
+async def echo(ws):
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass
+
+
+async def main(host: str, port: int) -> None:
+    async with serve(echo, host, port, max_size=16 * 1024 * 1024, compression=None,
+                     ping_interval=None, close_timeout=2) as server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    a = ap.parse_args()
+    asyncio.run(main(a.host, a.port))
