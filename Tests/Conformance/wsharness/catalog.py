@@ -615,12 +615,10 @@ def section9(cases, full: bool, cap: int):
             run.expected_close = clean_close()
             run.result = f"Did not receive message within {wait} seconds."
             run.metrics["bytes"] = used
-            p.wirelog_enabled = True
             if frag:
                 p.send_message(payload, binary=binary, fragment_size=frag)
             else:
                 p.send_frame(F.OP_BINARY if binary else F.OP_TEXT, payload, chopsize=chop)
-            p.wirelog_enabled = False
             p.close_after(wait)
 
         def on_message(run, p, data, is_binary):
@@ -634,7 +632,6 @@ def section9(cases, full: bool, cap: int):
             else:
                 run.behaviour = OK
                 run.result = f"Received {kind} message of length {used} (echo after {run.metrics['echo_ms']} ms)."
-            p.wirelog_enabled = True
             p.send_close(NORMAL)
 
         def human(n):
@@ -675,13 +672,11 @@ def section9(cases, full: bool, cap: int):
                 run.metrics["sent"] = 1
                 run.metrics["ok"] = 0
                 p.send_message(payload, binary=binary)
-                p.wirelog_enabled = False
                 p.close_after(60)
 
             def on_message(run, p, data, is_binary, payload=payload, binary=binary, count=count):
                 if is_binary != binary or data != payload:
                     run.result = f"Echo #{run.metrics['ok'] + 1} differs from what was sent."
-                    p.wirelog_enabled = True
                     p.send_close(NORMAL)
                     return
                 run.metrics["ok"] += 1
@@ -690,7 +685,6 @@ def section9(cases, full: bool, cap: int):
                     run.metrics["roundtrip_total_ms"] = round(ms, 1)
                     run.behaviour = OK
                     run.result = f"{count} echoes received, {ms / count:.3f} ms per round trip."
-                    p.wirelog_enabled = True
                     p.send_close(NORMAL)
                 else:
                     run.metrics["sent"] += 1

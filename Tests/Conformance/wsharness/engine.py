@@ -43,7 +43,7 @@ FAILED_BY_CLIENT = "FAILED BY CLIENT"
 
 CLOSE_HANDSHAKE_TIMEOUT = 1.0   # we sent close: the peer must answer within this
 SERVER_DROP_TIMEOUT = 1.0       # harness is the client: the server must drop TCP within this
-WIRELOG_MAX_ENTRIES = 24
+WIRELOG_MAX_PER_KIND = 12         # first N sent frames, N received frames, N events
 WIRELOG_MAX_BYTES = 64
 SYNC_PAUSE = 0.002              # pause after a "sync" chunk so it travels alone
 
@@ -88,6 +88,7 @@ class Peer:
         self.frag_buf = bytearray()
         self.violations: list[str] = []
         self.wirelog: list[str] = []
+        self._log_counts: Counter = Counter()
         self.wirelog_enabled = True
         self.tx_frame_stats: Counter = Counter()
         self.rx_octets = 0
@@ -97,7 +98,11 @@ class Peer:
 
     # ------------------------------------------------------------------------------- logging
     def log(self, line: str) -> None:
-        if self.wirelog_enabled and len(self.wirelog) < WIRELOG_MAX_ENTRIES:
+        # Separate budgets for sent frames, received frames and events, so a case that sends
+        # thousands of frames still shows the first frames the peer sent back and how it ended.
+        kind = line[:2]
+        if self.wirelog_enabled and self._log_counts[kind] < WIRELOG_MAX_PER_KIND:
+            self._log_counts[kind] += 1
             self.wirelog.append(line)
 
     @staticmethod
@@ -258,7 +263,10 @@ class Peer:
         self.log(f"-- peer protocol violation: {what}")
 
     def _on_frame(self, fr: F.Frame) -> None:
-        self.log(f"RX {fr.summary()}: {self._hex(fr.header + (fr.payload if not fr.masked else b''))}")
+        if fr.masked:
+            self.log(f"RX {fr.summary()}: {self._hex(fr.header)} | unmasked payload {self._hex(fr.payload)}")
+        else:
+            self.log(f"RX {fr.summary()}: {self._hex(fr.header + fr.payload)}")
         if self.close_received:
             return                          # nothing after the peer's close frame counts
         must_mask = self.is_server

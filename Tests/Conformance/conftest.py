@@ -1,0 +1,150 @@
+"""pytest integration: one test id per catalog case and direction.
+
+    WS_SERVER_CMD="ws-echo --port {port}" \
+    WS_CLIENT_CMD="ws-conformance-client --url {url} --agent {agent}" \
+    pytest Tests/Conformance                      # -> test_server[1.1.1] ... test_client[H.1.3]
+
+Environment (or the equivalent --ws-* options):
+  WS_SERVER_CMD / --ws-server-cmd        server under test, {port} replaced
+  WS_CLIENT_CMD / --ws-client-cmd        client under test, {url} {agent} replaced
+  WS_CONFORMANCE_REFERENCE=1 / --ws-reference   use the python-websockets reference pair
+  WS_CONFORMANCE_FULL=1 / --ws-full      section 9 at full Autobahn sizes (default: capped at 1 MiB)
+  WS_CONFORMANCE_CASES / --ws-cases      case patterns, e.g. "1.*,6.4.*" (default: all)
+  WS_CONFORMANCE_EXCLUDE / --ws-exclude  patterns to leave out
+  WS_CONFORMANCE_REPORT_DIR / --ws-report-dir   JSON reports (default Tests/Conformance/reports)
+  WS_AGENT / --ws-agent                  agent name in the reports
+A direction without a command is skipped with the reason. FAILED behaviour (or a FAILED /
+UNCLEAN close) fails the test; NON-STRICT and INFORMATIONAL pass.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from wsharness.catalog import DEFAULT_CAP, build_catalog, select_cases  # noqa: E402
+from wsharness import runner  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+
+def pytest_addoption(parser):
+    env = os.environ.get
+    g = parser.getgroup("ws-conformance", "WebSocket conformance suite")
+    g.addoption("--ws-server-cmd", default=env("WS_SERVER_CMD"), help="server under test; {port} is replaced")
+    g.addoption("--ws-client-cmd", default=env("WS_CLIENT_CMD"), help="client under test; {url} {agent} replaced")
+    g.addoption("--ws-reference", action="store_true", default=env("WS_CONFORMANCE_REFERENCE") == "1",
+                help="run against the python-websockets reference server and client")
+    g.addoption("--ws-full", action="store_true", default=env("WS_CONFORMANCE_FULL") == "1",
+                help="section 9 at Autobahn's full sizes")
+    g.addoption("--ws-cases", default=env("WS_CONFORMANCE_CASES"), help="case patterns, e.g. '1.*,6.4.*'")
+    g.addoption("--ws-exclude", default=env("WS_CONFORMANCE_EXCLUDE"), help="case patterns to leave out")
+    g.addoption("--ws-report-dir", default=env("WS_CONFORMANCE_REPORT_DIR", os.path.join(HERE, "reports")))
+    g.addoption("--ws-agent", default=env("WS_AGENT"), help="agent name for the reports")
+
+
+class _State:
+    def __init__(self, config):
+        opt = config.getoption
+        self.full = opt("--ws-full")
+        cases, _ = build_catalog(full=self.full)
+        self.specs = select_cases(cases, opt("--ws-cases"), opt("--ws-exclude"))
+        self.by_id = {s.id: s for s in self.specs}
+        self.server_cmd = opt("--ws-server-cmd")
+        self.client_cmd = opt("--ws-client-cmd")
+        self.agent = opt("--ws-agent")
+        self.label = None
+        if opt("--ws-reference"):
+            from run import reference_commands
+            s, c, a = reference_commands()
+            self.server_cmd = self.server_cmd or s
+            self.client_cmd = self.client_cmd or c
+            self.agent = self.agent or a
+            self.label = "reference"
+        self.report_dir = opt("--ws-report-dir")
+        self.results = {"server": [], "client": []}
+        self.started = {"server": None, "client": None}
+
+
+def pytest_configure(config):
+    config._ws_state = _State(config)
+
+
+def pytest_generate_tests(metafunc):
+    if "case_id" in metafunc.fixturenames:
+        ids = [s.id for s in metafunc.config._ws_state.specs]
+        metafunc.parametrize("case_id", ids, ids=ids)
+
+
+@pytest.fixture(scope="session")
+def ws_state(request):
+    return request.config._ws_state
+
+
+@pytest.fixture(scope="session")
+def server_under_test(ws_state):
+    if not ws_state.server_cmd:
+        pytest.skip("no server under test: set WS_SERVER_CMD (e.g. 'ws-echo --port {port}') "
+                    "or pass --ws-server-cmd / --ws-reference")
+    os.makedirs(ws_state.report_dir, exist_ok=True)
+    sut = runner.ServerUnderTest(ws_state.server_cmd, os.path.join(ws_state.report_dir, "server-under-test.log"))
+    ws_state.started["server"] = time.time()
+    sut.start()
+    yield sut
+    sut.stop()
+
+
+@pytest.fixture(scope="session")
+def client_results(ws_state):
+    if not ws_state.client_cmd:
+        pytest.skip("no client under test: set WS_CLIENT_CMD (e.g. 'ws-conformance-client --url {url} "
+                    "--agent {agent}') or pass --ws-client-cmd / --ws-reference")
+    os.makedirs(ws_state.report_dir, exist_ok=True)
+    agent = ws_state.agent or os.path.basename(ws_state.client_cmd.split()[0])
+    ws_state.started["client"] = time.time()
+    results = runner.run_client_direction(ws_state.client_cmd, agent, ws_state.specs,
+                                          log_path=os.path.join(ws_state.report_dir, "client-under-test.log"))
+    ws_state.results["client"] = results
+    return {r["id"]: r for r in results}
+
+
+def explain(res: dict) -> str:
+    lines = [f"case {res['id']}: {res['description']}",
+             f"expected: {res['expectation']}",
+             f"behaviour: {res['behaviour']} - {res['behaviour_detail']}",
+             f"close: {res['close_behaviour']} - {res['close_detail']}  {res.get('close')}",
+             f"expected events: {res.get('expected')}",
+             f"received events: {res.get('received')}"]
+    if res.get("violations"):
+        lines.append(f"peer violations: {res['violations']}")
+    if res.get("notes"):
+        lines.append(f"notes: {res['notes']}")
+    lines.append("wire log:")
+    lines += ["  " + w for w in res.get("wirelog", [])]
+    return "\n".join(lines)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    st = getattr(session.config, "_ws_state", None)
+    if st is None:
+        return
+    for direction in ("server", "client"):
+        results = st.results[direction]
+        if not results:
+            continue
+        cmd = st.server_cmd if direction == "server" else st.client_cmd
+        agent = st.agent or os.path.basename(cmd.split()[0])
+        path = runner.write_report(st.report_dir, direction, agent, cmd, results, st.started[direction] or time.time(),
+                                   st.full, DEFAULT_CAP, REPO, st.label)
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            s = runner.summarize(results)
+            tr.write_line(f"ws-conformance {direction}: {s['passed']}/{s['cases']} passed, "
+                          f"behaviour {s['behaviour']}, close {s['close_behaviour']} -> {path}")
