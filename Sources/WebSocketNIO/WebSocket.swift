@@ -1,0 +1,235 @@
+import NIOCore
+import WebSocketCore
+
+/// One received data message of the async API.
+///
+/// `payload` owns its bytes (one copy out of the receive buffer). For `.text` the bytes are valid UTF-8
+/// (validated by the core, RFC 6455 §8.1), so ``text`` never replaces anything.
+public struct WebSocketMessage: Sendable, Hashable {
+    /// Text or binary (the opcode of the message's first frame).
+    public var kind: MessageKind
+    /// The message payload: all fragments joined.
+    public var payload: ByteBuffer
+
+    /// Creates a message.
+    public init(kind: MessageKind, payload: ByteBuffer) {
+        self.kind = kind
+        self.payload = payload
+    }
+
+    /// The payload decoded as UTF-8 (meaningful for `.text`; binary payloads are decoded leniently).
+    public var text: String {
+        String(decoding: self.payload.readableBytesView, as: UTF8.self)
+    }
+}
+
+/// The inbound messages of a ``WebSocket``, in order; the sequence ends when the connection closes (then read
+/// ``WebSocket/closeStatus``).
+///
+/// Backpressure: at most ``WebSocketConfiguration/inboundMessageBufferLimit`` messages wait for the consumer;
+/// past that the handler stops reading from the socket until the consumer catches up. Only one iterator may
+/// be made. If the consumer stops iterating, later messages are dropped (control frames are still handled).
+public struct WebSocketInboundMessages: AsyncSequence, Sendable {
+    public typealias Element = WebSocketMessage
+    typealias Producer = NIOAsyncSequenceProducer<
+        WebSocketMessage, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ProducerDelegate
+    >
+
+    let producer: Producer
+
+    /// Iterates the messages; `next()` returns nil once the connection is closed.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Producer.AsyncIterator
+
+        public mutating func next() async -> WebSocketMessage? {
+            await self.base.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: self.producer.makeAsyncIterator())
+    }
+}
+
+/// A WebSocket connection for structured concurrency: receive with ``messages``, send with the async methods.
+///
+/// Sendable; every method may be called from any task. Sends are ordered per caller; a send returns once the
+/// frame is written to the channel and flushed, and waits first while the outbound queue is above the
+/// high-water mark (``WebSocketConfiguration/outboundWaterMark``), so a fast producer cannot outrun the socket.
+///
+/// Create one with ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocket(role:configuration:subprotocol:leftoverBytes:registry:)``
+/// (server, after the upgrade) or with `WebSocketClient.connect` (client).
+public final class WebSocket: Sendable {
+    /// The channel the connection runs on.
+    public let channel: any Channel
+    /// The subprotocol agreed in the opening handshake (RFC 6455 §1.9), nil when none.
+    public let subprotocol: String?
+    /// The received messages (text and binary; control frames are handled by the handler).
+    public let messages: WebSocketInboundMessages
+    private let handler: NIOLoopBound<WebSocketHandler>
+    private let closedFuture: EventLoopFuture<CloseStatus>
+
+    init(
+        channel: any Channel,
+        subprotocol: String?,
+        messages: WebSocketInboundMessages,
+        handler: WebSocketHandler
+    ) {
+        self.channel = channel
+        self.subprotocol = subprotocol
+        self.messages = messages
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.closedFuture = handler.closed
+    }
+
+    /// The final close status: waits until the connection is over. The peer's close code and reason, the code we
+    /// failed the connection with (1002, 1007, 1009...), or 1006 when the connection ended without a close
+    /// handshake (RFC 6455 §7.1.5). Never throws.
+    public var closeStatus: CloseStatus {
+        get async {
+            // The promise is only ever succeeded.
+            (try? await self.closedFuture.get()) ?? CloseStatus(code: .abnormalClosure, reason: "")
+        }
+    }
+
+    /// Completes with the final close status when the connection is over.
+    public var closed: EventLoopFuture<CloseStatus> { self.closedFuture }
+
+    /// Sends a UTF-8 text message (RFC 6455 §5.6).
+    /// - Throws: ``WebSocketError`` when the connection is closing or closed.
+    public func send(text: String) async throws(WebSocketError) {
+        try await self.send(.text, self.channel.allocator.buffer(string: text))
+    }
+
+    /// Sends a binary message whose payload is the buffer's readable bytes.
+    public func send(binary: ByteBuffer) async throws(WebSocketError) {
+        try await self.send(.binary, binary)
+    }
+
+    /// Sends a message of the given kind. The payload is written without a copy on the server side and
+    /// masked on the client side (in place if the buffer is uniquely owned).
+    public func send(_ kind: MessageKind, _ payload: ByteBuffer) async throws(WebSocketError) {
+        try await self.sendFrame(kind == .text ? .text : .binary, payload, fin: true)
+    }
+
+    /// Sends one message as several frames (RFC 6455 §5.4): the first fragment carries the kind, the others are
+    /// continuation frames, the last has FIN. An empty sequence sends one empty message.
+    public func send<Fragments: Sequence<ByteBuffer>>(
+        _ kind: MessageKind,
+        fragments: Fragments
+    ) async throws(WebSocketError) {
+        var iterator = fragments.makeIterator()
+        var current = iterator.next() ?? ByteBuffer()
+        var opcode: Opcode = kind == .text ? .text : .binary
+        while true {
+            let next = iterator.next()
+            try await self.sendFrame(opcode, current, fin: next == nil)
+            guard let next else { return }
+            current = next
+            opcode = .continuation
+        }
+    }
+
+    /// Sends one data frame: `.text`/`.binary` starts a message, `.continuation` continues it, `fin` ends it.
+    /// The core checks the order and throws ``WebSocketError/sendFailed(_:)`` on a violation.
+    public func sendFrame(_ opcode: Opcode, _ payload: ByteBuffer, fin: Bool) async throws(WebSocketError) {
+        try await self.run { handler throws(WebSocketError) in try handler.sendFrame(opcode, payload, fin: fin) }
+    }
+
+    /// Sends a ping with at most 125 bytes of payload (RFC 6455 §5.5.2). Pongs are answered automatically
+    /// on the other side; the heartbeat (`Connection.Configuration.pingInterval`) needs no call.
+    public func ping(_ payload: ByteBuffer = ByteBuffer()) async throws(WebSocketError) {
+        try await self.run { handler throws(WebSocketError) in try handler.ping(payload) }
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2) and waits until the connection is over; returns the final
+    /// status (normally the peer's echo of `code`). Bounded by `closeTimeout`. Calling it on a closed
+    /// connection just returns the status.
+    @discardableResult
+    public func close(code: CloseCode = .normalClosure, reason: String = "") async -> CloseStatus {
+        let handler = self.handler
+        try? await self.channel.eventLoop.submit { () throws -> Void in
+            try handler.value.close(code: code, reason: reason)
+        }.get()
+        return await self.closeStatus
+    }
+
+    private func run(
+        _ body: @escaping @Sendable (WebSocketHandler) throws(WebSocketError) -> Void
+    ) async throws(WebSocketError) {
+        let handler = self.handler
+        let future = self.channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            handler.value.waitUntilWritable().flatMapThrowing { () throws -> Void in
+                try body(handler.value)
+            }
+        }
+        do {
+            try await future.get()
+        } catch let error as WebSocketError {
+            throw error
+        } catch {
+            throw .connectionClosed
+        }
+    }
+}
+
+/// Bridges the handler's callbacks to the async sequence, with backpressure both ways.
+final class AsyncMessageBridge: WebSocketDelegate {
+    private let source: WebSocketInboundMessages.Producer.Source
+    private var consumerGone = false
+
+    init(source: WebSocketInboundMessages.Producer.Source) {
+        self.source = source
+    }
+
+    func consumerTerminated(handler: WebSocketHandler) {
+        self.consumerGone = true
+        handler.resumeReadingForConsumer()
+    }
+
+    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+        guard !self.consumerGone else { return }
+        var buffer = webSocket.allocator.buffer(capacity: payload.count)
+        buffer.writeBytes(payload)
+        switch self.source.yield(WebSocketMessage(kind: kind, payload: buffer)) {
+        case .produceMore:
+            break
+        case .stopProducing:
+            webSocket.handler.pauseReadingForConsumer()
+        case .dropped:
+            self.consumerGone = true
+        }
+    }
+
+    func webSocket(_ webSocket: WebSocketContext, didCloseWith status: CloseStatus) {
+        self.source.finish()
+    }
+}
+
+/// The producer delegate: hops to the event loop to resume reading. Holds the handler weakly so the
+/// handler, the bridge and the sequence do not keep each other alive.
+struct ProducerDelegate: NIOAsyncSequenceProducerDelegate {
+    final class WeakHandler {
+        weak var handler: WebSocketHandler?
+        weak var bridge: AsyncMessageBridge?
+    }
+
+    let eventLoop: any EventLoop
+    let box: NIOLoopBound<WeakHandler>
+
+    func produceMore() {
+        let box = self.box
+        self.eventLoop.execute {
+            box.value.handler?.resumeReadingForConsumer()
+        }
+    }
+
+    func didTerminate() {
+        let box = self.box
+        self.eventLoop.execute {
+            if let handler = box.value.handler {
+                box.value.bridge?.consumerTerminated(handler: handler)
+            }
+        }
+    }
+}
