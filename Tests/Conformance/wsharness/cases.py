@@ -118,13 +118,18 @@ class CaseRun:
         else:
             self.close_behaviour = OK
             self.close_result = "Connection was properly closed"
-        # Stricter than Autobahn (documented in README): when the peer had to fail the
-        # connection, doing nothing at all until the harness gives up is a failure, not a pass.
-        if (not ec["closed_by_me"] and p.killed_by_timer and not p.close_received
-                and not p.peer_dropped_tcp):
+        # Stricter than Autobahn (documented in README): a peer that neither sent a close frame
+        # nor closed TCP until the harness gave up (kill timer, unanswered close, hard timeout)
+        # did not fail / close the connection at all. Autobahn can still call that OK or
+        # FAILED BY CLIENT; we call it FAILED.
+        if p.dropped_by_me and not p.close_received and not p.peer_dropped_tcp:
             self.close_behaviour = FAILED
-            self.close_result = ("The peer never failed the connection: no close frame and no TCP "
-                                 "close before the harness gave up")
+            if ec["closed_by_me"]:
+                self.close_result = ("The peer never answered the harness's close frame nor closed TCP "
+                                     "before the harness gave up")
+            else:
+                self.close_result = ("The peer never failed the connection: no close frame and no TCP "
+                                     "close before the harness gave up")
         if p.hard_timeout_hit:
             self.notes.append("hard case timeout reached")
         if p.violations:
