@@ -62,8 +62,7 @@ class _State:
         self.agent = opt("--ws-agent")
         self.label = None
         if opt("--ws-reference"):
-            from run import reference_commands
-            s, c, a = reference_commands()
+            s, c, a = runner.reference_commands()
             self.server_cmd = self.server_cmd or s
             self.client_cmd = self.client_cmd or c
             self.agent = self.agent or a
@@ -113,22 +112,6 @@ def client_results(ws_state):
                                           log_path=os.path.join(ws_state.report_dir, "client-under-test.log"))
     ws_state.results["client"] = results
     return {r["id"]: r for r in results}
-
-
-def explain(res: dict) -> str:
-    lines = [f"case {res['id']}: {res['description']}",
-             f"expected: {res['expectation']}",
-             f"behaviour: {res['behaviour']} - {res['behaviour_detail']}",
-             f"close: {res['close_behaviour']} - {res['close_detail']}  {res.get('close')}",
-             f"expected events: {res.get('expected')}",
-             f"received events: {res.get('received')}"]
-    if res.get("violations"):
-        lines.append(f"peer violations: {res['violations']}")
-    if res.get("notes"):
-        lines.append(f"notes: {res['notes']}")
-    lines.append("wire log:")
-    lines += ["  " + w for w in res.get("wirelog", [])]
-    return "\n".join(lines)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -37,8 +37,8 @@ REFERENCE_NOTES = [
     (["6.4.1", "6.4.2", "6.4.3", "6.4.4"], "NON-STRICT",
      "websockets 17 (asyncio API) decodes a text message's UTF-8 when the whole message has arrived "
      "(asyncio/messages.py), so the invalid octet sent in part 2 is only reported after part 3, with "
-     "'invalid continuation byte at position 11' (1007). Autobahn calls late failure NON-STRICT; "
-     "websockets' compliance notes list 6.4.x as NON-STRICT too."),
+     "'invalid continuation byte at position 11' (1007). Autobahn calls late failure NON-STRICT. "
+     "(websockets' compliance notes, written for its earlier implementation, list 6.4.3 and 6.4.4.)"),
     (["7.1.5"], "FAILED",
      "websockets answers a close frame that arrives in the middle of a fragmented message with 1002 "
      "'incomplete fragmented message' (protocol.py). RFC 6455 §5.4 allows control frames between "
@@ -243,21 +243,22 @@ def render(chosen) -> str:
         L.append(summary_line(d))
     L += ["", "Scores per section:", ""] + section_scores(ref) + [""]
     L += ["### Verdicts other than OK, explained", ""]
-    seen = OrderedDict()
+    groups = OrderedDict()
     unexplained = []
     for d in ref:
         for r in d["results"]:
             if r["behaviour"] == "OK" and r["close_behaviour"] == "OK":
                 continue
             note = reference_note(r["id"], r["behaviour"])
-            key = note or f"UNEXPLAINED {r['id']}"
-            seen.setdefault(key, []).append(f"{r['id']} ({d['direction']}: {r['behaviour']}"
-                                            + (f", close {r['close_behaviour']}" if r['close_behaviour'] not in
-                                               ("OK", "INFORMATIONAL") else "") + ")")
             if note is None:
                 unexplained.append(r["id"])
-    for note, cases in seen.items():
-        L.append(f"- {', '.join(cases)}: {note if not note.startswith('UNEXPLAINED') else '**not explained**'}")
+                note = "**not explained**"
+            g = groups.setdefault((r["behaviour"], note), {"server": [], "client": []})
+            extra = f" (close {r['close_behaviour']})" if r["close_behaviour"] not in ("OK", "INFORMATIONAL") else ""
+            g[d["direction"]].append(r["id"] + extra)
+    for (beh, note), dirs in groups.items():
+        where = "; ".join(f"{'server' if k == 'server' else 'client'}: {', '.join(v)}" for k, v in dirs.items() if v)
+        L.append(f"- **{beh}** — {where}. {note}")
     L += ["",
           "- websockets' default of at most 4096 fragments per message (`WEBSOCKETS_MAX_FRAGMENTS`) would fail "
           "9.3.1/9.4.1 (and 9.3.2/9.4.2 at full size) with 1009 'too many fragments'; the reference scripts raise "

@@ -23,20 +23,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from wsharness.catalog import DEFAULT_CAP, build_catalog, select_cases  # noqa: E402
-from wsharness.runner import (run_client_direction, run_server_direction,  # noqa: E402
-                              summarize, write_report)
+from wsharness.runner import (reference_commands, run_client_direction,  # noqa: E402
+                              run_server_direction, summarize, write_report)
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 DEFAULT_REPORTS = os.path.join(HERE, "reports")
-
-
-def reference_commands():
-    import websockets
-    py = sys.executable
-    ref = os.path.join(HERE, "reference")
-    return (f"{py} {ref}/echo_server.py --port {{port}}",
-            f"{py} {ref}/autobahn_client.py --url {{url}} --agent {{agent}}",
-            f"websockets-{websockets.__version__}")
 
 
 def progress(res: dict) -> None:

@@ -44,7 +44,7 @@ class CaseSpec:
 
 
 def id_key(case_id: str):
-    return tuple(int(x) if x.isdigit() else -1 for x in case_id.split("."))
+    return tuple(int(x) if x.isdigit() else 10 ** 6 for x in case_id.split("."))  # H.* last
 
 
 class CaseRun:

@@ -441,3 +441,29 @@ def write_report(report_dir: str, direction: str, agent: str, command: str, resu
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
     return path
+
+
+def reference_commands():
+    """Commands for the python-websockets reference server and client, and their agent name."""
+    import websockets
+    ref = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference")
+    py = sys.executable
+    return (f"{py} {ref}/echo_server.py --port {{port}}",
+            f"{py} {ref}/autobahn_client.py --url {{url}} --agent {{agent}}",
+            f"websockets-{websockets.__version__}")
+
+
+def explain(res: dict) -> str:
+    lines = [f"case {res['id']}: {res['description']}",
+             f"expected: {res['expectation']}",
+             f"behaviour: {res['behaviour']} - {res['behaviour_detail']}",
+             f"close: {res['close_behaviour']} - {res['close_detail']}  {res.get('close')}",
+             f"expected events: {res.get('expected')}",
+             f"received events: {res.get('received')}"]
+    if res.get("violations"):
+        lines.append(f"peer violations: {res['violations']}")
+    if res.get("notes"):
+        lines.append(f"notes: {res['notes']}")
+    lines.append("wire log:")
+    lines += ["  " + w for w in res.get("wirelog", [])]
+    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Each catalog case is one test per direction: test_server[<case id>], test_client[<case id>]."""
 
-from conftest import explain
 from wsharness import runner
+from wsharness.runner import explain
 
 
 def test_server(case_id, ws_state, server_under_test):
