@@ -90,7 +90,8 @@ def read_head(sock: socket.socket, deadline: float) -> tuple[bytes, bytes]:
 
 
 # ------------------------------------------------------------------------------ result record
-def make_result(spec, run: CaseRun | None, p: Peer | None, duration: float, error: str | None = None) -> dict:
+def make_result(spec, run: CaseRun | None, p: Peer | None, duration: float, error: str | None = None,
+                http: tuple[bytes, bytes] | None = None) -> dict:
     res = {
         "id": spec.id,
         "section": spec.section,
@@ -100,6 +101,9 @@ def make_result(spec, run: CaseRun | None, p: Peer | None, duration: float, erro
         "performance": spec.performance,
         "capped_from": spec.capped_from,
     }
+    if http is not None:
+        res["http_request"] = http[0].decode("latin-1")[:1000]
+        res["http_response"] = http[1].decode("latin-1")[:1000]
     if run is None or p is None:
         res.update({"behaviour": FAILED, "behaviour_detail": error or "case did not run",
                     "close_behaviour": FAILED, "close_detail": error or "case did not run",
@@ -189,17 +193,19 @@ def run_server_case(spec, sut: ServerUnderTest) -> dict:
         req, key = F.client_request(HOST, sut.port, "/")
         sock.sendall(req)
         head, rest = read_head(sock, time.monotonic() + HANDSHAKE_TIMEOUT)
+        http = (req, head)
         problem = F.check_server_response(F.parse_head(head), key)
         if problem:
             sock.close()
-            return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed: {problem}")
+            return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed: {problem}",
+                               http=http)
     except (OSError, TimeoutError, ConnectionError) as e:
         sock.close()
         return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed: {e}")
     p = Peer(sock, is_server=False, leftover=rest)
     p.run(run, spec.timeout)
     run.evaluate(p)
-    res = make_result(spec, run, p, time.monotonic() - t0)
+    res = make_result(spec, run, p, time.monotonic() - t0, http=http)
     # Give a crashing server a moment to be noticed, so the crash is attributed to this case.
     time.sleep(0.005)
     if not sut.alive():
@@ -289,6 +295,7 @@ class ClientHarness:
         response, problem = F.server_response(request)
         conn.sendall(response)
         path, query = F.parse_request_target(request.start_line)
+        request.response = response
         return request, path, query, rest, problem
 
     def run(self, specs, on_result=None) -> list[dict]:
@@ -339,6 +346,15 @@ class ClientHarness:
                 continue
             if problem:
                 conn.close()
+                index = int(query.get("case", "0")) if query.get("case", "").isdigit() else 0
+                if path == "/runCase" and 1 <= index <= len(batch) and batch[index - 1] in pending:
+                    spec = batch[index - 1]
+                    res = make_result(spec, None, None, 0.0, f"harness rejected the client's opening "
+                                      f"handshake: {problem}", http=(request.raw, request.response))
+                    pending.remove(spec)
+                    results[spec.id] = res
+                    if on_result:
+                        on_result(res)
                 continue
             if path == "/getCaseCount":
                 self._control(conn, rest, str(len(batch)).encode())
@@ -364,7 +380,7 @@ class ClientHarness:
                 p = Peer(conn, is_server=True, leftover=rest)
                 p.run(run, spec.timeout)
                 run.evaluate(p)
-                res = make_result(spec, run, p, time.monotonic() - t0)
+                res = make_result(spec, run, p, time.monotonic() - t0, http=(request.raw, request.response))
                 res["agent"] = query.get("agent", self.agent)
                 pending.remove(spec)
                 results[spec.id] = res
