@@ -48,6 +48,8 @@ def pytest_addoption(parser):
     g.addoption("--ws-exclude", default=env("WS_CONFORMANCE_EXCLUDE"), help="case patterns to leave out")
     g.addoption("--ws-report-dir", default=env("WS_CONFORMANCE_REPORT_DIR", os.path.join(HERE, "reports")))
     g.addoption("--ws-agent", default=env("WS_AGENT"), help="agent name for the reports")
+    g.addoption("--ws-budget", type=float, default=float(env("WS_CONFORMANCE_BUDGET", "1200")),
+                help="time budget per direction (s); cases left after it fail unrun")
 
 
 class _State:
@@ -68,6 +70,7 @@ class _State:
             self.agent = self.agent or a
             self.label = "reference"
         self.report_dir = opt("--ws-report-dir")
+        self.budget = opt("--ws-budget")
         self.results = {"server": [], "client": []}
         self.started = {"server": None, "client": None}
 
@@ -93,7 +96,8 @@ def server_under_test(ws_state):
         pytest.skip("no server under test: set WS_SERVER_CMD (e.g. 'ws-echo --port {port}') "
                     "or pass --ws-server-cmd / --ws-reference")
     os.makedirs(ws_state.report_dir, exist_ok=True)
-    sut = runner.ServerUnderTest(ws_state.server_cmd, os.path.join(ws_state.report_dir, "server-under-test.log"))
+    sut = runner.ServerUnderTest(ws_state.server_cmd, os.path.join(ws_state.report_dir, "server-under-test.log"),
+                                 ws_state.budget)
     ws_state.started["server"] = time.time()
     sut.start()
     yield sut
@@ -109,7 +113,8 @@ def client_results(ws_state):
     agent = ws_state.agent or os.path.basename(ws_state.client_cmd.split()[0])
     ws_state.started["client"] = time.time()
     results = runner.run_client_direction(ws_state.client_cmd, agent, ws_state.specs,
-                                          log_path=os.path.join(ws_state.report_dir, "client-under-test.log"))
+                                          log_path=os.path.join(ws_state.report_dir, "client-under-test.log"),
+                                          budget=ws_state.budget)
     ws_state.results["client"] = results
     return {r["id"]: r for r in results}
 

@@ -53,6 +53,8 @@ def main(argv=None) -> int:
                     help="directory for JSON reports")
     ap.add_argument("--log-dir", help="where to write the stdout/stderr of the process under test "
                                       "(default: the report directory)")
+    ap.add_argument("--budget", type=float, default=float(os.environ.get("WS_CONFORMANCE_BUDGET", 1200)),
+                    help="time budget per direction in seconds (default 1200); cases left after it fail unrun")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
 
@@ -81,10 +83,17 @@ def main(argv=None) -> int:
         print(f"== {direction} under test: {cmd}  ({len(specs)} cases{', full' if a.full else ''})", flush=True)
         started = time.time()
         log_path = os.path.join(log_dir, f"{direction}-under-test.log")
-        if direction == "server":
-            results = run_server_direction(cmd, specs, log_path=log_path, on_result=on_result)
-        else:
-            results = run_client_direction(cmd, name, specs, log_path=log_path, on_result=on_result)
+        try:
+            if direction == "server":
+                results = run_server_direction(cmd, specs, log_path=log_path, on_result=on_result,
+                                               budget=a.budget)
+            else:
+                results = run_client_direction(cmd, name, specs, log_path=log_path, on_result=on_result,
+                                               budget=a.budget)
+        except RuntimeError as e:
+            print(f"== {direction}: {e}", flush=True)
+            any_failed = True
+            continue
         path = write_report(a.report, direction, name, cmd, results, started, a.full, DEFAULT_CAP, REPO, label)
         s = summarize(results)
         print(f"== {direction}: {s['passed']}/{s['cases']} passed; behaviour {s['behaviour']}; "

@@ -9,6 +9,7 @@ lenient    echoes every data frame as it came (no RSV / opcode / UTF-8 / fragmen
 silent     completes the opening handshake, then never sends anything nor closes.
 crash      the server process exits as soon as it receives its first frame.
 slowclose  conforming on close, but never closes TCP itself (server must drop TCP).
+nohandshake  the server accepts TCP connections and never answers the opening handshake.
 exit-after-3  the client runs cases 1-3, then exits (the harness must restart it).
 """
 
@@ -87,6 +88,9 @@ def server(port, mode):
 
     def handle(conn):
         try:
+            if mode == "nohandshake":
+                time.sleep(60)
+                return
             head, rest = read_head(conn)
             resp, err = F.server_response(F.parse_head(head))
             conn.sendall(resp)

@@ -44,8 +44,13 @@ def free_port() -> int:
 
 def start_process(cmd: str, log_path: str | None):
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(shlex.split(cmd), stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        proc = subprocess.Popen(shlex.split(cmd), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        if out is not subprocess.DEVNULL:
+            out.close()
+        raise RuntimeError(f"cannot start {cmd!r}: {e}") from e
     proc._log_handle = out  # type: ignore[attr-defined]
     return proc
 
@@ -141,13 +146,19 @@ def make_result(spec, run: CaseRun | None, p: Peer | None, duration: float, erro
 
 
 # ----------------------------------------------------------------------- server under test
+MAX_HANDSHAKE_FAILURES = 5      # consecutive; then the remaining cases fail without trying
+DEFAULT_BUDGET = 20 * 60        # seconds per direction; cases left after that fail unrun
+
+
 class ServerUnderTest:
-    def __init__(self, cmd: str, log_path: str | None = None):
+    def __init__(self, cmd: str, log_path: str | None = None, budget: float = DEFAULT_BUDGET):
         self.cmd = cmd
         self.log_path = log_path
         self.proc = None
         self.port = None
         self.restarts = 0
+        self.handshake_failures = 0
+        self.deadline = time.monotonic() + budget
 
     def start(self) -> None:
         self.port = free_port()
@@ -182,7 +193,24 @@ class ServerUnderTest:
 
 
 def run_server_case(spec, sut: ServerUnderTest) -> dict:
-    note = sut.ensure_running()
+    if time.monotonic() > sut.deadline:
+        return make_result(spec, None, None, 0.0, "not run: the run's time budget is exhausted")
+    if sut.handshake_failures >= MAX_HANDSHAKE_FAILURES:
+        return make_result(spec, None, None, 0.0, f"not run: the last {MAX_HANDSHAKE_FAILURES} opening "
+                                                  "handshakes with the server under test failed")
+    res = _run_server_case(spec, sut)
+    if "opening handshake failed" in res["behaviour_detail"] or "cannot connect" in res["behaviour_detail"]:
+        sut.handshake_failures += 1
+    else:
+        sut.handshake_failures = 0
+    return res
+
+
+def _run_server_case(spec, sut: ServerUnderTest) -> dict:
+    try:
+        note = sut.ensure_running()
+    except RuntimeError as e:
+        return make_result(spec, None, None, 0.0, f"cannot connect to server: restart failed: {e}")
     t0 = time.monotonic()
     run = CaseRun(spec)
     try:
@@ -217,8 +245,8 @@ def run_server_case(spec, sut: ServerUnderTest) -> dict:
     return res
 
 
-def run_server_direction(cmd: str, specs, log_path=None, on_result=None) -> list[dict]:
-    sut = ServerUnderTest(cmd, log_path)
+def run_server_direction(cmd: str, specs, log_path=None, on_result=None, budget=DEFAULT_BUDGET) -> list[dict]:
+    sut = ServerUnderTest(cmd, log_path, budget)
     sut.start()
     results = []
     try:
@@ -258,7 +286,9 @@ class _Control:
 class ClientHarness:
     """The harness as an Autobahn-compatible fuzzing server for a client under test."""
 
-    def __init__(self, cmd: str, agent: str, log_path: str | None = None, max_restarts: int = 25):
+    def __init__(self, cmd: str, agent: str, log_path: str | None = None, max_restarts: int = 25,
+                 budget: float = DEFAULT_BUDGET):
+        self.deadline = time.monotonic() + budget
         self.cmd = cmd
         self.agent = agent
         self.log_path = log_path
@@ -305,11 +335,27 @@ class ClientHarness:
         try:
             while pending:
                 batch = list(pending)
-                self.proc = start_process(self.cmd.format(url=self.url, agent=self.agent, port=self.port),
-                                          self.log_path)
+                try:
+                    self.proc = start_process(self.cmd.format(url=self.url, agent=self.agent, port=self.port),
+                                              self.log_path)
+                except RuntimeError as e:
+                    for spec in pending:
+                        res = make_result(spec, None, None, 0.0, f"not run: {e}")
+                        results[spec.id] = res
+                        if on_result:
+                            on_result(res)
+                    pending.clear()
+                    break
                 stuck_note = self._serve_batch(batch, pending, results, on_result)
                 stop_process(self.proc)
                 self.proc = None
+                if pending and time.monotonic() > self.deadline:
+                    for spec in pending:
+                        res = make_result(spec, None, None, 0.0, "not run: the run's time budget is exhausted")
+                        results[spec.id] = res
+                        if on_result:
+                            on_result(res)
+                    pending.clear()
                 if pending:
                     restarts += 1
                     victim = pending.pop(0)
@@ -333,6 +379,8 @@ class ClientHarness:
     def _serve_batch(self, batch, pending, results, on_result) -> str:
         first = True
         while True:
+            if time.monotonic() > self.deadline:
+                return "time budget exhausted"
             conn = self._accept(START_TIMEOUT if first else CLIENT_CONNECT_TIMEOUT)
             first = False
             if conn is None:
@@ -409,8 +457,9 @@ class ClientHarness:
         p.run(_Control(text), 5.0)
 
 
-def run_client_direction(cmd: str, agent: str, specs, log_path=None, on_result=None) -> list[dict]:
-    return ClientHarness(cmd, agent, log_path).run(specs, on_result)
+def run_client_direction(cmd: str, agent: str, specs, log_path=None, on_result=None,
+                         budget=DEFAULT_BUDGET) -> list[dict]:
+    return ClientHarness(cmd, agent, log_path, budget=budget).run(specs, on_result)
 
 
 # ----------------------------------------------------------------------------------- reports
