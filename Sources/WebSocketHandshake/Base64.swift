@@ -5,7 +5,8 @@
 /// no whitespace is skipped, and the unused bits of the last symbol must be zero (so every byte string has
 /// exactly one accepted encoding).
 enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Encodes `bytes` with padding.
     static func encode(_ bytes: some Collection<UInt8>) -> String {

@@ -83,7 +83,8 @@ public struct WebSocketExtension: Sendable, Hashable, CustomStringConvertible {
     ///
     /// - Throws: ``ExtensionHeaderError`` naming the first violation of the grammar and its byte offset
     ///   within the field line. It never traps on malformed input.
-    public static func parse(_ fieldValues: some Sequence<String>) throws(ExtensionHeaderError) -> [WebSocketExtension] {
+    public static func parse(_ fieldValues: some Sequence<String>) throws(ExtensionHeaderError) -> [WebSocketExtension]
+    {
         var result: [WebSocketExtension] = []
         for value in fieldValues {
             var parser = ExtensionListParser(Array(value.utf8))
