@@ -1,0 +1,290 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+import WebSocketHandshake
+import WebSocketNIO
+
+/// Collects the bytes the HTTP decoder forwards when it is removed (`leftOverBytesStrategy: .forwardBytes`):
+/// whatever the client sent behind its request head, e.g. a first frame in the same segment.
+final class LeftoverBytesCollector: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private(set) var bytes: ByteBuffer?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if bytes == nil {
+            bytes = buffer
+        } else {
+            bytes?.writeBuffer(&buffer)
+        }
+    }
+}
+
+/// The HTTP/1.1 side of a connection: reads one request, then either upgrades to WebSocket (registered path,
+/// valid RFC 6455 §4.2.1 handshake, application accepts), answers a rejection, or answers plain HTTP. It
+/// closes the connection after any non-101 answer, and drops a client that does not finish in time.
+///
+/// Pipeline while it runs: `[TLS] → RequestHeadLimitHandler → HTTP decoder (.forwardBytes) → HTTP encoder →
+/// this`. On upgrade every one of them except TLS is removed and the WebSocket handler is installed with the
+/// decoder's left-over bytes.
+final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case waitingForHead
+        case receivingBody(HTTPRequestHead)
+        /// The request is complete; a response (or the upgrade) is being produced.
+        case responding
+        case upgraded
+        case closed
+    }
+
+    private let shared: WebSocketServer.Shared
+    private let headLimiter: RequestHeadLimitHandler
+    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+    private let encoder: HTTPResponseEncoder
+    private let isSecure: Bool
+    private var state = State.waitingForHead
+    private var timeout: Scheduled<Void>?
+
+    init(
+        shared: WebSocketServer.Shared,
+        headLimiter: RequestHeadLimitHandler,
+        decoder: ByteToMessageHandler<HTTPRequestDecoder>,
+        encoder: HTTPResponseEncoder,
+        isSecure: Bool
+    ) {
+        self.shared = shared
+        self.headLimiter = headLimiter
+        self.decoder = decoder
+        self.encoder = encoder
+        self.isSecure = isSecure
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loop = context.eventLoop.assumeIsolated()
+        timeout = loop.scheduleTask(in: shared.configuration.handshakeTimeout) { [weak self] in
+            guard let self, case .upgraded = self.state else {
+                context.close(promise: nil)
+                return
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        timeout = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        if case .upgraded = state {} else { state = .closed }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch (state, part) {
+        case (.waitingForHead, .head(let head)):
+            headLimiter.headReceived()
+            state = .receivingBody(head)
+        case (.receivingBody, .body):
+            break  // a body on an upgrade request or a plain request is read and discarded
+        case (.receivingBody(let head), .end):
+            state = .responding
+            handle(head, context: context)
+        default:
+            break  // anything after the request (pipelining) is ignored: the connection closes after the answer
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch state {
+        case .waitingForHead, .receivingBody:
+            state = .responding
+            if error is RequestHeadLimitHandler.RequestHeadTooLarge
+                || (error as? HTTPParserError) == .headerOverflow
+            {
+                respond(
+                    PlainHTTPResponse(status: .init(code: 431), text: "Request Header Fields Too Large\n"),
+                    context: context
+                )
+            } else {
+                respond(PlainHTTPResponse(status: .badRequest, text: "Bad Request\n"), context: context)
+            }
+        case .responding, .upgraded, .closed:
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Dispatch
+
+    private func connectionInfo(_ context: ChannelHandlerContext) -> ConnectionInfo {
+        ConnectionInfo(
+            remoteAddress: context.channel.remoteAddress,
+            localAddress: context.channel.localAddress,
+            isSecure: isSecure
+        )
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let request: HTTPRequest
+        do {
+            request = try HTTPRequest(head, secure: isSecure, splitCookie: false)
+        } catch {
+            respond(PlainHTTPResponse(status: .badRequest, text: "Bad Request\n"), context: context)
+            return
+        }
+        let target = request.path ?? ""
+        let path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)])
+        guard let route = shared.routes[path] else {
+            let httpHandler = shared.httpHandler
+            let info = connectionInfo(context)
+            context.eventLoop.makeFutureWithTask { await httpHandler(request, info) }
+                .assumeIsolated()
+                .whenSuccess { [self] response in respond(response, context: context) }
+            return
+        }
+        if shared.isShuttingDown {
+            respond(PlainHTTPResponse(status: .serviceUnavailable, text: "Server is shutting down\n"), context: context)
+            return
+        }
+
+        let upgradeRequest: UpgradeRequest
+        do {
+            let version = HTTPProtocolVersion(major: head.version.major, minor: head.version.minor)
+            upgradeRequest = try UpgradeRequest(validating: request, httpVersion: version)
+        } catch {
+            respond(error, context: context)
+            return
+        }
+
+        let info = connectionInfo(context)
+        let hook = route.shouldUpgrade
+        context.eventLoop.makeFutureWithTask { await hook(upgradeRequest, info) }
+            .assumeIsolated()
+            .whenSuccess { [self] decision in
+                decide(decision, request: upgradeRequest, route: route, info: info, context: context)
+            }
+    }
+
+    private func decide(
+        _ decision: UpgradeDecision,
+        request: UpgradeRequest,
+        route: WebSocketRoute,
+        info: ConnectionInfo,
+        context: ChannelHandlerContext
+    ) {
+        guard case .responding = state, context.channel.isActive else { return }
+        switch decision {
+        case .reject(let status, let body, let headerFields):
+            respond(PlainHTTPResponse(status: status, text: body, headerFields: headerFields), context: context)
+        case .accept(let subprotocol, let extensions, let headerFields):
+            let response: HTTPResponse
+            do {
+                response = try request.makeResponse(
+                    subprotocol: subprotocol,
+                    extensions: extensions,
+                    headerFields: headerFields
+                )
+            } catch {
+                respond(error, context: context)
+                return
+            }
+            let accepted = AcceptedUpgrade(
+                request: request,
+                subprotocol: subprotocol,
+                extensions: extensions,
+                connection: info
+            )
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)))
+                .assumeIsolated()
+                .whenComplete { [self] result in
+                    switch result {
+                    case .success: upgrade(accepted, route: route, context: context)
+                    case .failure: context.close(promise: nil)
+                    }
+                }
+        }
+    }
+
+    /// Swaps the HTTP handlers for the WebSocket handler, keeping the bytes read behind the head.
+    private func upgrade(_ accepted: AcceptedUpgrade, route: WebSocketRoute, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        state = .upgraded
+        timeout?.cancel()
+        timeout = nil
+        let pipeline = context.pipeline.syncOperations
+        let collector = LeftoverBytesCollector()
+        do {
+            try pipeline.addHandler(collector, position: .after(decoder))
+            // Removing the decoder forwards what it buffered behind the head to the collector.
+            pipeline.removeHandler(decoder, promise: nil)
+            pipeline.removeHandler(headLimiter, promise: nil)
+            pipeline.removeHandler(encoder, promise: nil)
+            pipeline.removeHandler(collector, promise: nil)
+            let leftover = collector.bytes
+            let channel = context.channel
+            shared.tracker.markUpgraded(channel)
+            switch route.handler {
+            case .callbacks(let makeDelegate):
+                let delegate = makeDelegate(accepted)
+                try pipeline.addWebSocketHandler(
+                    role: .server,
+                    configuration: shared.configuration.webSocket,
+                    subprotocol: accepted.subprotocol,
+                    leftoverBytes: leftover,
+                    registry: shared.registry,
+                    delegate: delegate
+                )
+            case .async(let body):
+                let webSocket = try pipeline.addWebSocket(
+                    role: .server,
+                    configuration: shared.configuration.webSocket,
+                    subprotocol: accepted.subprotocol,
+                    leftoverBytes: leftover,
+                    registry: shared.registry
+                )
+                Task {
+                    await body(webSocket, accepted)
+                    _ = await webSocket.close()
+                }
+            case .channel(let install):
+                try install(channel, accepted, leftover)
+            }
+            pipeline.removeHandler(self, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Responses
+
+    private func respond(_ error: ServerHandshakeError, context: ChannelHandlerContext) {
+        respond(PlainHTTPResponse(response: error.response, body: Array((error.reason + "\n").utf8)), context: context)
+    }
+
+    /// Writes a complete response with `Connection: close` and closes the connection once it is written.
+    private func respond(_ plain: PlainHTTPResponse, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        var head = HTTPResponseHead(plain.response)
+        head.headers.replaceOrAdd(name: "Connection", value: "close")
+        head.headers.replaceOrAdd(name: "Content-Length", value: String(plain.body.count))
+        if plain.response.headerFields[.contentType] == nil, !plain.body.isEmpty {
+            head.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; charset=utf-8")
+        }
+        var body = context.channel.allocator.buffer(capacity: plain.body.count)
+        body.writeBytes(plain.body)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            .assumeIsolated()
+            .whenComplete { _ in context.close(promise: nil) }
+    }
+}

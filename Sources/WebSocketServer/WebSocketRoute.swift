@@ -1,0 +1,109 @@
+import HTTPTypes
+import NIOCore
+import WebSocketHandshake
+import WebSocketNIO
+
+/// A path on which the server upgrades to WebSocket, the application's decision hook, and what runs on
+/// the connection once it is upgraded.
+public struct WebSocketRoute: Sendable {
+    /// The exact request path (without query) this route answers, e.g. `/chat`.
+    public var path: String
+    /// Called after the request passed RFC 6455 §4.2.1 validation and before the 101 is sent: authenticate
+    /// (`Authorization` header, `access_token` query parameter), check `Origin`, choose a subprotocol.
+    /// Runs as a task off the event loop; the handshake timeout keeps running while it runs.
+    public var shouldUpgrade: @Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision
+    /// What to install on the upgraded channel.
+    public var handler: Handler
+
+    /// - Parameters:
+    ///   - path: exact path match.
+    ///   - shouldUpgrade: the decision hook; the default accepts without a subprotocol.
+    ///   - handler: the WebSocket application.
+    public init(
+        path: String,
+        shouldUpgrade: @escaping @Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision = { _, _ in
+            .accept()
+        },
+        handler: Handler
+    ) {
+        self.path = path
+        self.shouldUpgrade = shouldUpgrade
+        self.handler = handler
+    }
+
+    /// The WebSocket application of a route.
+    public enum Handler: Sendable {
+        /// Async API: the closure gets a ``WebSocketNIO/WebSocket`` to iterate and send on; it runs in its own
+        /// task, and the connection is closed (1000) when it returns, unless already closed.
+        case async(@Sendable (WebSocket, AcceptedUpgrade) async -> Void)
+        /// Callback API: the closure is called on the event loop and returns the delegate that receives the
+        /// events (borrowed payloads, the fastest path).
+        case callbacks(@Sendable (AcceptedUpgrade) -> any WebSocketDelegate)
+        /// The seam for anything else: the closure is called on the event loop after the HTTP handlers are
+        /// removed and must install its own handlers on `channel` (synchronously, with
+        /// `channel.pipeline.syncOperations`). `leftoverBytes` are the bytes the client sent behind its request
+        /// head (an early first frame); they must be processed before anything read later.
+        case channel(@Sendable (_ channel: any Channel, AcceptedUpgrade, _ leftoverBytes: ByteBuffer?) throws -> Void)
+    }
+}
+
+/// What the server knows about a connection besides the request.
+public struct ConnectionInfo: Sendable {
+    /// The client's address.
+    public var remoteAddress: SocketAddress?
+    /// The server's address the client connected to.
+    public var localAddress: SocketAddress?
+    /// Whether the connection runs over TLS (`wss`).
+    public var isSecure: Bool
+
+    public init(remoteAddress: SocketAddress?, localAddress: SocketAddress?, isSecure: Bool) {
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+        self.isSecure = isSecure
+    }
+}
+
+/// The application's answer to a valid upgrade request.
+public enum UpgradeDecision: Sendable {
+    /// Accept: send 101 with the chosen subprotocol (one the client offered, RFC 6455 §4.2.2), accepted
+    /// extensions (ones the client offered) and further header fields.
+    case accept(subprotocol: String? = nil, extensions: [WebSocketExtension] = [], headerFields: HTTPFields = [:])
+    /// Refuse with `status` (typically 401 or 403), a `text/plain` body and further header fields (e.g.
+    /// `WWW-Authenticate`); the connection is closed after the response.
+    case reject(status: HTTPResponse.Status, body: String = "", headerFields: HTTPFields = [:])
+}
+
+/// A handshake the server accepted.
+public struct AcceptedUpgrade: Sendable {
+    /// The validated request.
+    public var request: UpgradeRequest
+    /// The subprotocol sent in the 101, or `nil`.
+    public var subprotocol: String?
+    /// The extensions sent in the 101.
+    public var extensions: [WebSocketExtension]
+    /// Addresses and TLS.
+    public var connection: ConnectionInfo
+}
+
+/// A plain HTTP answer for requests that are not WebSocket upgrades.
+public struct PlainHTTPResponse: Sendable {
+    /// Status and header fields. `Content-Length` and `Connection: close` are set by the server.
+    public var response: HTTPResponse
+    /// The body bytes.
+    public var body: [UInt8]
+
+    public init(response: HTTPResponse, body: [UInt8] = []) {
+        self.response = response
+        self.body = body
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    public init(status: HTTPResponse.Status, text: String, headerFields: HTTPFields = [:]) {
+        var fields = headerFields
+        if fields[.contentType] == nil { fields[.contentType] = "text/plain; charset=utf-8" }
+        self.init(response: HTTPResponse(status: status, headerFields: fields), body: Array(text.utf8))
+    }
+
+    /// 404 Not Found, the default answer for paths without a route.
+    public static let notFound = PlainHTTPResponse(status: .notFound, text: "Not Found\n")
+}
