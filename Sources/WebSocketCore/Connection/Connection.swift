@@ -99,12 +99,15 @@ public struct Connection {
 
     private var parser: FrameParser
     private var maskKeys: any MaskKeyGenerator
+    private var codec: (any MessageCodec)?
 
     // Inbound message in progress.
     private var inbound: MessageKind? = nil
     private var inboundLength = 0
     private var inboundFragments = 0
     private var inboundFirstChunkPending = false
+    private var inboundEncoded = false
+    private var decodedLength = 0
     private var validator = UTF8Validator()
     private var currentFrame: FrameHeader? = nil
     private let reassembly: ByteStorage
@@ -149,24 +152,28 @@ public struct Connection {
     ///   - role: our role; it decides masking in both directions (RFC 6455 §5.1).
     ///   - configuration: limits and timers.
     ///   - maskKeyGenerator: where masking keys for our frames come from (client role only).
+    ///   - codec: the negotiated per-message extension, if any (e.g. permessage-deflate); it claims RSV1.
     public init(
         role: Role,
         configuration: Configuration = Configuration(),
-        maskKeyGenerator: some MaskKeyGenerator = SystemRandomMaskKeyGenerator()
+        maskKeyGenerator: some MaskKeyGenerator = SystemRandomMaskKeyGenerator(),
+        codec: (any MessageCodec)? = nil
     ) {
         self.role = role
         self.configuration = configuration
         self.maskKeys = maskKeyGenerator
-        self.parser = FrameParser(configuration: Self.parserConfiguration(role: role, configuration))
+        self.codec = codec
+        self.parser = FrameParser(
+            configuration: Self.parserConfiguration(role: role, configuration, codec: codec != nil))
         self.reassembly = ByteStorage(maxCapacity: max(0, configuration.maxMessageLength))
     }
 
-    private static func parserConfiguration(role: Role, _ c: Configuration) -> FrameParser.Configuration {
+    private static func parserConfiguration(role: Role, _ c: Configuration, codec: Bool) -> FrameParser.Configuration {
         FrameParser.Configuration(
             role: role,
             maxFramePayloadLength: min(c.maxFramePayloadLength, c.maxMessageLength),
             allowsNonMinimalLengths: c.allowsNonMinimalLengths,
-            claimedReservedBits: c.claimedReservedBits
+            claimedReservedBits: codec ? c.claimedReservedBits.union(.rsv1) : c.claimedReservedBits
         )
     }
 
@@ -236,19 +243,28 @@ public struct Connection {
 
     /// Rules that need the message context: fragmentation order (§5.4) and message limits (§10.4).
     private mutating func beginFrame(_ header: FrameHeader) throws(ProtocolError) {
+        let rsv1ClaimedByCodec = codec != nil && !configuration.claimedReservedBits.contains(.rsv1)
         if header.opcode.isControl {
+            if header.rsv1 && rsv1ClaimedByCodec {
+                throw ProtocolError.reservedBitsSet.with(reason: "RSV1 set on a control frame")
+            }
             controlPayload.removeAll(retainingAtMost: 128)
             return
         }
         switch header.opcode {
         case .continuation:
             guard inbound != nil else { throw ProtocolError.unexpectedContinuationFrame }
+            if header.rsv1 && rsv1ClaimedByCodec {
+                throw ProtocolError.reservedBitsSet.with(reason: "RSV1 set on a continuation frame")
+            }
         case .text, .binary:
             guard inbound == nil else { throw ProtocolError.expectedContinuationFrame }
             inbound = header.opcode == .text ? .text : .binary
             inboundLength = 0
             inboundFragments = 0
             inboundFirstChunkPending = true
+            inboundEncoded = header.rsv1 && rsv1ClaimedByCodec
+            decodedLength = 0
             validator.reset()
         default:
             return
@@ -282,6 +298,9 @@ public struct Connection {
             return try controlFrame(header.opcode, body)
         }
         guard let kind = inbound else { return nil }
+        if inboundEncoded {
+            return try encodedPayloadChunk(kind, header, payload, frameComplete: frameComplete)
+        }
         if kind == .text, let bad = validator.validate(payload) {
             throw ProtocolError.invalidUTF8.with(reason: "invalid UTF-8 at byte \(inboundLength + bad) of text message")
         }
@@ -303,6 +322,52 @@ public struct Connection {
                 return .message(kind, payload)
             }
             reassembly.append(payload)
+            guard messageComplete else { return nil }
+            releaseOnNextCall = true
+            return .message(kind, reassembly.bytes)
+        }
+    }
+
+    /// A chunk of a message marked with RSV1: decoded by the codec, then validated and delivered like any other
+    /// message. In streaming mode the bytes decoded from one chunk form one fragment event.
+    private mutating func encodedPayloadChunk(
+        _ kind: MessageKind,
+        _ header: FrameHeader,
+        _ payload: UnsafeRawBufferPointer,
+        frameComplete: Bool
+    ) throws(ProtocolError) -> Event? {
+        guard var codec = self.codec else { return nil }
+        self.codec = nil
+        defer { self.codec = codec }
+        let messageComplete = frameComplete && header.fin
+        inboundLength += payload.count
+        if configuration.delivery == .streaming && !releaseOnNextCall {
+            reassembly.removeAll(retainingAtMost: Self.retainedCapacity)
+        }
+        let limit = configuration.maxMessageLength
+        try codec.decode(payload, isFinal: messageComplete, limit: limit) { (decoded) throws(ProtocolError) in
+            if decoded.count > limit - decodedLength {
+                throw ProtocolError.messageTooLarge.with(reason: "decompressed message exceeds limit of \(limit) bytes")
+            }
+            if kind == .text, let bad = validator.validate(decoded) {
+                throw ProtocolError.invalidUTF8.with(
+                    reason: "invalid UTF-8 at byte \(decodedLength + bad) of decompressed text message")
+            }
+            decodedLength += decoded.count
+            reassembly.append(decoded)
+        }
+        if kind == .text && messageComplete && !validator.isComplete {
+            throw ProtocolError.invalidUTF8.with(reason: "text message ends inside a UTF-8 sequence")
+        }
+        if messageComplete { inbound = nil }
+        switch configuration.delivery {
+        case .streaming:
+            let isFirst = inboundFirstChunkPending
+            if reassembly.count == 0 && !isFirst && !messageComplete { return nil }
+            inboundFirstChunkPending = false
+            releaseOnNextCall = true
+            return .fragment(kind, reassembly.bytes, isFirst: isFirst, isFinal: messageComplete)
+        case .wholeMessages:
             guard messageComplete else { return nil }
             releaseOnNextCall = true
             return .message(kind, reassembly.bytes)
@@ -411,15 +476,30 @@ public struct Connection {
         return try body(output.bytes)
     }
 
-    /// Queues a whole message as one frame (copied, and masked in the client role).
+    /// Queues a whole message as one frame (copied, and masked in the client role). With a negotiated
+    /// ``MessageCodec`` (e.g. permessage-deflate) the message is encoded and sent with RSV1, unless `encode` is
+    /// `false` or the codec declines (e.g. below its size threshold).
     ///
     /// - Parameters:
     ///   - kind: text or binary. Text payload must be UTF-8; it is not validated here.
     ///   - payload: the message, borrowed for the duration of the call.
+    ///   - encode: `false` to send this message uncompressed even when an extension is negotiated.
     /// - Throws: ``SendError/connectionClosed`` after our close frame; ``SendError/messageInProgress`` while a
     ///   fragmented message is being sent.
-    public mutating func send(_ kind: MessageKind, _ payload: UnsafeRawBufferPointer) throws(SendError) {
-        try sendFrame(kind.opcode, payload, fin: true)
+    public mutating func send(_ kind: MessageKind, _ payload: UnsafeRawBufferPointer, encode: Bool = true) throws(SendError) {
+        guard encode, var codec = self.codec else {
+            try sendFrame(kind.opcode, payload, fin: true)
+            return
+        }
+        try checkDataFrame(kind.opcode, fin: true)
+        self.codec = nil
+        defer { self.codec = codec }
+        let encoded = codec.encode(payload, kind: kind) { encodedPayload in
+            writeFrame(kind.opcode, fin: true, rsv: .rsv1, payloadLength: encodedPayload.count) { destination in
+                if encodedPayload.count > 0 { destination.copyMemory(from: encodedPayload) }
+            }
+        }
+        if !encoded { writeFrame(kind.opcode, fin: true, payload) }
     }
 
     /// Queues one data frame (copied, and masked in the client role): start a fragmented message with `.text`
@@ -539,12 +619,13 @@ public struct Connection {
     private mutating func writeFrame(
         _ opcode: Opcode,
         fin: Bool,
+        rsv: ReservedBits = [],
         payloadLength: Int,
         _ fill: (UnsafeMutableRawBufferPointer) -> Void
     ) {
         if hasPendingPong && opcode != .pong { materializePong() }
         let key: MaskKey? = role == .client ? maskKeys.next() : nil
-        let header = FrameHeader(fin: fin, opcode: opcode, maskKey: key, payloadLength: payloadLength)
+        let header = FrameHeader(fin: fin, reservedBits: rsv, opcode: opcode, maskKey: key, payloadLength: payloadLength)
         let destination = output.appendUninitialized(header.headerLength + payloadLength)
         let headerLength = FrameEncoder.writeHeader(header, into: destination)
         let payload = UnsafeMutableRawBufferPointer(rebasing: destination[headerLength...])

@@ -22,6 +22,7 @@
 /// | ``frameTooLarge`` | frame payload above the configured limit (§10.4) | 1009 |
 /// | ``messageTooLarge`` | message above the configured limit (§10.4) | 1009 |
 /// | ``tooManyFragments`` | more fragments in one message than the configured limit (§10.4) | 1009 |
+/// | ``invalidCompressedData`` | a message an extension could not decode (RFC 7692 §7.2.2) | 1007 |
 public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible {
     @usableFromInline
     internal enum Kind: Sendable, Hashable {
@@ -29,7 +30,7 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
         case unmaskedFrameFromClient, maskedFrameFromServer, payloadLengthMostSignificantBitSet
         case nonMinimalPayloadLength, unexpectedContinuationFrame, expectedContinuationFrame
         case closePayloadTooShort, invalidCloseCode, invalidUTF8, invalidCloseReason
-        case frameTooLarge, messageTooLarge, tooManyFragments
+        case frameTooLarge, messageTooLarge, tooManyFragments, invalidCompressedData
     }
 
     @usableFromInline
@@ -100,9 +101,16 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
     public static let tooManyFragments = ProtocolError(
         .tooManyFragments, .messageTooBig, "too many fragments in one message")
 
+    /// A message marked with RSV1 that the negotiated extension (e.g. permessage-deflate) could not decode
+    /// (RFC 7692 §7.2.2). Close code 1007.
+    public static let invalidCompressedData = ProtocolError(
+        .invalidCompressedData, .invalidFramePayloadData, "invalid compressed data")
+
     /// The same error with a more precise reason.
-    @usableFromInline
-    internal func with(reason: String) -> ProtocolError { ProtocolError(kind, closeCode, reason) }
+    /// - Parameter reason: at most 123 bytes of ASCII.
+    public func with(reason: String) -> ProtocolError { ProtocolError(kind, closeCode, reason) }
+
+
 }
 
 /// A send the connection refused; nothing was queued. These are caller errors, not peer errors.
