@@ -149,9 +149,8 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
 
     /// Parses `HTTP/1.1 SP status SP reason CRLF *(field CRLF) CRLF` (RFC 9112 §4, §5).
     static func parseResponseHead(_ head: String) throws(WebSocketClientError) -> HTTPResponse {
-        var lines = head.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasSuffix("\r") ? line.dropLast() : line
-        }
+        // "\r\n" is one Character (a grapheme cluster); a bare "\n" is tolerated too.
+        var lines = head.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\r\n" || $0 == "\n" })
         while let last = lines.last, last.isEmpty {
             lines.removeLast()
         }

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import WebSocketCore
+import WebSocketNIO
+
+/// Echoes every WebSocket message back with its type, on the callback API (one copy per message: the payload is
+/// copied right behind the frame header into a single outbound buffer).
+struct EchoDelegate: WebSocketDelegate {
+    let logger: Logger
+
+    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+        do {
+            try webSocket.send(kind, copying: payload)
+        } catch {
+            self.logger.debug("echo not sent: \(error)")
+        }
+    }
+
+    func webSocket(_ webSocket: WebSocketContext, didCloseWith status: CloseStatus) {
+        self.logger.debug("connection closed: \(status.code.rawValue) \(status.reason)")
+    }
+}
+
+struct WSEcho: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ws-echo",
+        abstract: "A WebSocket echo server (RFC 6455): every message comes back with its type."
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The TCP port to listen on (0 picks a free one; the chosen port is logged).")
+    var port = 9001
+
+    @Option(help: "PEM certificate chain: serve wss:// (needs --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "The largest message (and frame) accepted, in bytes; larger ones fail with 1009.")
+    var maxMessageSize = 16 * 1024 * 1024
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        if (self.tlsCert == nil) != (self.tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if self.maxMessageSize < 1 {
+            throw ValidationError("--max-message-size must be positive")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "ws-echo")
+        logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+
+        var configuration = WebSocketConfiguration()
+        configuration.connection.maxMessageLength = self.maxMessageSize
+        configuration.connection.maxFramePayloadLength = self.maxMessageSize
+
+        var sslContext: NIOSSLContext?
+        if let tlsCert, let tlsKey {
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
+            )
+            sslContext = try NIOSSLContext(configuration: tls)
+        }
+
+        let registry = WebSocketConnectionRegistry()
+        let finalConfiguration = configuration
+        let delegateLogger = logger
+        let finalContext = sslContext
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let finalContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: finalContext))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(
+                        MinimalUpgradeHandler(configuration: finalConfiguration, registry: registry) {
+                            EchoDelegate(logger: delegateLogger)
+                        }
+                    )
+                }
+            }
+            .bind(host: self.host, port: self.port)
+            .get()
+        let boundPort = channel.localAddress?.port ?? self.port
+        logger.info("listening on \(sslContext == nil ? "ws" : "wss")://\(self.host):\(boundPort)/")
+
+        let signal = await TerminationSignal.wait()
+        logger.info("received \(signal), shutting down")
+        try? await channel.close()
+        await registry.closeAll(code: .goingAway, reason: "server shutting down")
+        logger.info("stopped")
+    }
+
+}
+
+// `main.swift` cannot use `@main`: parse, then run the async body.
+let command = WSEcho.parseOrExit()
+do {
+    try await command.run()
+} catch {
+    WSEcho.exit(withError: error)
+}
