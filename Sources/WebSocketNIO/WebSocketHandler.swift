@@ -58,6 +58,8 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     private var timerDeadline: Instant?
     private var forcedCloseTimer: Scheduled<Void>?
     private var writabilityWaiters: [EventLoopPromise<Void>] = []
+    /// Pending output collected while a read is processed (one pong per ping, RFC 6455 §5.5.3), written once.
+    private var outputBatch: ByteBuffer?
     private let closedPromise: EventLoopPromise<CloseStatus>
 
     /// The final status once the connection is over.
@@ -211,7 +213,7 @@ public final class WebSocketHandler: ChannelDuplexHandler {
                 }
                 offset += result.consumed
                 if let event = result.event {
-                    self.deliver(event, to: webSocket)
+                    self.deliver(event, to: webSocket, context: context)
                     if self.transportClosing || self.connection.shouldCloseTransport {
                         return bytes.count  // closed by the delegate or by the close handshake
                     }
@@ -228,7 +230,7 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         self.afterCoreCall(context: context)
     }
 
-    private func deliver(_ event: Connection.Event, to webSocket: WebSocketContext) {
+    private func deliver(_ event: Connection.Event, to webSocket: WebSocketContext, context: ChannelHandlerContext) {
         guard let delegate = self.delegate else { return }
         switch event {
         case .message(let kind, let payload):
@@ -237,6 +239,8 @@ public final class WebSocketHandler: ChannelDuplexHandler {
             delegate.webSocket(webSocket, didReceiveFragment: kind, payload: payload, isFirst: isFirst, isFinal: isFinal)
         case .ping(let payload):
             delegate.webSocket(webSocket, didReceivePing: payload)
+            // Take the pong now: the core keeps one pending pong and a later ping would replace it.
+            self.collectPendingOutput(context: context)
         case .pong(let payload):
             delegate.webSocket(webSocket, didReceivePong: payload)
         case .close(let status):
@@ -383,15 +387,24 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         }
     }
 
-    private func writePendingOutput(context: ChannelHandlerContext) {
+    /// Moves the core's queued output (pongs, close frames) into `outputBatch` without writing it yet.
+    private func collectPendingOutput(context: ChannelHandlerContext) {
         guard self.connection.hasPendingOutput else { return }
-        let out = self.connection.withPendingOutput { bytes in
-            var out = context.channel.allocator.buffer(capacity: bytes.count)
-            out.writeBytes(bytes)
-            return out
+        var batch = self.outputBatch ?? context.channel.allocator.buffer(capacity: 0)
+        self.outputBatch = nil
+        self.connection.withPendingOutput { bytes in
+            batch.writeBytes(bytes)
         }
-        if out.readableBytes > 0 {
-            context.write(self.wrapOutboundOut(out), promise: nil)
+        self.outputBatch = batch
+    }
+
+    /// Writes the core's queued output, and what was collected before, as one buffer.
+    private func writePendingOutput(context: ChannelHandlerContext) {
+        self.collectPendingOutput(context: context)
+        guard let batch = self.outputBatch else { return }
+        self.outputBatch = nil
+        if batch.readableBytes > 0 {
+            context.write(self.wrapOutboundOut(batch), promise: nil)
             self.needsFlush = true
         }
     }
