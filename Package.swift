@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "WebSocketCore", targets: ["WebSocketCore"]),
         .library(name: "WebSocketHandshake", targets: ["WebSocketHandshake"]),
+        .library(name: "WebSocketDeflate", targets: ["WebSocketDeflate"]),
         .library(name: "WebSocketNIO", targets: ["WebSocketNIO"]),
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
@@ -37,6 +38,14 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strict
+        ),
+        // zlib from the system (Debian: zlib1g-dev), for permessage-deflate.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        // permessage-deflate (RFC 7692): negotiation and the MessageCodec for WebSocketCore.
+        .target(
+            name: "WebSocketDeflate",
+            dependencies: ["WebSocketCore", "WebSocketHandshake", "CZlib"],
             swiftSettings: strict
         ),
         .target(
@@ -100,6 +109,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"], swiftSettings: strict),
+        .testTarget(
+            name: "WebSocketDeflateTests",
+            dependencies: ["WebSocketDeflate", "WebSocketCore", "WebSocketHandshake"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "WebSocketHandshakeTests",
             dependencies: [

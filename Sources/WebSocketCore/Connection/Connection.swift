@@ -99,7 +99,8 @@ public struct Connection {
 
     private var parser: FrameParser
     private var maskKeys: any MaskKeyGenerator
-    private var codec: (any MessageCodec)?
+    /// The negotiated per-message extension (e.g. permessage-deflate), if any.
+    public private(set) var codec: (any MessageCodec)?
 
     // Inbound message in progress.
     private var inbound: MessageKind? = nil
@@ -470,6 +471,7 @@ public struct Connection {
     /// - Parameter body: receives the bytes to write to the transport, borrowed for the duration of the call:
     ///   copy them (e.g. into a `ByteBuffer`) before returning.
     /// - Returns: what `body` returns.
+    @discardableResult
     public mutating func withPendingOutput<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if hasPendingPong { materializePong() }
         defer { output.removeAll(retainingAtMost: Self.retainedCapacity) }

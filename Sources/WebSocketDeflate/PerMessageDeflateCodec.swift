@@ -1,0 +1,255 @@
+import CZlib
+import WebSocketCore
+
+/// The permessage-deflate ``MessageCodec`` for one connection (RFC 7692 §7.2), on the system zlib.
+///
+/// Give it to `Connection(role:configuration:codec:)` after negotiation. It compresses whole messages sent with
+/// `Connection.send(_:_:encode:)` (RSV1 set; messages shorter than
+/// ``PerMessageDeflate/Configuration/minimumMessageLength`` go uncompressed) and inflates received messages that
+/// carry RSV1, stopping with 1009 as soon as the inflated size passes the connection's message limit: a
+/// decompression bomb costs at most that limit plus one byte of output, whatever its compressed size.
+///
+/// Context takeover: when the agreed parameters say that an endpoint resets its context after each message, the
+/// matching zlib stream is freed after each message, so an idle connection holds no zlib memory for it.
+/// ``allocatedBytes`` reports what zlib currently holds.
+///
+/// A window of 8 bits: zlib cannot compress raw DEFLATE with a 256-byte window (it silently uses 512), which a
+/// peer limited to 8 bits might not decode. When our agreed window is 8, the compressor uses zlib's `Z_RLE`
+/// strategy, whose matches are all at distance 1, so any window can decode its output.
+public struct PerMessageDeflateCodec: MessageCodec {
+    private let compressor: ZStream
+    private let decompressor: ZStream
+    private let minimumMessageLength: Int
+
+    /// Creates the codec for our side of a connection.
+    ///
+    /// - Parameters:
+    ///   - role: our role; it decides which agreed window and context-takeover rule applies to which direction.
+    ///   - parameters: what the negotiation agreed.
+    ///   - configuration: compression level, memory level and size threshold (the negotiation fields are not
+    ///     read here).
+    public init(
+        role: Role,
+        parameters: PerMessageDeflate.Parameters,
+        configuration: PerMessageDeflate.Configuration = PerMessageDeflate.Configuration()
+    ) {
+        let ourWindow = role == .server ? parameters.serverMaxWindowBits : parameters.clientMaxWindowBits
+        let ourReset = role == .server ? parameters.serverNoContextTakeover : parameters.clientNoContextTakeover
+        let peerWindow = role == .server ? parameters.clientMaxWindowBits : parameters.serverMaxWindowBits
+        let peerReset = role == .server ? parameters.clientNoContextTakeover : parameters.serverNoContextTakeover
+        compressor = ZStream(
+            kind: .deflate(
+                level: Int32(min(9, max(0, configuration.compressionLevel))),
+                memoryLevel: Int32(min(9, max(1, configuration.memoryLevel))),
+                runLengthOnly: ourWindow <= 8),
+            windowBits: Int32(max(9, min(15, ourWindow))),
+            freesBetweenMessages: ourReset)
+        // Decoding with a larger window than the peer uses is always safe; 9 is zlib's smallest for raw inflate
+        // that accepts every stream a 256-byte window produces.
+        decompressor = ZStream(kind: .inflate, windowBits: Int32(max(9, min(15, peerWindow))), freesBetweenMessages: peerReset)
+        minimumMessageLength = max(0, configuration.minimumMessageLength)
+    }
+
+    /// Bytes zlib holds right now for this connection (compressor and decompressor), measured through zlib's
+    /// allocation hooks.
+    public var allocatedBytes: Int { compressor.allocatedBytes + decompressor.allocatedBytes }
+
+    public mutating func decode(
+        _ chunk: UnsafeRawBufferPointer,
+        isFinal: Bool,
+        limit: Int,
+        output: (UnsafeRawBufferPointer) throws(ProtocolError) -> Void
+    ) throws(ProtocolError) {
+        try decompressor.inflate(chunk, limit: limit, output: output)
+        if isFinal {
+            // RFC 7692 §7.2.2: append 0x00 0x00 0xff 0xff to the message's payload, then inflate.
+            let tail: (UInt8, UInt8, UInt8, UInt8) = (0x00, 0x00, 0xFF, 0xFF)
+            try withUnsafeBytes(of: tail) { raw -> Result<Void, ProtocolError> in
+                Result { () throws(ProtocolError) in try decompressor.inflate(raw, limit: limit, output: output) }
+            }.get()
+            decompressor.endMessage()
+        }
+    }
+
+    public mutating func encode(
+        _ message: UnsafeRawBufferPointer,
+        kind: MessageKind,
+        body: (UnsafeRawBufferPointer) -> Void
+    ) -> Bool {
+        guard message.count >= minimumMessageLength else { return false }
+        guard let compressed = compressor.deflateMessage(message) else { return false }
+        body(compressed)
+        compressor.endMessage()
+        return true
+    }
+}
+
+/// A zlib stream (raw DEFLATE) with counted allocations, created lazily.
+final class ZStream {
+    enum Kind {
+        case deflate(level: Int32, memoryLevel: Int32, runLengthOnly: Bool)
+        case inflate
+    }
+
+    private let kind: Kind
+    private let windowBits: Int32
+    private let freesBetweenMessages: Bool
+    private var stream = z_stream()
+    private var initialized = false
+    /// Bytes currently allocated by zlib for this stream.
+    fileprivate(set) var allocatedBytes = 0
+    /// Output buffer: inflate output chunks, or a whole compressed message.
+    private var buffer: UnsafeMutableRawPointer? = nil
+    private var bufferCapacity = 0
+    private static let inflateChunk = 16 << 10
+
+    init(kind: Kind, windowBits: Int32, freesBetweenMessages: Bool) {
+        self.kind = kind
+        self.windowBits = windowBits
+        self.freesBetweenMessages = freesBetweenMessages
+    }
+
+    deinit {
+        end()
+    }
+
+    private func start() -> Bool {
+        if initialized { return true }
+        stream = z_stream()
+        stream.zalloc = zlibAllocate
+        stream.zfree = zlibFree
+        stream.opaque = Unmanaged.passUnretained(self).toOpaque()
+        let status: Int32
+        switch kind {
+        case .deflate(let level, let memoryLevel, let runLengthOnly):
+            status = czlib_deflate_init2(&stream, level, -windowBits, memoryLevel, runLengthOnly ? Z_RLE : Z_DEFAULT_STRATEGY)
+        case .inflate:
+            status = czlib_inflate_init2(&stream, -windowBits)
+        }
+        initialized = status == Z_OK
+        return initialized
+    }
+
+    private func end() {
+        if initialized {
+            switch kind {
+            case .deflate: deflateEnd(&stream)
+            case .inflate: inflateEnd(&stream)
+            }
+            initialized = false
+        }
+        buffer?.deallocate()
+        buffer = nil
+        bufferCapacity = 0
+    }
+
+    /// After a message: drop the context (and its memory) when context takeover is off.
+    func endMessage() {
+        if freesBetweenMessages {
+            end()
+        } else if bufferCapacity > 64 << 10 {
+            buffer?.deallocate()
+            buffer = nil
+            bufferCapacity = 0
+        }
+    }
+
+    private func reserve(_ capacity: Int) -> UnsafeMutableRawPointer {
+        if let buffer, bufferCapacity >= capacity { return buffer }
+        let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if let buffer {
+            newBuffer.copyMemory(from: buffer, byteCount: bufferCapacity)
+            buffer.deallocate()
+        }
+        buffer = newBuffer
+        bufferCapacity = capacity
+        return newBuffer
+    }
+
+    /// Inflates `input`, handing output to `output` in chunks of at most 16 KiB; throws 1009 once the message's
+    /// output would pass `limit` (counted by the caller's `output`, which throws), and 1007 on corrupt data.
+    func inflate(
+        _ input: UnsafeRawBufferPointer,
+        limit: Int,
+        output: (UnsafeRawBufferPointer) throws(ProtocolError) -> Void
+    ) throws(ProtocolError) {
+        guard input.count > 0, let inputBase = input.baseAddress else { return }
+        guard start() else { throw ProtocolError.invalidCompressedData.with(reason: "zlib could not start inflating") }
+        let chunk = min(Self.inflateChunk, max(1, limit + 1))
+        let out = reserve(chunk)
+        stream.next_in = UnsafeMutablePointer(mutating: inputBase.assumingMemoryBound(to: Bytef.self))
+        stream.avail_in = uInt(input.count)
+        defer {
+            stream.next_in = nil
+            stream.avail_in = 0
+        }
+        while true {
+            stream.next_out = out.assumingMemoryBound(to: Bytef.self)
+            stream.avail_out = uInt(chunk)
+            let status = CZlib.inflate(&stream, Z_SYNC_FLUSH)
+            let produced = chunk - Int(stream.avail_out)
+            switch status {
+            case Z_OK, Z_BUF_ERROR:
+                break
+            case Z_STREAM_END:
+                // A final block (BFINAL): the next message starts a new stream.
+                inflateReset(&stream)
+            default:
+                let detail = stream.msg.map { String(cString: $0) } ?? "status \(status)"
+                throw ProtocolError.invalidCompressedData.with(reason: "invalid compressed data: \(detail)")
+            }
+            if produced > 0 { try output(UnsafeRawBufferPointer(start: out, count: produced)) }
+            if status == Z_BUF_ERROR && produced == 0 { return }
+            if stream.avail_in == 0 && stream.avail_out > 0 { return }
+        }
+    }
+
+    /// Compresses one whole message with `Z_SYNC_FLUSH` and returns it without the `00 00 ff ff` tail
+    /// (RFC 7692 §7.2.1), borrowed until the next call; `nil` when zlib fails (the message then goes
+    /// uncompressed, which is allowed).
+    func deflateMessage(_ message: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard start() else { return nil }
+        var capacity = Int(deflateBound(&stream, uLong(message.count))) + 16
+        var out = reserve(capacity)
+        var written = 0
+        stream.next_in = message.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
+        stream.avail_in = uInt(message.count)
+        defer {
+            stream.next_in = nil
+            stream.avail_in = 0
+        }
+        while true {
+            stream.next_out = (out + written).assumingMemoryBound(to: Bytef.self)
+            stream.avail_out = uInt(capacity - written)
+            let status = CZlib.deflate(&stream, Z_SYNC_FLUSH)
+            written = capacity - Int(stream.avail_out)
+            guard status == Z_OK || status == Z_BUF_ERROR else { return nil }
+            if stream.avail_out > 0 { break }
+            capacity *= 2
+            out = reserve(capacity)
+        }
+        // A sync flush ends with an empty stored block: 00 00 ff ff.
+        guard written >= 4 else { return nil }
+        return UnsafeRawBufferPointer(start: out, count: written - 4)
+    }
+
+    fileprivate func counted(_ delta: Int) { allocatedBytes += delta }
+}
+
+// zlib allocation hooks that count bytes per stream. Each block is prefixed with its size.
+private func zlibAllocate(_ opaque: voidpf?, _ items: uInt, _ size: uInt) -> voidpf? {
+    let (bytes, overflow) = Int(items).multipliedReportingOverflow(by: Int(size))
+    guard !overflow, let opaque else { return nil }
+    let block = UnsafeMutableRawPointer.allocate(byteCount: bytes + 16, alignment: 16)
+    block.storeBytes(of: bytes, as: Int.self)
+    Unmanaged<ZStream>.fromOpaque(opaque).takeUnretainedValue().counted(bytes)
+    return block + 16
+}
+
+private func zlibFree(_ opaque: voidpf?, _ address: voidpf?) {
+    guard let address else { return }
+    let block = address - 16
+    let bytes = block.load(as: Int.self)
+    if let opaque { Unmanaged<ZStream>.fromOpaque(opaque).takeUnretainedValue().counted(-bytes) }
+    block.deallocate()
+}
