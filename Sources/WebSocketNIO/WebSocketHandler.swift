@@ -54,6 +54,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     private var needsFlush = false
     private var started = false
     private var transportClosing = false
+    /// The peer's input side is closed: after the final flush, close fully instead of half-closing.
+    private var fullCloseAfterFlush = false
+    /// Our output side is shut down (FIN sent); the channel closes when the peer's FIN arrives.
+    private var outputHalfClosed = false
     private var timer: Scheduled<Void>?
     private var timerDeadline: Instant?
     private var forcedCloseTimer: Scheduled<Void>?
@@ -149,11 +153,14 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
+            // The peer closed its side (half-closure allowed on the channel): nothing more can arrive. Tell the
+            // core (1006 unless the close handshake completed), write what is left, then close fully.
+            self.fullCloseAfterFlush = true
             self.connection.receiveEOF()
             self.afterCoreCall(context: context)
-            if !self.transportClosing {
-                // The peer half-closed without finishing the close handshake: nothing more can arrive.
-                self.closeTransport(context: context)
+            self.closeTransport(context: context)
+            if self.outputHalfClosed {
+                context.close(promise: nil)
             }
         }
         context.fireUserInboundEventTriggered(event)
@@ -451,6 +458,11 @@ public final class WebSocketHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
                 return
             }
+            if self.fullCloseAfterFlush {
+                context.close(promise: nil)
+                return
+            }
+            self.outputHalfClosed = true
             let halfClosed = context.eventLoop.makePromise(of: Void.self)
             context.close(mode: .output, promise: halfClosed)
             halfClosed.futureResult.assumeIsolated().whenFailure { _ in

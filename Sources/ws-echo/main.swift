@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import WebSocketCore
 import WebSocketNIO
+import WebSocketServer
 
 /// Echoes every WebSocket message back with its type, on the callback API (one copy per message: the payload is
 /// copied right behind the frame header into a single outbound buffer).
@@ -65,44 +66,26 @@ struct WSEcho: ParsableCommand {
         configuration.connection.maxMessageLength = self.maxMessageSize
         configuration.connection.maxFramePayloadLength = self.maxMessageSize
 
-        var sslContext: NIOSSLContext?
+        var tls: TLSConfiguration?
         if let tlsCert, let tlsKey {
-            let tls = TLSConfiguration.makeServerConfiguration(
+            tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCert).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
             )
-            sslContext = try NIOSSLContext(configuration: tls)
         }
 
-        let registry = WebSocketConnectionRegistry()
-        let finalConfiguration = configuration
         let delegateLogger = logger
-        let finalContext = sslContext
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let finalContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: finalContext))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(
-                        MinimalUpgradeHandler(configuration: finalConfiguration, registry: registry) {
-                            EchoDelegate(logger: delegateLogger)
-                        }
-                    )
-                }
-            }
-            .bind(host: self.host, port: self.port)
-            .get()
-        let boundPort = channel.localAddress?.port ?? self.port
-        logger.info("listening on \(sslContext == nil ? "ws" : "wss")://\(self.host):\(boundPort)/")
+        let server = try await WebSocketServer.start(
+            configuration: .init(host: self.host, port: self.port, tls: tls, webSocket: configuration),
+            routes: [
+                WebSocketRoute(path: "/", handler: .callbacks { _ in EchoDelegate(logger: delegateLogger) })
+            ]
+        )
+        logger.info("listening on \(tls == nil ? "ws" : "wss")://\(self.host):\(server.port)/")
 
         let signal = await TerminationSignal.wait()
         logger.info("received \(signal), shutting down")
-        try? await channel.close()
-        await registry.closeAll(code: .goingAway, reason: "server shutting down")
+        await server.shutdown()
         logger.info("stopped")
     }
 
