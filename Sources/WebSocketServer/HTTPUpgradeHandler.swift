@@ -222,13 +222,32 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         let collector = LeftoverBytesCollector()
         do {
             try pipeline.addHandler(collector, position: .after(decoder))
-            // Removing the decoder forwards what it buffered behind the head to the collector.
-            pipeline.removeHandler(decoder, promise: nil)
-            pipeline.removeHandler(headLimiter, promise: nil)
-            pipeline.removeHandler(encoder, promise: nil)
-            pipeline.removeHandler(collector, promise: nil)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        pipeline.removeHandler(headLimiter, promise: nil)
+        pipeline.removeHandler(encoder, promise: nil)
+        // Removing the decoder is asynchronous (ByteToMessageHandler processes its left-overs in a later event
+        // loop tick): what it buffered behind the head, and anything read meanwhile, reaches the collector.
+        pipeline.removeHandler(decoder).assumeIsolated().whenComplete { [self] _ in
+            install(accepted, route: route, collector: collector, context: context)
+        }
+    }
+
+    private func install(
+        _ accepted: AcceptedUpgrade,
+        route: WebSocketRoute,
+        collector: LeftoverBytesCollector,
+        context: ChannelHandlerContext
+    ) {
+        guard context.channel.isActive else { return }
+        let pipeline = context.pipeline.syncOperations
+        let channel = context.channel
+        do {
+            // Synchronous from here on: no read can slip between the collector and the WebSocket handler.
+            pipeline.removeHandler(collector, promise: nil)  // a plain handler leaves the pipeline at once
             let leftover = collector.bytes
-            let channel = context.channel
             shared.tracker.markUpgraded(channel)
             switch route.handler {
             case .callbacks(let makeDelegate):
