@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// libFuzzer targets for WebSocketEngine. Build and run with `Fuzz/run.sh TARGET SECONDS` (see Fuzz/README.md):
+// every target is built with `-sanitize=fuzzer,address -parse-as-library`.
+import PackageDescription
+
+func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: ["FuzzSupport"] + dependencies, path: "Sources/\(name)")
+}
+
+let core: Target.Dependency = .product(name: "WebSocketCore", package: "WebSocketEngine")
+let handshake: Target.Dependency = .product(name: "WebSocketHandshake", package: "WebSocketEngine")
+let deflate: Target.Dependency = .product(name: "WebSocketDeflate", package: "WebSocketEngine")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+
+let package = Package(
+    name: "WebSocketFuzz",
+    dependencies: [
+        .package(name: "WebSocketEngine", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        .target(name: "FuzzSupport", dependencies: [core]),
+        fuzzer("FrameParserFuzzer", [core]),
+        fuzzer("ConnectionFuzzer", [core]),
+        fuzzer("HandshakeRequestFuzzer", [handshake, httpTypes, .product(name: "Crypto", package: "swift-crypto")]),
+        fuzzer("HandshakeResponseFuzzer", [handshake, httpTypes]),
+        fuzzer("ExtensionHeaderFuzzer", [handshake]),
+        fuzzer("InflateFuzzer", [core, deflate]),
+        fuzzer("DifferentialFuzzer", [
+            core,
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)
