@@ -1,0 +1,261 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WebSocketCore
+
+/// The RFC 6455 §1.3 sample key and its accept value: every connection uses it, so the client needs no SHA-1.
+let handshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
+let handshakeAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+/// Performs the opening handshake on a blocking socket; returns bytes that arrived after the response head.
+func handshake(fd: Int32, options: Options) -> [UInt8] {
+    let request =
+        "GET \(options.path) HTTP/1.1\r\nHost: \(options.host):\(options.port)\r\nUpgrade: websocket\r\n"
+        + "Connection: Upgrade\r\nSec-WebSocket-Key: \(handshakeKey)\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    Socket.writeAll(fd, Array(request.utf8))
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+        guard n > 0 else { fail("handshake: connection closed or failed (\(errnoText()))") }
+        response.append(contentsOf: chunk[0..<n])
+        if let end = headEnd(response) {
+            let head = String(decoding: response[0..<end], as: UTF8.self)
+            guard head.hasPrefix("HTTP/1.1 101") else { fail("handshake refused: \(head.prefix(200))") }
+            let lines = head.split(separator: "\r\n")
+            let accept = lines.first { $0.lowercased().hasPrefix("sec-websocket-accept:") }
+            guard let accept, accept.split(separator: ":", maxSplits: 1).last?.trimmingSpaces == Substring(handshakeAccept)
+            else { fail("handshake: bad Sec-WebSocket-Accept in \(head.prefix(300))") }
+            return Array(response[end...])
+        }
+        if response.count > 16 << 10 { fail("handshake: response head too long") }
+    }
+}
+
+private func headEnd(_ bytes: [UInt8]) -> Int? {
+    guard bytes.count >= 4 else { return nil }
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+        return i + 4
+    }
+    return nil
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return s
+    }
+}
+
+/// Counters shared by all connections of one run.
+final class Stats {
+    var measuring = false
+    var sending = true
+    var messages = 0
+    var payloadBytes = 0
+    var latencies: [UInt64] = []
+
+    init() { latencies.reserveCapacity(1 << 20) }
+}
+
+/// One load connection: a send queue with up to `inFlight` messages, a frame parser for the echoes, and the
+/// send times of the messages in flight (echoes come back in order).
+final class Peer {
+    let fd: Int32
+    let options: Options
+    let pattern: UnsafeRawPointer
+    let stats: Stats
+    private var parser = FrameParser(configuration: .init(role: .client, maxFramePayloadLength: 64 << 20))
+    private let salt: UInt64
+
+    // Receive side.
+    private var receivedSequence: UInt64 = 0
+    private var messageOffset = 0
+    private var rawLength: UInt32 = 0
+    private var rawLengthBytes = 0
+    private var rawRemaining = 0
+
+    // Send side.
+    private let sendBuffer: UnsafeMutableRawPointer
+    private let sendCapacity: Int
+    private var head = 0
+    private var tail = 0
+    private var sentSequence: UInt64 = 0
+    private let sendTimes: UnsafeMutablePointer<UInt64>
+    private var keys: UInt64
+    var wantsWritable = false
+
+    init(fd: Int32, index: Int, options: Options, pattern: UnsafeRawPointer, stats: Stats) {
+        self.fd = fd
+        self.options = options
+        self.pattern = pattern
+        self.stats = stats
+        salt = UInt64(index) << 40
+        keys = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
+        sendCapacity = options.inFlight * (options.size + FrameEncoder.maxHeaderLength) + 64
+        sendBuffer = UnsafeMutableRawPointer.allocate(byteCount: sendCapacity, alignment: 64)
+        sendTimes = UnsafeMutablePointer<UInt64>.allocate(capacity: options.inFlight)
+    }
+
+    deinit {
+        sendBuffer.deallocate()
+        sendTimes.deallocate()
+    }
+
+    /// Queues one message: header (WebSocket: masked binary frame; raw: 4-byte length) and payload, whose first
+    /// 8 bytes carry a per-connection sequence tag so that lost, duplicated or reordered echoes are caught.
+    func enqueue(now: UInt64) {
+        let size = options.size
+        let need = FrameEncoder.maxHeaderLength + size
+        if tail + need > sendCapacity {
+            (sendBuffer).copyMemory(from: sendBuffer + head, byteCount: tail - head)
+            tail -= head
+            head = 0
+        }
+        let slot = UnsafeMutableRawBufferPointer(start: sendBuffer + tail, count: need)
+        var headerLength: Int
+        var key: MaskKey? = nil
+        switch options.mode {
+        case .webSocket:
+            keys ^= keys << 13
+            keys ^= keys >> 7
+            keys ^= keys << 17
+            key = MaskKey(
+                UInt8(truncatingIfNeeded: keys), UInt8(truncatingIfNeeded: keys >> 8),
+                UInt8(truncatingIfNeeded: keys >> 16), UInt8(truncatingIfNeeded: keys >> 24))
+            headerLength = FrameEncoder.writeHeader(
+                FrameHeader(opcode: .binary, maskKey: key, payloadLength: size), into: slot)
+        case .raw:
+            slot.storeBytes(of: UInt32(size).bigEndian, as: UInt32.self)
+            headerLength = 4
+        }
+        let payload = UnsafeMutableRawBufferPointer(rebasing: slot[headerLength..<(headerLength + size)])
+        payload.copyMemory(from: UnsafeRawBufferPointer(start: pattern, count: size))
+        payload.storeBytes(of: (sentSequence ^ salt).littleEndian, as: UInt64.self)
+        if let key { Masking.apply(key, to: payload) }
+        tail += headerLength + size
+        sendTimes[Int(sentSequence % UInt64(options.inFlight))] = now
+        sentSequence += 1
+    }
+
+    /// Writes as much queued output as the socket takes; returns whether the epoll interest must change.
+    func flush() -> Bool {
+        while head < tail {
+            let n = write(fd, sendBuffer + head, tail - head)
+            if n > 0 {
+                head += n
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                fail("write: \(errnoText())")
+            }
+        }
+        if head == tail {
+            head = 0
+            tail = 0
+        }
+        let wants = head < tail
+        defer { wantsWritable = wants }
+        return wants != wantsWritable
+    }
+
+    /// Consumes `count` received bytes at `base`: verifies every payload byte and completes messages.
+    func receive(_ base: UnsafeMutableRawPointer, count: Int, now: UInt64) {
+        switch options.mode {
+        case .webSocket: receiveFrames(UnsafeMutableRawBufferPointer(start: base, count: count), now: now)
+        case .raw: receiveRaw(base, count: count, now: now)
+        }
+    }
+
+    private func receiveFrames(_ buffer: UnsafeMutableRawBufferPointer, now: UInt64) {
+        var offset = 0
+        while offset < buffer.count {
+            let start = offset
+            let parsed: (consumed: Int, item: FrameParser.Item?)
+            do {
+                parsed = try parser.parse(UnsafeMutableRawBufferPointer(rebasing: buffer[start...]))
+            } catch {
+                fail("protocol error from server: \(error)")
+            }
+            offset += parsed.consumed
+            guard let item = parsed.item else { break }
+            switch item {
+            case .frame(let header, let range):
+                check(header)
+                verify(buffer.baseAddress! + start + range.lowerBound, count: range.count)
+                complete(now: now)
+            case .header(let header):
+                check(header)
+                messageOffset = 0
+            case .payload(let range, let isFinal):
+                verify(buffer.baseAddress! + start + range.lowerBound, count: range.count)
+                messageOffset += range.count
+                if isFinal { complete(now: now) }
+            }
+        }
+    }
+
+    private func check(_ header: FrameHeader) {
+        guard header.opcode == .binary, header.fin, header.payloadLength == options.size else {
+            fail("unexpected frame from server: \(header.opcode) fin=\(header.fin) length=\(header.payloadLength)")
+        }
+        messageOffset = 0
+    }
+
+    private func receiveRaw(_ base: UnsafeMutableRawPointer, count: Int, now: UInt64) {
+        var offset = 0
+        while offset < count {
+            if rawRemaining == 0 {
+                while rawLengthBytes < 4 && offset < count {
+                    rawLength = rawLength << 8 | UInt32(base.load(fromByteOffset: offset, as: UInt8.self))
+                    rawLengthBytes += 1
+                    offset += 1
+                }
+                guard rawLengthBytes == 4 else { break }
+                guard rawLength == UInt32(options.size) else { fail("raw echo: bad length \(rawLength)") }
+                rawRemaining = options.size
+                rawLength = 0
+                rawLengthBytes = 0
+                messageOffset = 0
+            }
+            let take = min(rawRemaining, count - offset)
+            verify(base + offset, count: take)
+            messageOffset += take
+            rawRemaining -= take
+            offset += take
+            if rawRemaining == 0 { complete(now: now) }
+        }
+    }
+
+    /// Compares a chunk at `messageOffset` of the current message with what was sent.
+    private func verify(_ bytes: UnsafeRawPointer, count: Int) {
+        var i = 0
+        let tag = receivedSequence ^ salt
+        while i < count && messageOffset + i < 8 {
+            let expected = UInt8(truncatingIfNeeded: tag >> UInt64(8 * (messageOffset + i)))
+            guard bytes.load(fromByteOffset: i, as: UInt8.self) == expected else {
+                fail("echo mismatch in sequence tag of message \(receivedSequence) on fd \(fd)")
+            }
+            i += 1
+        }
+        if i < count && memcmp(bytes + i, pattern + messageOffset + i, count - i) != 0 {
+            fail("echo mismatch in payload of message \(receivedSequence) at offset \(messageOffset + i) on fd \(fd)")
+        }
+    }
+
+    private func complete(now: UInt64) {
+        let sentAt = sendTimes[Int(receivedSequence % UInt64(options.inFlight))]
+        receivedSequence += 1
+        if stats.measuring {
+            stats.messages += 1
+            stats.payloadBytes += options.size
+            stats.latencies.append(now &- sentAt)
+        }
+        if stats.sending { enqueue(now: now) }
+    }
+}
