@@ -101,7 +101,7 @@ public enum WebSocketClient {
                 delegate: ClosingDelegate(base: makeDelegate(negotiated), closed: closed)
             )
             return WebSocketClientConnection(
-                channel: context.channel,
+                context: context,
                 subprotocol: negotiated.subprotocol,
                 handshake: negotiated,
                 closed: closed.futureResult
@@ -192,12 +192,36 @@ public enum WebSocketClient {
 public struct WebSocketClientConnection: Sendable {
     /// The channel the WebSocket runs on (close it to abort).
     public let channel: any Channel
+    private let context: NIOLoopBound<WebSocketContext>
     /// The subprotocol the server chose, nil when none.
     public let subprotocol: String?
     /// What the opening handshake agreed on, with the server's 101 response.
     public let handshake: NegotiatedHandshake
     /// Completes with the final close status when the connection is over.
     public let closed: EventLoopFuture<CloseStatus>
+
+    init(
+        context: WebSocketContext,
+        subprotocol: String?,
+        handshake: NegotiatedHandshake,
+        closed: EventLoopFuture<CloseStatus>
+    ) {
+        self.channel = context.channel
+        self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.subprotocol = subprotocol
+        self.handshake = handshake
+        self.closed = closed
+    }
+
+    /// Runs `body` on the connection's event loop with its `WebSocketContext`: the way to send with the
+    /// callback API from outside a callback (`try await connection.withContext { try $0.send(text: "hi") }`).
+    /// - Throws: what `body` throws.
+    public func withContext<Result: Sendable>(
+        _ body: @escaping @Sendable (WebSocketContext) throws -> Result
+    ) async throws -> Result {
+        let context = self.context
+        return try await self.channel.eventLoop.submit { try body(context.value) }.get()
+    }
 }
 
 /// Forwards every event to the user's delegate and completes the `closed` promise at the end.
