@@ -7,6 +7,10 @@
 
     python3 Tests/Conformance/run.py --reference      # the python-websockets reference pair
 
+Sections 12 and 13 (permessage-deflate) run only against the commands given with
+--server-deflate-cmd / --client-deflate-cmd (WS_SERVER_DEFLATE_CMD / WS_CLIENT_DEFLATE_CMD),
+e.g. "ws-echo --port {port} --deflate"; without them those cases are left out of that direction.
+
 Placeholders: {port} (server command), {url} {agent} {port} (client command). Commands run
 without a shell on 127.0.0.1. One JSON report per direction is written to --report
 (default Tests/Conformance/reports/). Exit status 1 if any case FAILED.
@@ -23,8 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from wsharness.catalog import DEFAULT_CAP, build_catalog, select_cases  # noqa: E402
-from wsharness.runner import (reference_commands, run_client_direction,  # noqa: E402
-                              run_server_direction, summarize, write_report)
+from wsharness.runner import (reference_commands, reference_deflate_commands,  # noqa: E402
+                              run_client_direction, run_server_direction, summarize, write_report)
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 DEFAULT_REPORTS = os.path.join(HERE, "reports")
@@ -41,6 +45,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server-cmd", help="command starting the server under test; {port} is replaced")
     ap.add_argument("--client-cmd", help="command starting the client under test; {url} and {agent} are replaced")
+    ap.add_argument("--server-deflate-cmd", default=os.environ.get("WS_SERVER_DEFLATE_CMD"),
+                    help="server under test for sections 12/13 (permessage-deflate enabled), e.g. "
+                         "'ws-echo --port {port} --deflate'; without it 12.*/13.* are left out")
+    ap.add_argument("--client-deflate-cmd", default=os.environ.get("WS_CLIENT_DEFLATE_CMD"),
+                    help="client under test for sections 12/13 (offers permessage-deflate), e.g. "
+                         "'ws-conformance-client --url {url} --agent {agent} --deflate'")
     ap.add_argument("--reference", action="store_true", help="use the python-websockets reference server and client")
     ap.add_argument("--agent", help="agent name for the report (default: derived from the command)")
     ap.add_argument("--label", help="free text stored in the report (e.g. 'reference')")
@@ -48,7 +58,9 @@ def main(argv=None) -> int:
                     help="comma-separated case patterns, e.g. '1.*,6.4.*' (default: all)")
     ap.add_argument("--exclude", default=os.environ.get("WS_CONFORMANCE_EXCLUDE"), help="patterns to leave out")
     ap.add_argument("--full", action="store_true", default=os.environ.get("WS_CONFORMANCE_FULL") == "1",
-                    help="section 9 at Autobahn's full sizes (up to 16 MiB); default caps at 1 MiB")
+                    help="section 9 at Autobahn's full sizes (up to 16 MiB; default caps at 1 MiB) and "
+                         "sections 12/13 with Autobahn's 1000 messages per case (default: at most 256 KiB "
+                         "of payload per case)")
     ap.add_argument("--report", default=os.environ.get("WS_CONFORMANCE_REPORT_DIR", DEFAULT_REPORTS),
                     help="directory for JSON reports")
     ap.add_argument("--log-dir", help="where to write the stdout/stderr of the process under test "
@@ -59,12 +71,14 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     server_cmd, client_cmd, agent = a.server_cmd, a.client_cmd, a.agent
+    deflate_cmds = {"server": a.server_deflate_cmd, "client": a.client_deflate_cmd}
     label = a.label
     if a.reference:
         server_cmd, client_cmd, ref_agent = reference_commands()
+        deflate_cmds = dict(zip(("server", "client"), reference_deflate_commands()))
         agent = agent or ref_agent
         label = label or "reference"
-    if not server_cmd and not client_cmd:
+    if not server_cmd and not client_cmd and not any(deflate_cmds.values()):
         ap.error("give --server-cmd and/or --client-cmd (or --reference)")
 
     cases, _ = build_catalog(full=a.full)
@@ -77,24 +91,37 @@ def main(argv=None) -> int:
     on_result = None if a.quiet else progress
 
     for direction, cmd in (("server", server_cmd), ("client", client_cmd)):
+        dcmd = deflate_cmds[direction]
+        if not cmd and not dcmd:
+            continue
+        these = specs if dcmd else [s for s in specs if s.deflate is None]
         if not cmd:
+            these = [s for s in these if s.deflate is not None]
+            cmd = dcmd
+        elif len(these) < len(specs):
+            print(f"== {direction}: {len(specs) - len(these)} permessage-deflate cases (12.*, 13.*) left out: "
+                  f"give --{direction}-deflate-cmd / WS_{direction.upper()}_DEFLATE_CMD", flush=True)
+        if not these:
             continue
         name = agent or os.path.basename(cmd.split()[0])
-        print(f"== {direction} under test: {cmd}  ({len(specs)} cases{', full' if a.full else ''})", flush=True)
+        print(f"== {direction} under test: {cmd}  ({len(these)} cases{', full' if a.full else ''})", flush=True)
+        if dcmd and len(these) > len([s for s in these if s.deflate is None]):
+            print(f"   12.*/13.* (permessage-deflate): {dcmd}", flush=True)
         started = time.time()
         log_path = os.path.join(log_dir, f"{direction}-under-test.log")
         try:
             if direction == "server":
-                results = run_server_direction(cmd, specs, log_path=log_path, on_result=on_result,
-                                               budget=a.budget)
+                results = run_server_direction(cmd, these, log_path=log_path, on_result=on_result,
+                                               budget=a.budget, deflate_cmd=dcmd)
             else:
-                results = run_client_direction(cmd, name, specs, log_path=log_path, on_result=on_result,
-                                               budget=a.budget)
+                results = run_client_direction(cmd, name, these, log_path=log_path, on_result=on_result,
+                                               budget=a.budget, deflate_cmd=dcmd)
         except RuntimeError as e:
             print(f"== {direction}: {e}", flush=True)
             any_failed = True
             continue
-        path = write_report(a.report, direction, name, cmd, results, started, a.full, DEFAULT_CAP, REPO, label)
+        path = write_report(a.report, direction, name, cmd, results, started, a.full, DEFAULT_CAP, REPO, label,
+                            deflate_command=dcmd)
         s = summarize(results)
         print(f"== {direction}: {s['passed']}/{s['cases']} passed; behaviour {s['behaviour']}; "
               f"close {s['close_behaviour']}; {time.time() - started:.1f}s; report {path}", flush=True)

@@ -29,7 +29,7 @@ def test_catalog_matches_autobahn_case_counts():
     from collections import Counter
     count = Counter(c.section for c in CATALOG)
     assert dict(count) == {"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54,
-                           "10": 1, "H": 3}
+                           "10": 1, "12": 90, "13": 126, "H": 3}
     assert sum(len(items) for _, items in utf8_test_sequences()) == 132   # 6.5.* .. 6.23.*
 
 

@@ -33,6 +33,7 @@ class CaseSpec:
     post: Callable | None = None   # post(run, peer) after the generic evaluation
     performance: bool = False      # section 9: report time
     capped_from: int | None = None # section 9 default run: the Autobahn size that was capped
+    deflate: object | None = None  # sections 12/13: catalog.DeflateCase (offers / server answer)
 
     @property
     def section(self) -> str:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import time
 
+from dataclasses import dataclass, field
+
+from . import deflate as D
 from . import frames as F
+from . import testdata
 from .cases import (INVALID_PAYLOAD, NORMAL, PROTOCOL_ERROR, CaseSpec, clean_close,
                     informational, peer_fails, wrong_code_is_failure)
-from .engine import FAILED, NON_STRICT, OK, OPEN
+from .engine import FAILED, NON_STRICT, OK, OPEN, UNIMPLEMENTED
 
 KiB, MiB = 1024, 1024 * 1024
 DEFAULT_CAP = 1 * MiB
@@ -29,6 +33,8 @@ SECTION_TITLES = {
     "7": "Close Handling",
     "9": "Limits/Performance",
     "10": "Misc (auto-fragmentation)",
+    "12": "WebSocket Compression (different payloads)",
+    "13": "WebSocket Compression (different parameters)",
     "H": "Harness extensions (not in Autobahn)",
 }
 
@@ -734,6 +740,158 @@ def section10(cases):
           timeout=15)
 
 
+# ---------------------------------------------------------------------------- sections 12, 13
+# Autobahn's (payload length, message count, case timeout in s, auto-fragment size) list,
+# the same for every subsection of 12 and 13.
+DEFLATE_SIZES = [
+    (16, 1000, 60, 0), (64, 1000, 60, 0), (256, 1000, 120, 0), (1024, 1000, 240, 0),
+    (4096, 1000, 480, 0), (8192, 1000, 480, 0), (16384, 1000, 480, 0), (32768, 1000, 480, 0),
+    (65536, 1000, 480, 0), (131072, 1000, 480, 0),
+    (8192, 1000, 480, 256), (16384, 1000, 480, 256), (32768, 1000, 480, 256), (65536, 1000, 480, 256),
+    (131072, 1000, 480, 256), (131072, 1000, 480, 1024), (131072, 1000, 480, 4096),
+    (131072, 1000, 480, 32768),
+]
+# Default run: at most this many payload octets per case (at least DEFLATE_MIN_COUNT messages),
+# and a wait bounded like section 9's. --full sends Autobahn's 1000 messages and waits as long.
+DEFLATE_CAP = 256 * KiB
+DEFLATE_MIN_COUNT = 8
+DEFLATE_WAIT_CAP = 30
+
+
+@dataclass
+class DeflateCase:
+    """What the harness offers as a client, and how it answers a client's offer as a server.
+
+    `offers`: permessage-deflate offers, in order (one Sec-WebSocket-Extensions value).
+    `accepts`: the (client_no_context_takeover, client_max_window_bits) answers the harness
+    gives as a server, in order of preference; the first one the client's offer allows wins
+    (client_max_window_bits needs the client to have offered it), and the server_* parameters
+    the client asked for are echoed (Autobahn's PerMessageDeflateOfferAccept).
+    """
+    offers: list = field(default_factory=lambda: [D.Offer()])
+    accepts: list = field(default_factory=lambda: [(False, None)])
+    offer_desc: str = ""
+    accept_desc: str = ""
+
+
+# 13.1 .. 13.7: Autobahn's client offers (requestNoContextTakeover, requestMaxWindowBits) and
+# server answers (client no_context_takeover, client_max_window_bits).
+DEFLATE_PARAMS = [
+    ([(False, 0)], [(False, 0)]),
+    ([(True, 0)], [(True, 0)]),
+    ([(False, 8)], [(False, 8)]),
+    ([(False, 15)], [(False, 15)]),
+    ([(True, 8)], [(True, 8)]),
+    ([(True, 15)], [(True, 15)]),
+    ([(True, 8), (True, 0), (False, 0)], [(True, 8), (True, 0), (False, 0)]),
+]
+
+
+def deflate_case_for(offers, accepts) -> DeflateCase:
+    return DeflateCase(
+        offers=[D.Offer(server_no_context_takeover=nct, server_max_window_bits=bits or None)
+                for nct, bits in offers],
+        accepts=[(nct, bits or None) for nct, bits in accepts],
+        offer_desc=f"client offers (server_no_context_takeover, server_max_window_bits): {offers}",
+        accept_desc=f"server accepts (client_no_context_takeover, client_max_window_bits): {accepts}")
+
+
+def deflate_count(size: int, count: int, full: bool) -> int:
+    if full:
+        return count
+    return min(count, max(DEFLATE_MIN_COUNT, DEFLATE_CAP // size))
+
+
+def section12_13(cases, subtitles, full: bool):
+    def add(id, key, size, count, wait, frag, dcase: DeflateCase, what: str):
+        desc_name, binary, fsize = testdata.CORPORA[key]
+        used = deflate_count(size, count, full)
+        if not full:
+            wait = min(wait, DEFLATE_WAIT_CAP)
+        kind = "binary" if binary else "text"
+
+        def setup(run, p):
+            run.fixed_behaviour = True
+            run.expected_close = clean_close()
+            run.metrics.update({"messages": used, "ok": 0})
+            if p.deflate is None:
+                run.behaviour = UNIMPLEMENTED
+                run.result = ("permessage-deflate was not negotiated"
+                              + (f" ({p.deflate_info.get('note')})" if p.deflate_info.get("note") else ""))
+                p.send_close(NORMAL)
+                return
+            run.result = f"Case did not finish within {wait} seconds."
+            run.slicer = testdata.Slicer(key, size)
+            p.close_after(wait)
+            send_one(run, p)
+
+        def send_one(run, p):
+            msg = run.slicer.next()
+            run.pending = msg
+            p.send_message(msg, binary=binary, fragment_size=frag or None)
+
+        def on_message(run, p, data, is_binary):
+            n = run.metrics["ok"] + 1
+            want = run.pending
+            problem = None
+            if is_binary != binary:
+                problem = f"Echo #{n}: got a {'binary' if is_binary else 'text'} message, expected {kind}."
+            elif len(data) != len(want):
+                problem = f"Echo #{n}: length {len(data)}, expected {len(want)}."
+            elif data != want:
+                at = next(i for i in range(len(want)) if data[i] != want[i])
+                problem = f"Echo #{n}: contents differ from what was sent (first difference at octet {at})."
+            if problem:
+                run.behaviour = FAILED
+                run.result = problem
+                p.send_close(NORMAL)
+                return
+            run.metrics["ok"] = n
+            if n < used:
+                send_one(run, p)
+                return
+            ms = (time.monotonic() - run.started) * 1000
+            run.metrics["total_ms"] = round(ms, 1)
+            run.behaviour = OK
+            run.result = f"Received all {used} echoed messages in time ({ms:.0f} ms)."
+            p.send_close(NORMAL)
+
+        def post(run, p):
+            # A peer that ends the connection early: say so instead of "did not finish in time".
+            if run.behaviour == FAILED and run.result.startswith("Case did not finish") \
+                    and time.monotonic() - run.started < wait - 0.5:
+                if p.close_received:
+                    reason = (p.remote_close_reason or b"").decode("utf-8", "replace")[:80]
+                    how = f"the peer sent close {p.remote_close_code} {reason!r}"
+                elif p.peer_dropped_tcp:
+                    how = "the peer dropped TCP without a close frame"
+                else:
+                    how = p.not_clean_reason or "the harness gave up"
+                run.result = f"The connection ended after {run.metrics['ok']} of {used} echoes: {how}."
+
+        count_txt = f"{count}" if used == count else f"{count} (DEFAULT RUN: {used}; --full for {count})"
+        desc = (f"Send {count_txt} compressed messages each of payload size {size}, auto-fragment to {frag} "
+                f"octets. {what}")
+        exp = f"Receive echo'ed messages (with payload as sent). Timeout case after {wait} secs."
+        _spec(cases, id, desc, exp, setup, on_message=on_message, post=post, timeout=wait + 15,
+              performance=True, deflate=dcase)
+
+    for j, key in enumerate(testdata.ORDER, start=1):
+        desc_name, binary, fsize = testdata.CORPORA[key]
+        subtitles[f"12.{j}"] = f"{desc_name} ({'binary' if binary else 'utf8'}, {fsize} bytes)"
+        for i, (size, count, wait, frag) in enumerate(DEFLATE_SIZES, start=1):
+            add(f"12.{j}.{i}", key, size, count, wait, frag, DeflateCase(),
+                "Use default permessage-deflate offer.")
+    desc_name, binary, fsize = testdata.CORPORA["json"]
+    for j, (offers, accepts) in enumerate(DEFLATE_PARAMS, start=1):
+        dcase = deflate_case_for(offers, accepts)
+        subtitles[f"13.{j}"] = (f"{desc_name} ({'binary' if binary else 'utf8'}, {fsize} bytes) - "
+                                f"{dcase.offer_desc} / {dcase.accept_desc}")
+        for i, (size, count, wait, frag) in enumerate(DEFLATE_SIZES, start=1):
+            add(f"13.{j}.{i}", "json", size, count, wait, frag, dcase,
+                f"Use permessage-deflate {dcase.offer_desc}.")
+
+
 # --------------------------------------------------------------------------------- section H
 def section_h(cases):
     def wrong_mask(run, p):
@@ -775,6 +933,7 @@ def build_catalog(full: bool = False, cap: int = DEFAULT_CAP):
     section7(cases)
     section9(cases, full, cap)
     section10(cases)
+    section12_13(cases, subtitles, full)
     section_h(cases)
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case id"

@@ -26,6 +26,7 @@ import socket
 import time
 from collections import Counter, deque
 
+from . import deflate as D
 from . import frames as F
 
 OPEN, CLOSING, CLOSED = "OPEN", "CLOSING", "CLOSED"
@@ -51,7 +52,8 @@ SYNC_PAUSE = 0.002              # pause after a "sync" chunk so it travels alone
 class Peer:
     """One harness endpoint. `is_server` is the harness's role (the peer has the other one)."""
 
-    def __init__(self, sock: socket.socket, is_server: bool, leftover: bytes = b""):
+    def __init__(self, sock: socket.socket, is_server: bool, leftover: bytes = b"",
+                 deflate: "D.Codec | None" = None, deflate_info: dict | None = None):
         self.sock = sock
         self.sock.setblocking(False)
         try:
@@ -95,6 +97,13 @@ class Peer:
         self.tx_octets = 0
         self.case = None
         self.done = False
+        # permessage-deflate (sections 12/13): the agreed codec, or None (then any RSV bit is a
+        # violation); what was offered/answered; octet counts of payloads and of their
+        # compressed form on the wire.
+        self.deflate = deflate
+        self.deflate_info = deflate_info if deflate_info is not None else {}
+        self.frag_compressed = False
+        self.deflate_stats: Counter = Counter()
 
     # ------------------------------------------------------------------------------- logging
     def log(self, line: str) -> None:
@@ -152,14 +161,27 @@ class Peer:
 
     def send_message(self, payload: bytes, binary: bool = False,
                      fragment_size: int | None = None, chopsize: int | None = None) -> None:
+        """Send a message, fragmented into frames of `fragment_size` octets if given. With
+        permessage-deflate agreed, the message is compressed first, the compressed payload is
+        fragmented (as Autobahn's autoFragmentSize does) and RSV1 is set on the first frame."""
         op = F.OP_BINARY if binary else F.OP_TEXT
+        rsv = 0
+        if self.deflate is not None and self.state != CLOSED:
+            wire = self.deflate.compress(payload)
+            self.deflate_stats["tx_messages"] += 1
+            self.deflate_stats["tx_payload_octets"] += len(payload)
+            self.deflate_stats["tx_wire_octets"] += len(wire)
+            if self.deflate_stats["tx_messages"] <= 3:
+                self.log(f"-- sending message #{self.deflate_stats['tx_messages']}: {len(payload)} octets "
+                         f"deflated to {len(wire)}")
+            payload, rsv = wire, 4
         if not fragment_size or fragment_size >= len(payload):
-            self.send_frame(op, payload, chopsize=chopsize)
+            self.send_frame(op, payload, rsv=rsv, chopsize=chopsize)
             return
         for i in range(0, len(payload), fragment_size):
             last = i + fragment_size >= len(payload)
             self.send_frame(op if i == 0 else F.OP_CONT, payload[i:i + fragment_size],
-                            fin=last, chopsize=chopsize)
+                            fin=last, rsv=rsv if i == 0 else 0, chopsize=chopsize)
 
     def send_close_frame(self, code: int | None = None, reason: bytes = b"",
                          payload: bytes | None = None) -> None:
@@ -272,9 +294,19 @@ class Peer:
         must_mask = self.is_server
         if fr.masked != must_mask:
             self.violation("server sent a masked frame" if fr.masked else "client sent an unmasked frame")
-        if fr.rsv:
-            self.violation(f"RSV bits {fr.rsv} set without an extension")
         op = fr.opcode
+        compressed = False
+        if fr.rsv:
+            if self.deflate is None:
+                self.violation(f"RSV bits {fr.rsv} set without an extension")
+            elif fr.rsv != 4:
+                self.violation(f"RSV bits {fr.rsv} set: permessage-deflate claims RSV1 only")
+            elif op in (F.OP_TEXT, F.OP_BINARY):
+                compressed = True
+            elif op == F.OP_CONT:
+                self.violation("RSV1 set on a continuation frame (RFC 7692 §6: first frame of a message only)")
+            else:
+                self.violation("RSV1 set on a control frame (RFC 7692 §6.1)")
         if op >= 8:
             if op not in (F.OP_CLOSE, F.OP_PING, F.OP_PONG):
                 self.violation(f"reserved control opcode {op}")
@@ -304,12 +336,39 @@ class Peer:
                 self.violation("new data frame inside a fragmented message")
             self.frag_opcode = op
             self.frag_buf = bytearray()
+            self.frag_compressed = compressed
         self.frag_buf += fr.payload
         if fr.fin:
             data = bytes(self.frag_buf)
             binary = self.frag_opcode == F.OP_BINARY
             self.frag_opcode = None
             self.frag_buf = bytearray()
+            if self.deflate is not None:
+                st = self.deflate_stats
+                if self.frag_compressed:
+                    try:
+                        wire, data = data, self.deflate.decompress(data)
+                    except D.InflateError as e:
+                        pr = self.deflate.params
+                        self.violation(
+                            f"compressed message #{st['rx_messages'] + 1} cannot be inflated with the agreed "
+                            f"parameters (peer window 2^{self.deflate.rx_bits}, peer "
+                            f"{'resets' if self.deflate.rx_reset else 'keeps'} its context per message; "
+                            f"agreed: {pr.response!r}): {e}")
+                        self.failed_by_me = True
+                        self.drop("undecodable compressed message")
+                        return
+                    st["rx_wire_octets"] += len(wire)
+                    st["rx_payload_octets"] += len(data)
+                else:
+                    st["rx_uncompressed_messages"] += 1
+                    st["rx_wire_octets"] += len(data)
+                    st["rx_payload_octets"] += len(data)
+                st["rx_messages"] += 1
+                if st["rx_messages"] <= 3:
+                    n_wire = len(wire) if self.frag_compressed else len(data)
+                    self.log(f"-- received message #{st['rx_messages']}: {n_wire} octets on the wire -> "
+                             f"{len(data)}{' inflated' if self.frag_compressed else ' (sent uncompressed)'}")
             if not binary:
                 try:
                     data.decode("utf-8")

@@ -131,8 +131,10 @@ def accept_value(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + GUID).digest()).decode("ascii")
 
 
-def client_request(host: str, port: int, path: str = "/") -> tuple[bytes, str]:
+def client_request(host: str, port: int, path: str = "/",
+                   extra_headers: dict | None = None) -> tuple[bytes, str]:
     key = base64.b64encode(os.urandom(16)).decode("ascii")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (extra_headers or {}).items())
     req = (f"GET {path} HTTP/1.1\r\n"
            f"Host: {host}:{port}\r\n"
            "Upgrade: websocket\r\n"
@@ -140,6 +142,7 @@ def client_request(host: str, port: int, path: str = "/") -> tuple[bytes, str]:
            f"Sec-WebSocket-Key: {key}\r\n"
            "Sec-WebSocket-Version: 13\r\n"
            "User-Agent: ws-conformance-harness\r\n"
+           f"{extra}"
            "\r\n")
     return req.encode("ascii"), key
 
@@ -147,7 +150,8 @@ def client_request(host: str, port: int, path: str = "/") -> tuple[bytes, str]:
 @dataclass
 class HttpHead:
     start_line: str
-    headers: dict = field(default_factory=dict)  # lower-case name -> value (last wins)
+    headers: dict = field(default_factory=dict)  # lower-case name -> value (last wins, except
+                                                 # Sec-WebSocket-Extensions: joined with ", ")
     raw: bytes = b""
 
 
@@ -159,11 +163,15 @@ def parse_head(raw: bytes) -> HttpHead:
         if not line:
             continue
         name, _, value = line.partition(":")
-        head.headers[name.strip().lower()] = value.strip()
+        name = name.strip().lower()
+        if name == "sec-websocket-extensions" and head.headers.get(name):
+            head.headers[name] += ", " + value.strip()    # a list header may be split (RFC 7230 §3.2.2)
+        else:
+            head.headers[name] = value.strip()
     return head
 
 
-def check_server_response(head: HttpHead, key: str) -> str | None:
+def check_server_response(head: HttpHead, key: str, extensions_offered: bool = False) -> str | None:
     """Return None if the 101 response is acceptable, else a reason."""
     parts = head.start_line.split(" ", 2)
     if len(parts) < 2 or parts[1] != "101":
@@ -174,12 +182,12 @@ def check_server_response(head: HttpHead, key: str) -> str | None:
         return "missing 'Connection: Upgrade'"
     if head.headers.get("sec-websocket-accept") != accept_value(key):
         return "wrong Sec-WebSocket-Accept"
-    if head.headers.get("sec-websocket-extensions"):
+    if head.headers.get("sec-websocket-extensions") and not extensions_offered:
         return "server accepted an extension the harness did not offer"
     return None
 
 
-def server_response(request: HttpHead) -> tuple[bytes, str | None]:
+def server_response(request: HttpHead, extensions: str | None = None) -> tuple[bytes, str | None]:
     """Build the answer to a client's upgrade request; (response bytes, error or None)."""
     h = request.headers
     key = h.get("sec-websocket-key")
@@ -202,7 +210,8 @@ def server_response(request: HttpHead) -> tuple[bytes, str | None]:
             "Upgrade: websocket\r\n"
             "Connection: Upgrade\r\n"
             f"Sec-WebSocket-Accept: {accept_value(key)}\r\n"
-            "Server: ws-conformance-harness\r\n"
+            + (f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else "")
+            + "Server: ws-conformance-harness\r\n"
             "\r\n")
     return resp.encode("ascii"), None
 

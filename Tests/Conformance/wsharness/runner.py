@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 
+from . import deflate as D
 from . import frames as F
 from .cases import CaseRun, short_events
 from .engine import FAILED, OPEN, Peer
@@ -96,7 +97,7 @@ def read_head(sock: socket.socket, deadline: float) -> tuple[bytes, bytes]:
 
 # ------------------------------------------------------------------------------ result record
 def make_result(spec, run: CaseRun | None, p: Peer | None, duration: float, error: str | None = None,
-                http: tuple[bytes, bytes] | None = None) -> dict:
+                http: tuple[bytes, bytes] | None = None, deflate_info: dict | None = None) -> dict:
     res = {
         "id": spec.id,
         "section": spec.section,
@@ -109,6 +110,16 @@ def make_result(spec, run: CaseRun | None, p: Peer | None, duration: float, erro
     if http is not None:
         res["http_request"] = http[0].decode("latin-1")[:1000]
         res["http_response"] = http[1].decode("latin-1")[:1000]
+    if getattr(spec, "deflate", None) is not None:
+        info = dict(deflate_info if deflate_info is not None else (p.deflate_info if p is not None else {}))
+        if p is not None:
+            st = p.deflate_stats
+            info["stats"] = dict(st)
+            if st.get("rx_payload_octets"):
+                info["rx_ratio"] = round(st["rx_wire_octets"] / st["rx_payload_octets"], 4)
+            if st.get("tx_payload_octets"):
+                info["tx_ratio"] = round(st["tx_wire_octets"] / st["tx_payload_octets"], 4)
+        res["deflate"] = info
     if run is None or p is None:
         res.update({"behaviour": FAILED, "behaviour_detail": error or "case did not run",
                     "close_behaviour": FAILED, "close_detail": error or "case did not run",
@@ -217,20 +228,43 @@ def _run_server_case(spec, sut: ServerUnderTest) -> dict:
         sock = socket.create_connection((HOST, sut.port), timeout=HANDSHAKE_TIMEOUT)
     except OSError as e:
         return make_result(spec, None, None, time.monotonic() - t0, f"cannot connect to server: {e}")
+    dcase = getattr(spec, "deflate", None)
+    extra, info = None, None
+    if dcase is not None:
+        offer = D.offers_header(dcase.offers)
+        extra = {"Sec-WebSocket-Extensions": offer}
+        info = {"offer": offer}
     try:
-        req, key = F.client_request(HOST, sut.port, "/")
+        req, key = F.client_request(HOST, sut.port, "/", extra)
         sock.sendall(req)
         head, rest = read_head(sock, time.monotonic() + HANDSHAKE_TIMEOUT)
         http = (req, head)
-        problem = F.check_server_response(F.parse_head(head), key)
+        parsed = F.parse_head(head)
+        problem = F.check_server_response(parsed, key, extensions_offered=dcase is not None)
         if problem:
             sock.close()
             return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed: {problem}",
-                               http=http)
+                               http=http, deflate_info=info)
     except (OSError, TimeoutError, ConnectionError) as e:
         sock.close()
-        return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed: {e}")
-    p = Peer(sock, is_server=False, leftover=rest)
+        return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed: {e}",
+                           deflate_info=info)
+    codec = None
+    if dcase is not None:
+        answer = parsed.headers.get("sec-websocket-extensions")
+        info["response"] = answer
+        params, err = D.check_response(dcase.offers, answer)
+        if err:
+            # RFC 7692 §7.1 / RFC 6455 §9.1: the client must fail the connection.
+            sock.close()
+            return make_result(spec, None, None, time.monotonic() - t0,
+                               f"permessage-deflate negotiation: {err}", http=http, deflate_info=info)
+        if params is None:
+            info["note"] = "the server accepted no extension"
+        else:
+            info["agreed"] = params.as_dict()
+            codec = D.Codec(params, is_server=False)
+    p = Peer(sock, is_server=False, leftover=rest, deflate=codec, deflate_info=info)
     p.run(run, spec.timeout)
     run.evaluate(p)
     res = make_result(spec, run, p, time.monotonic() - t0, http=http)
@@ -245,18 +279,31 @@ def _run_server_case(spec, sut: ServerUnderTest) -> dict:
     return res
 
 
-def run_server_direction(cmd: str, specs, log_path=None, on_result=None, budget=DEFAULT_BUDGET) -> list[dict]:
-    sut = ServerUnderTest(cmd, log_path, budget)
-    sut.start()
+def run_server_direction(cmd: str, specs, log_path=None, on_result=None, budget=DEFAULT_BUDGET,
+                         deflate_cmd: str | None = None) -> list[dict]:
+    """Cases with permessage-deflate (sections 12/13) run against `deflate_cmd` (a second server
+    process, started when the first such case comes); the caller leaves them out without it."""
     results = []
+    suts: dict = {}
+    started = time.monotonic()
     try:
         for spec in specs:
-            res = run_server_case(spec, sut)
+            which = "deflate" if getattr(spec, "deflate", None) is not None else "plain"
+            if which not in suts:
+                this_cmd = deflate_cmd if which == "deflate" else cmd
+                if not this_cmd:
+                    raise RuntimeError("no server command for the permessage-deflate cases "
+                                       "(--server-deflate-cmd / WS_SERVER_DEFLATE_CMD)")
+                sut = ServerUnderTest(this_cmd, log_path, max(1.0, budget - (time.monotonic() - started)))
+                sut.start()
+                suts[which] = sut
+            res = run_server_case(spec, suts[which])
             results.append(res)
             if on_result:
                 on_result(res)
     finally:
-        sut.stop()
+        for sut in suts.values():
+            sut.stop()
     return results
 
 
@@ -319,14 +366,31 @@ class ClientHarness:
                     return conn
                 return None
 
-    def _handshake(self, conn):
+    def _handshake(self, conn, batch=None, pending=None):
+        """Answer the opening handshake. For a /runCase connection of a permessage-deflate case,
+        answer the client's offer with the case's parameters. Returns (request, path, query,
+        leftover bytes, problem, codec or None, deflate info or None)."""
         head, rest = read_head(conn, time.monotonic() + HANDSHAKE_TIMEOUT)
         request = F.parse_head(head)
-        response, problem = F.server_response(request)
-        conn.sendall(response)
         path, query = F.parse_request_target(request.start_line)
+        spec = None
+        if path == "/runCase" and batch is not None and query.get("case", "").isdigit():
+            index = int(query["case"])
+            if 1 <= index <= len(batch) and batch[index - 1] in pending:
+                spec = batch[index - 1]
+        dcase = getattr(spec, "deflate", None)
+        answer, codec, info = None, None, None
+        if dcase is not None:
+            offer = request.headers.get("sec-websocket-extensions")
+            answer, params, note = D.negotiate(offer, dcase.accepts)
+            info = {"offer": offer, "response": answer, "note": note}
+            if params is not None:
+                info["agreed"] = params.as_dict()
+                codec = D.Codec(params, is_server=True)
+        response, problem = F.server_response(request, answer)
+        conn.sendall(response)
         request.response = response
-        return request, path, query, rest, problem
+        return request, path, query, rest, problem, (codec if problem is None else None), info
 
     def run(self, specs, on_result=None) -> list[dict]:
         pending = list(specs)
@@ -388,7 +452,7 @@ class ClientHarness:
                     return f"client exited with code {self.proc.returncode}"
                 return f"client opened no connection within {CLIENT_CONNECT_TIMEOUT:.0f}s"
             try:
-                request, path, query, rest, problem = self._handshake(conn)
+                request, path, query, rest, problem, codec, dinfo = self._handshake(conn, batch, pending)
             except (OSError, TimeoutError, ConnectionError):
                 conn.close()
                 continue
@@ -398,7 +462,8 @@ class ClientHarness:
                 if path == "/runCase" and 1 <= index <= len(batch) and batch[index - 1] in pending:
                     spec = batch[index - 1]
                     res = make_result(spec, None, None, 0.0, f"harness rejected the client's opening "
-                                      f"handshake: {problem}", http=(request.raw, request.response))
+                                      f"handshake: {problem}", http=(request.raw, request.response),
+                                      deflate_info=dinfo)
                     pending.remove(spec)
                     results[spec.id] = res
                     if on_result:
@@ -425,7 +490,7 @@ class ClientHarness:
                 spec = batch[index - 1]
                 t0 = time.monotonic()
                 run = CaseRun(spec)
-                p = Peer(conn, is_server=True, leftover=rest)
+                p = Peer(conn, is_server=True, leftover=rest, deflate=codec, deflate_info=dinfo)
                 p.run(run, spec.timeout)
                 run.evaluate(p)
                 res = make_result(spec, run, p, time.monotonic() - t0, http=(request.raw, request.response))
@@ -439,7 +504,7 @@ class ClientHarness:
                     conn2 = self._accept(3.0)
                     if conn2 is not None:
                         try:
-                            _, path2, _, rest2, _ = self._handshake(conn2)
+                            _, path2, _, rest2, _, _, _ = self._handshake(conn2)
                             self._control(conn2, rest2, None)
                         except (OSError, TimeoutError, ConnectionError):
                             conn2.close()
@@ -458,8 +523,25 @@ class ClientHarness:
 
 
 def run_client_direction(cmd: str, agent: str, specs, log_path=None, on_result=None,
-                         budget=DEFAULT_BUDGET) -> list[dict]:
-    return ClientHarness(cmd, agent, log_path, budget=budget).run(specs, on_result)
+                         budget=DEFAULT_BUDGET, deflate_cmd: str | None = None) -> list[dict]:
+    """The cases with permessage-deflate (sections 12/13) run in a second session of the client
+    started with `deflate_cmd` (a client that offers permessage-deflate); the case count it is
+    told is the number of those cases."""
+    plain = [s for s in specs if getattr(s, "deflate", None) is None]
+    with_deflate = [s for s in specs if getattr(s, "deflate", None) is not None]
+    if with_deflate and not deflate_cmd:
+        raise RuntimeError("no client command for the permessage-deflate cases "
+                           "(--client-deflate-cmd / WS_CLIENT_DEFLATE_CMD)")
+    started = time.monotonic()
+    by_id = {}
+    if plain:
+        for r in ClientHarness(cmd, agent, log_path, budget=budget).run(plain, on_result):
+            by_id[r["id"]] = r
+    if with_deflate:
+        left = max(1.0, budget - (time.monotonic() - started))
+        for r in ClientHarness(deflate_cmd, agent, log_path, budget=left).run(with_deflate, on_result):
+            by_id[r["id"]] = r
+    return [by_id[s.id] for s in specs if s.id in by_id]
 
 
 # ----------------------------------------------------------------------------------- reports
@@ -482,7 +564,8 @@ def summarize(results: list[dict]) -> dict:
 
 
 def write_report(report_dir: str, direction: str, agent: str, command: str, results: list[dict],
-                 started: float, full: bool, cap: int, repo_dir: str, label: str | None = None) -> str:
+                 started: float, full: bool, cap: int, repo_dir: str, label: str | None = None,
+                 deflate_command: str | None = None) -> str:
     os.makedirs(report_dir, exist_ok=True)
     stamp = dt.datetime.fromtimestamp(started, dt.timezone.utc)
     doc = {
@@ -491,6 +574,7 @@ def write_report(report_dir: str, direction: str, agent: str, command: str, resu
         "agent": agent,
         "label": label,
         "command": command,
+        "deflate_command": deflate_command,           # sections 12/13 (permessage-deflate)
         "started": stamp.isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
         "commit": git_commit(repo_dir),
@@ -506,6 +590,12 @@ def write_report(report_dir: str, direction: str, agent: str, command: str, resu
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
     return path
+
+
+def reference_deflate_commands():
+    """The reference server and client with permessage-deflate enabled (sections 12/13)."""
+    server, client, _ = reference_commands()
+    return server + " --deflate", client + " --deflate"
 
 
 def reference_commands():
@@ -525,6 +615,8 @@ def explain(res: dict) -> str:
              f"close: {res['close_behaviour']} - {res['close_detail']}  {res.get('close')}",
              f"expected events: {res.get('expected')}",
              f"received events: {res.get('received')}"]
+    if res.get("deflate"):
+        lines.append(f"permessage-deflate: {res['deflate']}")
     if res.get("violations"):
         lines.append(f"peer violations: {res['violations']}")
     if res.get("notes"):
