@@ -11,6 +11,12 @@ crash      the server process exits as soon as it receives its first frame.
 slowclose  conforming on close, but never closes TCP itself (server must drop TCP).
 nohandshake  the server accepts TCP connections and never answers the opening handshake.
 exit-after-3  the client runs cases 1-3, then exits (the harness must restart it).
+deflate-verbatim  (server) accepts permessage-deflate, echoing the server_* parameters of the first
+           offer, (client) offers 'permessage-deflate; client_max_window_bits'; then echoes every
+           frame as it came (compressed payload and RSV1 untouched, never inflating). Passes where
+           both directions use the same parameters; must fail where they differ (13.2, 13.3).
+deflate-sloppy  (server) answers every offer with 'permessage-deflate; server_max_window_bits=10'
+           whatever was offered, then echoes like deflate-verbatim.
 """
 
 from __future__ import annotations
@@ -92,7 +98,16 @@ def server(port, mode):
                 time.sleep(60)
                 return
             head, rest = read_head(conn)
-            resp, err = F.server_response(F.parse_head(head))
+            req = F.parse_head(head)
+            answer = None
+            offer = req.headers.get("sec-websocket-extensions", "")
+            if mode == "deflate-sloppy" and "permessage-deflate" in offer:
+                answer = "permessage-deflate; server_max_window_bits=10"
+            elif mode == "deflate-verbatim" and "permessage-deflate" in offer:
+                first = offer.split(",")[0]
+                answer = "; ".join(["permessage-deflate"] + [p.strip() for p in first.split(";")[1:]
+                                                           if p.strip().startswith("server_")])
+            resp, err = F.server_response(req, answer)
             conn.sendall(resp)
             if not err:
                 serve_ws(conn, rest, mode, True)
@@ -108,7 +123,9 @@ def server(port, mode):
 def client_connect(url, path, mode):
     u = urlsplit(url)
     sock = socket.create_connection((u.hostname, u.port), timeout=10)
-    req, key = F.client_request(u.hostname, u.port, path)
+    extra = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"} \
+        if mode.startswith("deflate") else None
+    req, key = F.client_request(u.hostname, u.port, path, extra)
     sock.sendall(req)
     head, rest = read_head(sock)
     return sock, rest
@@ -132,7 +149,7 @@ def client(url, agent, mode):
             sys.exit(1)
         try:
             s, rest = client_connect(url, f"/runCase?case={n}&agent={agent}", mode)
-            serve_ws(s, rest, "silent" if mode == "silent" else "lenient", False)
+            serve_ws(s, rest, mode if mode in ("silent", "deflate-verbatim") else "lenient", False)
             s.close()
         except OSError:
             pass
