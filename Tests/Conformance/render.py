@@ -47,14 +47,56 @@ REFERENCE_NOTES = [
     (["7.1.6", "7.13.1", "7.13.2"], "INFORMATIONAL",
      "Informational by definition (implementation-defined close behaviour / close codes outside the "
      "ranges defined by RFC 6455)."),
+    (["13.3.*", "13.5.*"], "UNIMPLEMENTED",
+     "The harness (client) offers server_max_window_bits=8. websockets cannot compress with an 8-bit "
+     "window (zlib's deflateInit2 rejects raw deflate with wbits=8) and declines such an offer "
+     "(ServerPerMessageDeflateFactory: 'unsupported server_max_window_bits = 8, use 9'), so the server "
+     "accepts no extension; RFC 7692 §7.1.2.1 allows declining, and Autobahn calls a case without "
+     "permessage-deflate UNIMPLEMENTED. In 13.7 the same server declines the first offer and accepts "
+     "the second (server_no_context_takeover), which is OK.", "server"),
+    (["13.3.*", "13.5.*", "13.7.*"], "FAILED",
+     "The harness (server) answers websockets' offer 'permessage-deflate; client_max_window_bits' with "
+     "client_max_window_bits=8, as Autobahn's fuzzing server does in 13.3, 13.5 and 13.7. By offering "
+     "client_max_window_bits without a value the client says it can limit its window to any value "
+     "8..15 (RFC 7692 §7.1.2.2), but websockets cannot compress with an 8-bit window (zlib) and "
+     "aborts the connection right after the 101 response (client log: 'NegotiationError: Unsupported "
+     "extension: name = permessage-deflate, params = [('client_max_window_bits', '8')]'), so no echo "
+     "arrives. A limitation websockets documents (ClientPerMessageDeflateFactory).", "client"),
 ]
 
 
-def reference_note(case_id: str, behaviour: str):
-    for ids, beh, text in REFERENCE_NOTES:
-        if case_id in ids and beh == behaviour:
+def reference_note(case_id: str, behaviour: str, direction: str | None = None):
+    for note in REFERENCE_NOTES:
+        ids, beh, text = note[:3]
+        where = note[3] if len(note) > 3 else None
+        if where is not None and direction is not None and where != direction:
+            continue
+        if beh == behaviour and any(fnmatch.fnmatchcase(case_id, pat) for pat in ids):
             return text
     return None
+
+
+def compact_ids(items) -> str:
+    """[('13.3.1', x), ('13.3.2', x), ('13.3.3', x), ('7.1.5', y)] -> '13.3.1–13.3.3 x, 7.1.5 y'
+    (runs of three or more consecutive cases of one subsection with the same close note)."""
+    out, run = [], []
+
+    def flush():
+        if len(run) >= 3:
+            out.append(f"{run[0][0]}–{run[-1][0]}{run[0][1]}")
+        else:
+            out.extend(cid + extra for cid, extra in run)
+        run.clear()
+    for cid, extra in items:
+        if run:
+            prev, pextra = run[-1]
+            pp, cp = prev.rsplit(".", 1), cid.rsplit(".", 1)
+            if not (pp[0] == cp[0] and extra == pextra and pp[1].isdigit() and cp[1].isdigit()
+                    and int(cp[1]) == int(pp[1]) + 1):
+                flush()
+        run.append((cid, extra))
+    flush()
+    return ", ".join(out)
 
 
 def load(paths):
@@ -87,6 +129,9 @@ def cell(res: dict | None) -> str:
     elif close.get("tcp_closed_by") == "peer" and close.get("first_close_by") is None:
         parts.append("TCP drop")
     m = res.get("metrics") or {}
+    ratio = (res.get("deflate") or {}).get("rx_ratio")
+    if ratio is not None:
+        parts.append(f"ratio {ratio:.2f}")
     if "roundtrip_total_ms" in m:
         parts.append(f"{m['roundtrip_total_ms'] / 1000:.2f} ms/rt")
     elif "echo_ms" in m:
@@ -103,9 +148,15 @@ def summary_line(doc: dict) -> str:
     cl = ", ".join(f"{n} {k}" for k, n in sorted(close.items()))
     passed = sum(r["passed"] for r in results)
     who = "server under test" if doc["direction"] == "server" else "client under test"
+    sized = ("full sizes (section 9 up to 16 MiB, 1000 messages per case in 12/13)" if doc.get("full")
+             else "default run (section 9 capped at 1 MiB, 12/13 at most 256 KiB of payload per case)")
+    deflate = ""
+    if doc.get("deflate_command"):
+        n = sum(r["section"] in ("12", "13") for r in results)
+        deflate = f" 12.\\*/13.\\* ({n} cases) with permessage-deflate enabled (`--deflate`)."
     return (f"- **{who}** (`{doc['agent']}`): {len(results)} cases, {passed} passed — {beh}; "
             f"close behaviour: {cl}. Run {doc['started']}, {doc['duration_s']:.0f} s, commit "
-            f"`{doc.get('commit') or '?'}`, {'full section 9' if doc.get('full') else 'section 9 capped at 1 MiB'}.")
+            f"`{doc.get('commit') or '?'}`, {sized}.{deflate}")
 
 
 def section_scores(docs: list[dict]) -> list[str]:
@@ -143,9 +194,9 @@ def case_tables(docs: list[dict], subtitles: dict, catalog_desc: dict) -> list[s
         if sec != current_section:
             current_section, current_sub = sec, None
             out += ["", f"#### {sec} {SECTION_TITLES.get(sec, '')}", ""]
-            if sec != "6":
+            if sec not in ("6", "12", "13"):
                 out += [header, sep]
-        if sec == "6" and sub != current_sub:
+        if sec in ("6", "12", "13") and sub != current_sub:
             current_sub = sub
             title = subtitles.get(sub, {"6.1": "Valid UTF-8 with zero payload fragments",
                                         "6.2": "Valid UTF-8 unfragmented, fragmented on code points and within "
@@ -181,8 +232,9 @@ def render(chosen) -> str:
     L += ["# Conformance: RFC 6455 (Autobahn|Testsuite case catalog)", "",
           f"<!-- Generated by Tests/Conformance/render.py on {now} at commit {git_head()}. Do not edit by hand. -->", "",
           f"Generated {now} from commit `{git_head()}` by `Tests/Conformance/render.py`.", "",
-          "The suite in `Tests/Conformance/` replays Autobahn|Testsuite's cases 1.\\*–7.\\*, 9.\\* and 10.\\* "
-          "(numbering, payloads, fragmentations, chop sizes, expectations and verdict rules of Autobahn) with a "
+          "The suite in `Tests/Conformance/` replays Autobahn|Testsuite's cases 1.\\*–7.\\*, 9.\\*, 10.\\* and "
+          "the permessage-deflate cases 12.\\* and 13.\\* (RFC 7692) "
+          "(numbering, payloads, fragmentations, chop sizes, offers, expectations and verdict rules of Autobahn) with a "
           "harness of its own that speaks raw RFC 6455 over standard-library sockets, so it can put any "
           "malformed frame on the wire. It tests a **server** (the harness is the client and masks its frames) "
           "and, with roles swapped, a **client** (the harness is an Autobahn-compatible fuzzing server that sends "
@@ -192,12 +244,16 @@ def render(chosen) -> str:
           "python3 Tests/Conformance/run.py \\",
           "    --server-cmd \".build/debug/ws-echo --port {port}\" \\",
           "    --client-cmd \".build/debug/ws-conformance-client --url {url} --agent {agent}\" \\",
-          "    --agent WebSocketEngine            # add --full for section 9 at 16 MiB, --cases '6.*,7.*' to select",
+          "    --server-deflate-cmd \".build/debug/ws-echo --port {port} --deflate\" \\",
+          "    --client-deflate-cmd \".build/debug/ws-conformance-client --url {url} --agent {agent} --deflate\" \\",
+          "    --agent WebSocketEngine            # add --full for Autobahn's full sizes, --cases '6.*,7.*' to select",
           "",
-          "# the same through pytest (one test id per case: test_server[6.4.1], test_client[7.7.3], ...)",
+          "# the same through pytest (one test id per case: test_server[6.4.1], test_client[12.1.1], ...)",
           "WS_SERVER_CMD=\".build/debug/ws-echo --port {port}\" \\",
           "WS_CLIENT_CMD=\".build/debug/ws-conformance-client --url {url} --agent {agent}\" \\",
-          "    pytest Tests/Conformance -q",
+          "WS_SERVER_DEFLATE_CMD=\".build/debug/ws-echo --port {port} --deflate\" \\",
+          "WS_CLIENT_DEFLATE_CMD=\".build/debug/ws-conformance-client --url {url} --agent {agent} --deflate\" \\",
+          "    pytest Tests/Conformance -q        # 12.*/13.* skip without the two *_DEFLATE_CMD",
           "",
           "# the harness reference run (python-websockets), then this file",
           "pip install websockets pytest",
@@ -209,14 +265,21 @@ def render(chosen) -> str:
           "- **OK**: the peer behaved as the case expects. **NON-STRICT**: conforming, but not the strict, "
           "canonical behaviour Autobahn prefers (e.g. failing on invalid UTF-8 only when the message is complete "
           "instead of at the first invalid octet). **INFORMATIONAL**: behaviour the RFC leaves open; recorded, "
-          "never a failure. **FAILED**: a MUST of RFC 6455 is broken (outside section 9, where it means a "
-          "limit or time-out was hit).",
+          "never a failure. **UNIMPLEMENTED** (12/13): permessage-deflate was not negotiated for the case's "
+          "parameters; a test failure. **FAILED**: a MUST of RFC 6455 / RFC 7692 is broken (in sections 9, "
+          "12 and 13 it can also mean a limit or time-out was hit).",
           "- Close behaviour (Autobahn's): OK, WRONG CODE (peer close code not among the expected ones; a "
           "failure in 7.x), UNCLEAN (no full closing handshake where one is required), FAILED (the wrong side "
           "closed first, or the peer never failed a connection it had to fail), FAILED BY CLIENT (the harness, "
           "as client, had to drop TCP because the server did not).",
-          "- A cell reads `behaviour · peer close code (or close verdict) · duration`. A test fails on a FAILED "
-          "behaviour or a FAILED/UNCLEAN close.", ""]
+          "- A cell reads `behaviour · peer close code (or close verdict) · duration`; in 12/13 also the "
+          "compression ratio of the peer's messages (octets on the wire / octets inflated). A test fails on a "
+          "FAILED or UNIMPLEMENTED behaviour or a FAILED/UNCLEAN close.",
+          "- Sections 12/13: the harness implements permessage-deflate itself (Python's zlib). As a client it "
+          "offers the case's parameters (13.x: server_no_context_takeover / server_max_window_bits 8 or 15, "
+          "always with client_max_window_bits) and fails the case on an answer outside the offer; as a server "
+          "it answers the client's offer with the case's client_no_context_takeover / client_max_window_bits "
+          "(8 or 15), as Autobahn's fuzzing server does. Every echo is compared octet for octet.", ""]
 
     L += ["## Results: WebSocketEngine", ""]
     if ours:
@@ -237,7 +300,10 @@ def render(chosen) -> str:
     L += [f"To show that the harness judges correctly, the full catalog runs against an independent "
           f"implementation, python-websockets (`{import_ver}`), known to be close to fully conformant: "
           "`Tests/Conformance/reference/echo_server.py` (server under test) and "
-          "`Tests/Conformance/reference/autobahn_client.py` (client under test). Every verdict other than OK "
+          "`Tests/Conformance/reference/autobahn_client.py` (client under test); for 12.\\*/13.\\* both run "
+          "with `--deflate` (server: `ServerPerMessageDeflateFactory()` at its defaults, which follows the "
+          "client's offer; client: `compression=\"deflate\"`, which offers "
+          "`permessage-deflate; client_max_window_bits`). Every verdict other than OK "
           "is explained below; none is unexplained.", ""]
     for d in ref:
         L.append(summary_line(d))
@@ -249,15 +315,15 @@ def render(chosen) -> str:
         for r in d["results"]:
             if r["behaviour"] == "OK" and r["close_behaviour"] == "OK":
                 continue
-            note = reference_note(r["id"], r["behaviour"])
+            note = reference_note(r["id"], r["behaviour"], d["direction"])
             if note is None:
                 unexplained.append(r["id"])
                 note = "**not explained**"
             g = groups.setdefault((r["behaviour"], note), {"server": [], "client": []})
             extra = f" (close {r['close_behaviour']})" if r["close_behaviour"] not in ("OK", "INFORMATIONAL") else ""
-            g[d["direction"]].append(r["id"] + extra)
+            g[d["direction"]].append((r["id"], extra))
     for (beh, note), dirs in groups.items():
-        where = "; ".join(f"{'server' if k == 'server' else 'client'}: {', '.join(v)}" for k, v in dirs.items() if v)
+        where = "; ".join(f"{'server' if k == 'server' else 'client'}: {compact_ids(v)}" for k, v in dirs.items() if v)
         L.append(f"- **{beh}** — {where}. {note}")
     L += ["",
           "- websockets' default of at most 4096 fragments per message (`WEBSOCKETS_MAX_FRAGMENTS`) would fail "
