@@ -36,6 +36,11 @@ let package = Package(
             path: "Sources/ws-bench"
         ),
         .executableTarget(
+            name: "ws-profile",
+            dependencies: [.product(name: "WebSocketCore", package: "WebSocketEngine")],
+            path: "Sources/ws-profile"
+        ),
+        .executableTarget(
             name: "nio-ws-echo",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -5,8 +5,9 @@ import WebSocketCore
 
 // Every group runs WebSocketCore ("ours") and its SwiftNIO NIOWebSocket counterpart ("nio") on the same bytes, in
 // the same process and run, so that ratios hold even on a noisy machine. Names are
-// `Group/size xBatch/implementation`: one iteration processes the whole batch (`xN` frames or buffers), and
-// `report.py` turns iterations/s into frames/s and bytes/s.
+// `Group.case.xBatch.implementation`: one iteration processes the whole batch (`xN` frames or buffers), and
+// `report.py` turns iterations/s into frames/s and bytes/s. Names contain no `/` or space because the benchmark
+// tool maps each name to a file name under `Thresholds/`.
 //
 // Thresholds (checked by `swift package benchmark thresholds check` and `baseline check`, see BENCHMARKS.md):
 // our parse and encode paths must allocate nothing (`mallocCountTotal` exactly 0 at every percentile).
@@ -24,17 +25,28 @@ func batchCount(_ size: Int) -> Int {
     }
 }
 
-/// Zero mallocs at every percentile, for the zero-allocation claims of the parse and encode paths.
+/// Tolerances for `swift package benchmark baseline check`: throughput (p50) may move 25% either way (the machine
+/// this was written on is shared; use a quiet machine for tighter A/B work).
+var tolerances: [BenchmarkMetric: BenchmarkThresholds] {
+    [.throughput: .init(relative: [.p50: 25])]
+}
+
+/// The zero-allocation claim of the parse, encode, masking and UTF-8 paths: `mallocCountTotal` must be exactly 0 at
+/// every percentile, in `baseline check` and against the committed `Thresholds/*.p90.json` in `thresholds check`.
 var noAllocations: [BenchmarkMetric: BenchmarkThresholds] {
-    [.mallocCountTotal: .init(absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0])]
+    tolerances.merging(
+        [.mallocCountTotal: .init(absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0])]
+    ) { $1 }
 }
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.throughput, .wallClock, .mallocCountTotal],
+        timeUnits: .nanoseconds,
         warmupIterations: 10,
         maxDuration: .milliseconds(800),
-        maxIterations: 1_000_000
+        maxIterations: 1_000_000,
+        thresholds: tolerances
     )
     parseBenchmarks()
     encodeBenchmarks()
@@ -54,10 +66,10 @@ func parseBenchmarks() {
         checkNIODecodes(wire, frames: batch, payloadBytes: size * batch)
         let storage = Storage(copying: wire.bytes)
         let nioInput = ByteBuffer(copying: UnsafeRawBufferPointer(storage.bytes))
-        let name = "Parse/\(sizeName(size)) x\(batch)"
+        let name = "Parse.\(sizeName(size)).x\(batch)"
         let parserConfiguration = FrameParser.Configuration(role: .server)
 
-        Benchmark("\(name)/ours FrameParser", configuration: .init(thresholds: noAllocations)) { benchmark in
+        Benchmark("\(name).ours-FrameParser", configuration: .init(thresholds: noAllocations)) { benchmark in
             for _ in benchmark.scaledIterations {
                 var parser = FrameParser(configuration: parserConfiguration)
                 var offset = 0
@@ -73,7 +85,7 @@ func parseBenchmarks() {
         }
 
         let connection = Box(Connection(role: .server))
-        Benchmark("\(name)/ours Connection", configuration: .init(thresholds: noAllocations)) { benchmark in
+        Benchmark("\(name).ours-Connection", configuration: .init(thresholds: noAllocations)) { benchmark in
             for _ in benchmark.scaledIterations {
                 var rest = storage.bytes
                 var messages = 0
@@ -91,14 +103,14 @@ func parseBenchmarks() {
         }
 
         let decode = NIODecoderPeer(work: .none)
-        Benchmark("\(name)/nio decode") { benchmark in
+        Benchmark("\(name).nio-decode") { benchmark in
             for _ in benchmark.scaledIterations {
                 decode.receive(nioInput)
             }
         }
 
         let decodeUnmask = NIODecoderPeer(work: .unmask)
-        Benchmark("\(name)/nio decode+unmask") { benchmark in
+        Benchmark("\(name).nio-decode+unmask") { benchmark in
             for _ in benchmark.scaledIterations {
                 decodeUnmask.receive(nioInput)
             }
@@ -121,11 +133,11 @@ func checkNIODecodes(_ wire: Wire, frames: Int, payloadBytes: Int) {
 func encodeBenchmarks() {
     let framesPerIteration = 1000
     for size in frameSizes {
-        let name = "Encode/\(sizeName(size)) x\(framesPerIteration)"
+        let name = "Encode.\(sizeName(size)).x\(framesPerIteration)"
         // One header slot per frame, as for a writev of many frames.
         let headers = Storage(count: framesPerIteration * FrameEncoder.maxHeaderLength)
 
-        Benchmark("\(name)/ours FrameEncoder", configuration: .init(thresholds: noAllocations)) { benchmark in
+        Benchmark("\(name).ours-FrameEncoder", configuration: .init(thresholds: noAllocations)) { benchmark in
             for _ in benchmark.scaledIterations {
                 var written = 0
                 for i in 0..<framesPerIteration {
@@ -138,7 +150,7 @@ func encodeBenchmarks() {
         }
 
         let connection = Box(Connection(role: .server))
-        Benchmark("\(name)/ours Connection", configuration: .init(thresholds: noAllocations)) { benchmark in
+        Benchmark("\(name).ours-Connection", configuration: .init(thresholds: noAllocations)) { benchmark in
             for _ in benchmark.scaledIterations {
                 var written = 0
                 for i in 0..<framesPerIteration {
@@ -155,7 +167,7 @@ func encodeBenchmarks() {
         payload.writeRepeatingByte(0x61, count: size)
         let sharedPayload = payload
         let encoder = NIOEncoderPeer()
-        Benchmark("\(name)/nio encoder") { benchmark in
+        Benchmark("\(name).nio-encoder") { benchmark in
             for _ in benchmark.scaledIterations {
                 for _ in 0..<framesPerIteration {
                     encoder.send(WebSocketFrame(fin: true, opcode: .binary, data: sharedPayload))
@@ -176,13 +188,14 @@ func maskingBenchmarks() {
         let repeats = max(1, (64 << 10) / size)
         for misalignment in [0, 1] {
             let alignment = misalignment == 0 ? "aligned" : "unaligned"
-            let name = "Mask/\(sizeName(size)) \(alignment) x\(repeats)"
+            let name = "Mask.\(sizeName(size))_\(alignment).x\(repeats)"
             let storage = Storage(count: size + 64)
             var rng = Bytes(seed: 7)
             rng.fill(storage.bytes)
-            let region = UnsafeMutableRawBufferPointer(rebasing: storage.bytes[misalignment..<(misalignment + size)])
 
-            Benchmark("\(name)/ours Masking", configuration: .init(thresholds: noAllocations)) { benchmark in
+            Benchmark("\(name).ours-Masking", configuration: .init(thresholds: noAllocations)) { benchmark in
+                // Derived from `storage` here, so that the closure keeps the storage alive.
+                let region = UnsafeMutableRawBufferPointer(rebasing: storage.bytes[misalignment..<(misalignment + size)])
                 for _ in benchmark.scaledIterations {
                     for _ in 0..<repeats { Masking.apply(key, to: region) }
                 }
@@ -193,7 +206,7 @@ func maskingBenchmarks() {
             buffer.moveReaderIndex(forwardBy: misalignment)
             buffer.moveWriterIndex(to: misalignment + size)
             let nioBuffer = Box(buffer)
-            Benchmark("\(name)/nio webSocketMask") { benchmark in
+            Benchmark("\(name).nio-webSocketMask") { benchmark in
                 for _ in benchmark.scaledIterations {
                     for _ in 0..<repeats { nioBuffer.value.webSocketMask(nioKey) }
                 }
@@ -215,17 +228,18 @@ func utf8Benchmarks() {
     ]
     for (label, bytes, valid) in corpora {
         let storage = Storage(copying: bytes)
-        let input = UnsafeRawBufferPointer(storage.bytes)
-        precondition(UTF8Validator.isValid(input) == valid)
+        precondition(UTF8Validator.isValid(UnsafeRawBufferPointer(storage.bytes)) == valid)
         precondition((String(validating: bytes, as: UTF8.self) != nil) == valid)
-        let name = "UTF8/\(label) \(sizeName(size)) x1"
+        let name = "UTF8.\(label)_\(sizeName(size)).x1"
 
-        Benchmark("\(name)/ours UTF8Validator", configuration: .init(thresholds: noAllocations)) { benchmark in
+        Benchmark("\(name).ours-UTF8Validator", configuration: .init(thresholds: noAllocations)) { benchmark in
+            let input = UnsafeRawBufferPointer(storage.bytes)
             for _ in benchmark.scaledIterations {
                 blackHole(UTF8Validator.isValid(input))
             }
         }
-        Benchmark("\(name)/stdlib String(validating:)") { benchmark in
+        Benchmark("\(name).stdlib-String(validating:)") { benchmark in
+            let input = UnsafeRawBufferPointer(storage.bytes)
             for _ in benchmark.scaledIterations {
                 blackHole(String(validating: input.assumingMemoryBound(to: UInt8.self), as: UTF8.self))
             }
@@ -261,7 +275,7 @@ struct EchoStream {
                 wire.append(FrameSpec(opcode: .binary, fin: true, payload: payload), masked: true, rng: &rng)
             }
         }
-        return EchoStream(name: "small messages x\(wire.frames)", wire: wire, messages: wire.frames, readSize: 16 << 10)
+        return EchoStream(name: "small_messages.x\(wire.frames)", wire: wire, messages: wire.frames, readSize: 16 << 10)
     }
 
     /// Four 256 KiB text messages, each in 16 fragments of 16 KiB, in 64 KiB reads: reassembled (one copy) and
@@ -277,7 +291,7 @@ struct EchoStream {
                 wire.append(FrameSpec(opcode: opcode, fin: fragment == 15, payload: chunk), masked: true, rng: &rng)
             }
         }
-        return EchoStream(name: "large fragmented x4", wire: wire, messages: 4, readSize: 64 << 10)
+        return EchoStream(name: "large_fragmented.x4", wire: wire, messages: 4, readSize: 64 << 10)
     }
 }
 
@@ -291,10 +305,10 @@ func echoStreamBenchmarks() {
             $0..<min($0 + stream.readSize, pristine.count)
         }
         let messageCount = stream.messages
-        let name = "Receive/\(stream.name)"
+        let name = "Receive.\(stream.name)"
 
         let connection = Box(Connection(role: .server))
-        Benchmark("\(name)/ours Connection") { benchmark in
+        Benchmark("\(name).ours-Connection") { benchmark in
             work.bytes.copyMemory(from: UnsafeRawBufferPointer(pristine.bytes))
             benchmark.startMeasurement()
             var messages = 0
@@ -317,7 +331,7 @@ func echoStreamBenchmarks() {
         let input = ByteBuffer(copying: UnsafeRawBufferPointer(pristine.bytes))
         let slices = reads.map { input.getSlice(at: $0.lowerBound, length: $0.count)! }
         let peer = NIODecoderPeer(work: .unmaskAndValidate, aggregate: true)
-        Benchmark("\(name)/nio decode+aggregate+unmask+validate") { benchmark in
+        Benchmark("\(name).nio-decode+aggregate+unmask+validate") { benchmark in
             let before = peer.sink.frames
             for slice in slices { peer.receive(slice) }
             precondition(peer.sink.frames - before == messageCount && peer.sink.invalid == 0)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Echo-server comparison on 127.0.0.1, driven by ws-bench:
+#   ws-echo       our server (main package: WebSocketServer + WebSocketCore)
+#   nio-ws-echo   SwiftNIO's NIOWebSocket (NIOWebSocketServerUpgrader + an echo handler), the peer
+#   nio-tcp-echo  plain TCP echo on SwiftNIO, no WebSocket at all: the limit (ws-bench --raw)
+# Matrix (connections, in flight per connection, payload bytes):
+#   (1,1,16) (64,16,64) (64,4,1KiB) (8,2,64KiB) (4,1,1MiB)
+# plus the server's memory per idle connection with 1,000 idle connections (VmRSS before/after).
+#
+# Usage: Benchmarks/compare.sh            (DURATION=10 WARMUP=1 IDLE=1000 ECHO_WAIT=300 to override)
+# Results: one RESULT line per measurement in Benchmarks/results/compare-<time>.txt; render them with
+#   python3 Benchmarks/report.py compare Benchmarks/results/compare-*.txt
+# Servers are started here and stopped by their PIDs; the whole run takes about 3 minutes once built.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+IDLE=${IDLE:-1000}
+ECHO_WAIT=${ECHO_WAIT:-300}
+PORT_OURS=${PORT_OURS:-19001}
+PORT_NIO=${PORT_NIO:-19002}
+PORT_RAW=${PORT_RAW:-19003}
+mkdir -p "$HERE/results"
+OUT=${OUT:-$HERE/results/compare-$(date -u +%Y%m%d-%H%M%S).txt}
+# ws-echo is built from the main package into a scratch folder of our own (others build in ../.build).
+ECHO_SCRATCH="$HERE/.build-echo"
+
+log() { printf '%s\n' "$*" | tee -a "$OUT" >&2; }
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+log "# compare.sh $(date -u +%FT%TZ) on $(uname -srm), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "# duration ${DURATION}s, warmup ${WARMUP}s per cell"
+
+# --- Build -----------------------------------------------------------------------------------------------------
+(cd "$HERE" && for product in ws-bench nio-ws-echo nio-tcp-echo; do
+    swift build -c release --product "$product" >/dev/null
+done)
+BIN="$(cd "$HERE" && swift build -c release --show-bin-path)"
+
+# --- Servers ---------------------------------------------------------------------------------------------------
+PIDS=()
+stop_servers() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_servers EXIT
+
+wait_for_port() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# start NAME PORT COMMAND...: sets PID_<NAME>, or leaves it empty when the server does not come up.
+start() {
+    local name=$1 port=$2
+    shift 2
+    "$@" >"$HERE/results/.server-$name.log" 2>&1 &
+    local pid=$!
+    if wait_for_port "$port"; then
+        PIDS+=("$pid")
+        printf -v "PID_${name//-/_}" '%s' "$pid"
+    else
+        kill "$pid" 2>/dev/null || true
+        log "# $name did not start on port $port: $(tail -3 "$HERE/results/.server-$name.log" | tr '\n' ' ')"
+        printf -v "PID_${name//-/_}" '%s' ""
+    fi
+}
+
+# ws-echo is being written by another engineer: retry until it builds and listens (a placeholder that only
+# prints a message does not), at most ECHO_WAIT seconds.
+PID_ws_echo=""
+deadline=$((SECONDS + ECHO_WAIT))
+while true; do
+    if swift build -c release --package-path "$ROOT" --scratch-path "$ECHO_SCRATCH" --product ws-echo >/dev/null 2>&1
+    then
+        ECHO_BIN="$(swift build -c release --package-path "$ROOT" --scratch-path "$ECHO_SCRATCH" --show-bin-path)/ws-echo"
+        start ws-echo "$PORT_OURS" "$ECHO_BIN" --port "$PORT_OURS"
+    fi
+    if [ -n "$PID_ws_echo" ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+    log "# ws-echo does not build or listen yet; retrying in 30 s"
+    sleep 30
+done
+start nio-ws-echo "$PORT_NIO" "$BIN/nio-ws-echo" --port "$PORT_NIO"
+start nio-tcp-echo "$PORT_RAW" "$BIN/nio-tcp-echo" --port "$PORT_RAW"
+
+# Only ws-echo answers a handshake check: a placeholder binary that does not listen is skipped above.
+SERVERS=()
+[ -n "$PID_ws_echo" ] && SERVERS+=("ws-echo")
+[ -n "$PID_nio_ws_echo" ] && SERVERS+=("nio-ws-echo")
+[ -n "$PID_nio_tcp_echo" ] && SERVERS+=("nio-tcp-echo")
+[ -z "$PID_ws_echo" ] && log "# ws-echo unavailable: measured NIOWebSocket and raw TCP only"
+
+target_args() {
+    case $1 in
+        ws-echo) echo "--url ws://127.0.0.1:$PORT_OURS/ --server-pid $PID_ws_echo" ;;
+        nio-ws-echo) echo "--url ws://127.0.0.1:$PORT_NIO/ --server-pid $PID_nio_ws_echo" ;;
+        nio-tcp-echo) echo "--raw --host 127.0.0.1 --port $PORT_RAW --server-pid $PID_nio_tcp_echo" ;;
+    esac
+}
+
+run_bench() {
+    local server=$1
+    shift
+    local output
+    # shellcheck disable=SC2046
+    if output=$(timeout 120 "$BIN/ws-bench" $(target_args "$server") --label "$server" "$@" 2>&1); then
+        printf '%s\n' "$output" | grep '^RESULT' >>"$OUT"
+        printf '%s\n' "$output" | grep -v '^RESULT' >&2
+    else
+        log "# FAILED $server $*: $(printf '%s' "$output" | tail -2 | tr '\n' ' ')"
+    fi
+}
+
+# --- Memory per idle connection (fresh servers, before any load) ------------------------------------------------
+for server in "${SERVERS[@]}"; do
+    run_bench "$server" --idle "$IDLE" --hold 2
+done
+sleep 1
+
+# --- Throughput and latency matrix: each cell runs every server in turn ------------------------------------------
+for cell in "1 1 16" "64 16 64" "64 4 1024" "8 2 65536" "4 1 1048576"; do
+    read -r connections inflight size <<<"$cell"
+    for server in "${SERVERS[@]}"; do
+        run_bench "$server" -c "$connections" -p "$inflight" -s "$size" -d "$DURATION" -w "$WARMUP"
+    done
+done
+
+log "# done $(date -u +%FT%TZ); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "results: $OUT" >&2
