@@ -243,6 +243,16 @@ def test_server_without_deflate_is_unimplemented():
     assert res["12.1.1"]["behaviour"] == "UNIMPLEMENTED" and not res["12.1.1"]["passed"]
 
 
+def test_silent_deflate_server_ends_on_the_echo_idle_timer(monkeypatch):
+    from wsharness import catalog
+    monkeypatch.setattr(catalog, "DEFLATE_ECHO_IDLE", 2)
+    cmd = f"{BAD} server --port {{port}} --mode deflate-silent"
+    res = by_id(run_server_direction(cmd, specs("12.1.1"), deflate_cmd=cmd))["12.1.1"]
+    assert res["behaviour"] == "FAILED" and "No echo of message #1 within 2 s" in res["behaviour_detail"]
+    assert res["close_behaviour"] == "FAILED"           # the peer did not even answer the close
+    assert res["duration_ms"] < 6000
+
+
 def test_verbatim_deflate_client():
     cmd = f"{BAD} client --url {{url}} --agent {{agent}} --mode deflate-verbatim"
     res = by_id(run_client_direction(cmd, "bad", specs("12.1.1,13.2.2,13.3.10"), deflate_cmd=cmd))

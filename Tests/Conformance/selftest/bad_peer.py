@@ -15,6 +15,7 @@ deflate-verbatim  (server) accepts permessage-deflate, echoing the server_* para
            offer, (client) offers 'permessage-deflate; client_max_window_bits'; then echoes every
            frame as it came (compressed payload and RSV1 untouched, never inflating). Passes where
            both directions use the same parameters; must fail where they differ (13.2, 13.3).
+deflate-silent  (server) accepts permessage-deflate like deflate-verbatim, then never sends anything.
 deflate-sloppy  (server) answers every offer with 'permessage-deflate; server_max_window_bits=10'
            whatever was offered, then echoes like deflate-verbatim.
 """
@@ -48,7 +49,7 @@ def serve_ws(sock, rest, mode, is_server):
     reader = F.FrameReader()
     reader.feed(rest)
     key = None if is_server else b"\x01\x02\x03\x04"
-    if mode == "silent":
+    if mode in ("silent", "deflate-silent"):
         sock.settimeout(30)
         try:
             while sock.recv(65536):
@@ -103,7 +104,7 @@ def server(port, mode):
             offer = req.headers.get("sec-websocket-extensions", "")
             if mode == "deflate-sloppy" and "permessage-deflate" in offer:
                 answer = "permessage-deflate; server_max_window_bits=10"
-            elif mode == "deflate-verbatim" and "permessage-deflate" in offer:
+            elif mode in ("deflate-verbatim", "deflate-silent") and "permessage-deflate" in offer:
                 first = offer.split(",")[0]
                 answer = "; ".join(["permessage-deflate"] + [p.strip() for p in first.split(";")[1:]
                                                            if p.strip().startswith("server_")])

@@ -756,6 +756,7 @@ DEFLATE_SIZES = [
 DEFLATE_CAP = 256 * KiB
 DEFLATE_MIN_COUNT = 8
 DEFLATE_WAIT_CAP = 30
+DEFLATE_ECHO_IDLE = 10     # default run: a case also ends when an echo is this late (s)
 
 
 @dataclass
@@ -824,11 +825,27 @@ def section12_13(cases, subtitles, full: bool):
             run.slicer = testdata.Slicer(key, size)
             p.close_after(wait)
             send_one(run, p)
+            if not full:
+                p.call_later(1.0, idle_check, run, p)
 
         def send_one(run, p):
             msg = run.slicer.next()
             run.pending = msg
+            run.sent_at = time.monotonic()
             p.send_message(msg, binary=binary, fragment_size=frag or None)
+
+        def idle_check(run, p):
+            # Default run only: a peer that stops echoing ends the case after DEFLATE_ECHO_IDLE s
+            # instead of the whole wait (a silent peer would otherwise cost 30 s per case).
+            if p.state != OPEN or run.behaviour != FAILED or run.metrics["ok"] >= used:
+                return
+            if time.monotonic() - run.sent_at > DEFLATE_ECHO_IDLE:
+                run.result = (f"No echo of message #{run.metrics['ok'] + 1} within {DEFLATE_ECHO_IDLE} s "
+                              f"({run.metrics['ok']} of {used} echoes received).")
+                p.log(f"-- no echo for {DEFLATE_ECHO_IDLE}s: harness starts closing handshake")
+                p.send_close(NORMAL)
+                return
+            p.call_later(1.0, idle_check, run, p)
 
         def on_message(run, p, data, is_binary):
             n = run.metrics["ok"] + 1

@@ -114,6 +114,11 @@ class Peer:
             self._log_counts[kind] += 1
             self.wirelog.append(line)
 
+    def logging(self, kind: str) -> bool:
+        """Whether a line of this kind ('TX', 'RX', '--') would still be logged (saves formatting
+        thousands of frames that the budget drops anyway)."""
+        return self.wirelog_enabled and self._log_counts[kind] < WIRELOG_MAX_PER_KIND
+
     @staticmethod
     def _hex(b: bytes) -> str:
         h = b[:WIRELOG_MAX_BYTES].hex()
@@ -154,9 +159,10 @@ class Peer:
         data = F.encode_frame(opcode, payload, fin=fin, rsv=rsv, mask_key=key,
                               length_override=length_override)
         self.tx_frame_stats[opcode] += 1
-        desc = F.Frame(fin, rsv, opcode, key is not None, key, payload).summary()
-        extra = f" chop={chopsize}" if chopsize else ""
-        self.log(f"TX {desc}{extra}: {self._hex(data)}")
+        if self.logging("TX"):
+            desc = F.Frame(fin, rsv, opcode, key is not None, key, payload).summary()
+            extra = f" chop={chopsize}" if chopsize else ""
+            self.log(f"TX {desc}{extra}: {self._hex(data)}")
         self.send_raw(data, chopsize=chopsize, sync=sync)
 
     def send_message(self, payload: bytes, binary: bool = False,
@@ -285,7 +291,9 @@ class Peer:
         self.log(f"-- peer protocol violation: {what}")
 
     def _on_frame(self, fr: F.Frame) -> None:
-        if fr.masked:
+        if not self.logging("RX"):
+            pass
+        elif fr.masked:
             self.log(f"RX {fr.summary()}: {self._hex(fr.header)} | unmasked payload {self._hex(fr.payload)}")
         else:
             self.log(f"RX {fr.summary()}: {self._hex(fr.header + fr.payload)}")
