@@ -304,6 +304,39 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)))
             .assumeIsolated()
-            .whenComplete { _ in context.close(promise: nil) }
+            .whenComplete { [self] _ in lingeringClose(context: context) }
+    }
+
+    /// Closes after a response without losing it: closing a socket that still has unread input makes the
+    /// kernel send RST, which can destroy the response before the client reads it. So the output side is shut
+    /// down first (FIN after the response), input is read and dropped until the client closes, and the
+    /// channel is closed at the latest after `lingerTime`.
+    private func lingeringClose(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        state = .closed
+        timeout?.cancel()
+        let loop = context.eventLoop.assumeIsolated()
+        timeout = loop.scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        context.close(mode: .output, promise: promise)
+    }
+
+    /// The bound on ``lingeringClose(context:)``.
+    static let lingerTime = TimeAmount.seconds(2)
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            switch state {
+            case .upgraded:
+                break
+            case .closed:
+                context.close(promise: nil)  // the client read our answer and closed: done
+            case .waitingForHead, .receivingBody, .responding:
+                // The client will send nothing more; an unfinished request gets no answer.
+                if case .responding = state {} else { context.close(promise: nil) }
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

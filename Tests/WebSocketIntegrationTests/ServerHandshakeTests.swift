@@ -171,6 +171,18 @@ struct ServerHandshakeTests {
         }
     }
 
+    @Test("a rejection followed by lots of unread data still reaches the client (no RST before the answer)")
+    func rejectionSurvivesTrailingData() async throws {
+        try await withTestServer { server in
+            let client = try await RawTestClient.connect(port: server.port)
+            let junk = [UInt8](repeating: 0x81, count: 512 * 1024)
+            try await client.send(Array(upgradeRequest(method: "POST").utf8) + junk)
+            let response = RawResponse(await client.wait(timeout: .seconds(5)))
+            #expect(response?.status == 405)
+            await client.close()
+        }
+    }
+
     @Test("a request head larger than the limit is answered 431")
     func headTooLarge() async throws {
         try await withTestServer(configure: { $0.maxRequestHeadSize = 1024 }) { server in

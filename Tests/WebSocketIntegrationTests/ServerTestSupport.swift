@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 
 /// A raw TCP client for server tests: sends exactly the bytes given, records everything received.
@@ -32,12 +33,26 @@ final class RawTestClient: Sendable {
         self.recorder = recorder
     }
 
-    static func connect(port: Int) async throws -> RawTestClient {
+    /// Connects to 127.0.0.1:`port`, over TLS (any certificate accepted) when `tls` is true.
+    static func connect(port: Int, tls: Bool = false) async throws -> RawTestClient {
         let recorder = Recorder()
+        var sslContext: NIOSSLContext?
+        if tls {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            sslContext = try NIOSSLContext(configuration: configuration)
+        }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.allowRemoteHalfClosure, value: false)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(recorder) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: sslContext, serverHostname: nil)
+                        )
+                    }
+                    try channel.pipeline.syncOperations.addHandler(recorder)
+                }
             }
             .connect(host: "127.0.0.1", port: port)
             .get()
