@@ -49,6 +49,8 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let isSecure: Bool
     private var state = State.waitingForHead
     private var timeout: Scheduled<Void>?
+    /// A response to HEAD has no body (RFC 9110 §9.3.2), though it announces the body's length.
+    private var isHeadRequest = false
 
     init(
         shared: WebSocketServer.Shared,
@@ -95,6 +97,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
             break  // a body on an upgrade request or a plain request is read and discarded
         case (.receivingBody(let head), .end):
             state = .responding
+            isHeadRequest = head.method == .HEAD
             handle(head, context: context)
         default:
             break  // anything after the request (pipelining) is ignored: the connection closes after the answer
@@ -115,7 +118,9 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 respond(PlainHTTPResponse(status: .badRequest, text: "Bad Request\n"), context: context)
             }
-        case .responding, .upgraded, .closed:
+        case .responding, .closed:
+            break  // an answer is on its way or written; the lingering close ends the connection
+        case .upgraded:
             context.close(promise: nil)
         }
     }
@@ -299,7 +304,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         var body = context.channel.allocator.buffer(capacity: plain.body.count)
         body.writeBytes(plain.body)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if body.readableBytes > 0 {
+        if body.readableBytes > 0, !isHeadRequest {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)))

@@ -183,6 +183,35 @@ struct ServerHandshakeTests {
         }
     }
 
+    @Test("other paths go to the application's HTTP handler, with headers and body; HEAD gets no body")
+    func plainHTTP() async throws {
+        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+        configuration.handshakeTimeout = .seconds(3)
+        let server = try await WebSocketServer.start(
+            configuration: configuration,
+            routes: [],
+            httpHandler: { request, _ in
+                guard request.path == "/health" else { return .notFound }
+                var fields = HTTPFields()
+                fields[.cacheControl] = "no-store"
+                return PlainHTTPResponse(status: .ok, text: "ok \(request.method.rawValue)", headerFields: fields)
+            }
+        )
+        let get = try #require(try await exchange(server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(get.status == 200)
+        #expect(get.body == "ok GET")
+        #expect(get.header("Cache-Control") == "no-store")
+        #expect(get.header("Content-Length") == "6")
+        let head = try #require(try await exchange(server, "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(head.status == 200)
+        #expect(head.rest.isEmpty)
+        let missing = try #require(try await exchange(server, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(missing.status == 404)
+        // An upgrade request on a path without a route is plain HTTP too.
+        #expect(try await exchange(server, upgradeRequest(path: "/ws"))?.status == 404)
+        await server.shutdown(gracePeriod: .milliseconds(100))
+    }
+
     @Test("a request head larger than the limit is answered 431")
     func headTooLarge() async throws {
         try await withTestServer(configure: { $0.maxRequestHeadSize = 1024 }) { server in
