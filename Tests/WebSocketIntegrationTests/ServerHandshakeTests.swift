@@ -309,6 +309,37 @@ struct ServerUpgradeTests {
         }
     }
 
+    @Test("WebSocket limits and heartbeat from the server configuration reach the connection")
+    func configurationPassThrough() async throws {
+        try await withTestServer(configure: {
+            $0.webSocket.connection.maxMessageLength = 100
+            $0.webSocket.connection.maxFramePayloadLength = 100
+            $0.webSocket.connection.pingInterval = .milliseconds(100)
+            $0.webSocket.connection.pongTimeout = .seconds(5)
+        }) { server in
+            // Heartbeat: an idle connection receives a ping.
+            let idle = try await RawTestClient.connect(port: server.port)
+            try await idle.send(upgradeRequest())
+            let pinged = await idle.wait(timeout: .seconds(3)) { bytes in
+                RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.first == 0x89
+            }
+            #expect(RawResponse(pinged).flatMap { parseServerFrame($0.rest) }?.first == 0x89)
+            await idle.close()
+
+            // Size limit: a 200-byte message is refused with 1009.
+            let big = try await RawTestClient.connect(port: server.port)
+            try await big.send(
+                Array(upgradeRequest().utf8) + maskedFrame(opcode: 0x2, [UInt8](repeating: 7, count: 200)))
+            let refused = await big.wait(timeout: .seconds(3)) { bytes in
+                RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.first == 0x88
+            }
+            let close = try #require(RawResponse(refused).flatMap { parseServerFrame($0.rest) })
+            #expect(close.first == 0x88)
+            #expect(close.payload.prefix(2) == [0x03, 0xF1])  // 1009 message too big
+            await big.close()
+        }
+    }
+
     @Test("the channel seam receives exactly the bytes sent behind the head")
     func leftoverBytesThroughSeam() async throws {
         let seen = NIOLockedValueBox<[UInt8]?>(nil)
