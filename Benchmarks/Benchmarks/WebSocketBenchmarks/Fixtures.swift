@@ -94,7 +94,9 @@ struct Wire {
 enum Corpus {
     /// Printable ASCII prose.
     static func ascii(count: Int) -> [UInt8] {
-        let words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "WebSocket", "frame", "42,", "RFC."]
+        let words = [
+            "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "WebSocket", "frame", "42,", "RFC.",
+        ]
         var out: [UInt8] = []
         out.reserveCapacity(count + 16)
         var i = 0

@@ -195,7 +195,8 @@ func maskingBenchmarks() {
 
             Benchmark("\(name).ours-Masking", configuration: .init(thresholds: noAllocations)) { benchmark in
                 // Derived from `storage` here, so that the closure keeps the storage alive.
-                let region = UnsafeMutableRawBufferPointer(rebasing: storage.bytes[misalignment..<(misalignment + size)])
+                let region = UnsafeMutableRawBufferPointer(
+                    rebasing: storage.bytes[misalignment..<(misalignment + size)])
                 for _ in benchmark.scaledIterations {
                     for _ in 0..<repeats { Masking.apply(key, to: region) }
                 }

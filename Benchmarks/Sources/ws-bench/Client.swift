@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import WebSocketCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The RFC 6455 §1.3 sample key and its accept value: every connection uses it, so the client needs no SHA-1.
 let handshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -24,7 +25,8 @@ func handshake(fd: Int32, options: Options) -> [UInt8] {
             guard head.hasPrefix("HTTP/1.1 101") else { fail("handshake refused: \(head.prefix(200))") }
             let lines = head.split(separator: "\r\n")
             let accept = lines.first { $0.lowercased().hasPrefix("sec-websocket-accept:") }
-            guard let accept, accept.split(separator: ":", maxSplits: 1).last?.trimmingSpaces == Substring(handshakeAccept)
+            guard let accept,
+                accept.split(separator: ":", maxSplits: 1).last?.trimmingSpaces == Substring(handshakeAccept)
             else { fail("handshake: bad Sec-WebSocket-Accept in \(head.prefix(300))") }
             return Array(response[end...])
         }

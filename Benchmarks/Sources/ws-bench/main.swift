@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEpoll
 import WebSocketCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // ws-bench: a single-threaded load generator on raw POSIX sockets and epoll (level-triggered), with
 // WebSocketCore's FrameEncoder, Masking and FrameParser for the protocol. No allocation per message; one shared
@@ -18,7 +19,8 @@ func runIdle(_ options: Options, count idle: Int) {
     usleep(UInt32(options.hold * 1_000_000))
     let after = processRSSKiB(pid) ?? before
     let perConnection = Double(after - before) * 1024 / Double(idle)
-    print("idle: \(idle) connections, server VmRSS \(before) KiB -> \(after) KiB, \(formatted(perConnection, 0)) B/conn")
+    print(
+        "idle: \(idle) connections, server VmRSS \(before) KiB -> \(after) KiB, \(formatted(perConnection, 0)) B/conn")
     print(
         "RESULT label=\(options.label) mode=\(modeName(options)) idle=\(idle) rss_before_kib=\(before) "
             + "rss_after_kib=\(after) bytes_per_conn=\(formatted(perConnection, 0))")
@@ -54,7 +56,8 @@ func runLoad(_ options: Options) {
     for index in 0..<options.connections {
         let (fd, early) = openConnection(options)
         Socket.setNonBlocking(fd)
-        let peer = Peer(fd: fd, index: index, options: options, pattern: UnsafeRawPointer(pattern.baseAddress!), stats: stats)
+        let peer = Peer(
+            fd: fd, index: index, options: options, pattern: UnsafeRawPointer(pattern.baseAddress!), stats: stats)
         peers.append(peer)
         for _ in 0..<options.inFlight { peer.enqueue(now: monotonicNanoseconds()) }
         _ = peer.flush()

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import WebSocketCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // ws-profile: the microbenchmarks' hot loops as a plain program, for `valgrind --tool=callgrind` (instruction
 // counts are repeatable on a noisy machine) and `perf record`. Usage: ws-profile MODE [REPEATS]
@@ -25,11 +26,13 @@ func frames(size: Int, count: Int) -> UnsafeMutableRawBufferPointer {
     var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
     for i in 0..<count {
         seed = seed &* 6_364_136_223_846_793_005 &+ 1
-        let key = MaskKey(UInt8(truncatingIfNeeded: seed >> 32), UInt8(truncatingIfNeeded: seed >> 40),
-                          UInt8(truncatingIfNeeded: seed >> 48), UInt8(truncatingIfNeeded: seed >> 56))
+        let key = MaskKey(
+            UInt8(truncatingIfNeeded: seed >> 32), UInt8(truncatingIfNeeded: seed >> 40),
+            UInt8(truncatingIfNeeded: seed >> 48), UInt8(truncatingIfNeeded: seed >> 56))
         let slot = UnsafeMutableRawBufferPointer(rebasing: buffer[(i * frameLength)..<((i + 1) * frameLength)])
-        let headerLength = FrameEncoder.writeHeader(FrameHeader(opcode: .binary, maskKey: key, payloadLength: size),
-                                                    into: slot)
+        let headerLength = FrameEncoder.writeHeader(
+            FrameHeader(opcode: .binary, maskKey: key, payloadLength: size),
+            into: slot)
         for j in headerLength..<frameLength { slot[j] = UInt8(truncatingIfNeeded: j &* 31) }
     }
     return buffer
@@ -40,9 +43,15 @@ func text(mixed: Bool) -> UnsafeMutableRawBufferPointer {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
     var i = 0
     while i + piece.count <= buffer.count {
-        for b in piece { buffer[i] = b; i += 1 }
+        for b in piece {
+            buffer[i] = b
+            i += 1
+        }
     }
-    while i < buffer.count { buffer[i] = 0x20; i += 1 }
+    while i < buffer.count {
+        buffer[i] = 0x20
+        i += 1
+    }
     return buffer
 }
 
