@@ -17,14 +17,19 @@ struct EchoDelegate: WebSocketDelegate {
 
 /// Starts a server with `/ws` (echo, accepts everything, picks the last offered subprotocol), `/auth` (requires
 /// `Authorization: Bearer good` or `?access_token=good`, and rejects Origin `https://evil.example` with 403).
+/// The test server configuration (127.0.0.1, port 0, 3 s handshake timeout) with `modify` applied.
+func configured(_ modify: (inout WebSocketServer.Configuration) -> Void) -> WebSocketServer.Configuration {
+    var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+    configuration.handshakeTimeout = .seconds(3)
+    modify(&configuration)
+    return configuration
+}
+
 func withTestServer(
-    configure: (inout WebSocketServer.Configuration) -> Void = { _ in },
+    configuration: WebSocketServer.Configuration = configured { _ in },
     extraRoutes: [WebSocketRoute] = [],
     _ body: (WebSocketServer) async throws -> Void
 ) async throws {
-    var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
-    configuration.handshakeTimeout = .seconds(3)
-    configure(&configuration)
     let echo = WebSocketRoute(
         path: "/ws",
         shouldUpgrade: { request, _ in .accept(subprotocol: request.subprotocols.last) },
@@ -214,7 +219,7 @@ struct ServerHandshakeTests {
 
     @Test("a request head larger than the limit is answered 431")
     func headTooLarge() async throws {
-        try await withTestServer(configure: { $0.maxRequestHeadSize = 1024 }) { server in
+        try await withTestServer(configuration: configured { $0.maxRequestHeadSize = 1024 }) { server in
             let big = upgradeRequest(extra: ["X-Padding: " + String(repeating: "a", count: 4000)])
             let response = try #require(try await exchange(server, big))
             #expect(response.status == 431)
@@ -228,7 +233,7 @@ struct ServerHandshakeTests {
 
     @Test("a head sent in many small pieces that grows past the limit is answered 431")
     func headTooLargeSlowly() async throws {
-        try await withTestServer(configure: { $0.maxRequestHeadSize = 512 }) { server in
+        try await withTestServer(configuration: configured { $0.maxRequestHeadSize = 512 }) { server in
             let client = try await RawTestClient.connect(port: server.port)
             try await client.send("GET /ws HTTP/1.1\r\nHost: x\r\n")
             for _ in 0..<40 {
@@ -243,7 +248,7 @@ struct ServerHandshakeTests {
 
     @Test("a client that never finishes its request is dropped after the handshake timeout")
     func handshakeTimeout() async throws {
-        try await withTestServer(configure: { $0.handshakeTimeout = .milliseconds(300) }) { server in
+        try await withTestServer(configuration: configured { $0.handshakeTimeout = .milliseconds(300) }) { server in
             let client = try await RawTestClient.connect(port: server.port)
             try await client.send("GET /ws HTTP/1.1\r\nHost: x\r\n")
             let start = ContinuousClock.now
@@ -257,7 +262,7 @@ struct ServerHandshakeTests {
 
     @Test("the handshake timeout does not close an upgraded connection")
     func timeoutAfterUpgrade() async throws {
-        try await withTestServer(configure: { $0.handshakeTimeout = .milliseconds(200) }) { server in
+        try await withTestServer(configuration: configured { $0.handshakeTimeout = .milliseconds(200) }) { server in
             let client = try await RawTestClient.connect(port: server.port)
             try await client.send(upgradeRequest())
             await client.wait { RawResponse.hasHead($0) }
@@ -311,12 +316,14 @@ struct ServerUpgradeTests {
 
     @Test("WebSocket limits and heartbeat from the server configuration reach the connection")
     func configurationPassThrough() async throws {
-        try await withTestServer(configure: {
-            $0.webSocket.connection.maxMessageLength = 100
-            $0.webSocket.connection.maxFramePayloadLength = 100
-            $0.webSocket.connection.pingInterval = .milliseconds(100)
-            $0.webSocket.connection.pongTimeout = .seconds(5)
-        }) { server in
+        try await withTestServer(
+            configuration: configured {
+                $0.webSocket.connection.maxMessageLength = 100
+                $0.webSocket.connection.maxFramePayloadLength = 100
+                $0.webSocket.connection.pingInterval = .milliseconds(100)
+                $0.webSocket.connection.pongTimeout = .seconds(5)
+            }
+        ) { server in
             // Heartbeat: an idle connection receives a ping.
             let idle = try await RawTestClient.connect(port: server.port)
             try await idle.send(upgradeRequest())
