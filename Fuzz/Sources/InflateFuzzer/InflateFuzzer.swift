@@ -61,11 +61,8 @@ public func inflateFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var receiver = Connection(role: .server, configuration: configuration,
                               codec: PerMessageDeflateCodec(role: .server, parameters: parameters))
     for _ in 0..<2 {
-        do throws(SendError) {
-            try payload.withUnsafeBytes { (raw) throws(SendError) in try sender.send(.binary, raw) }
-        } catch {
-            violated("send failed: \(error)")
-        }
+        let sent = payload.withUnsafeBytes { raw in Result { () throws(SendError) in try sender.send(.binary, raw) } }
+        if case .failure(let error) = sent { violated("send failed: \(error)") }
         var out = sender.withPendingOutput { Array($0) }
         let event: [UInt8]? = out.withUnsafeMutableBytes { raw in
             guard let (_, event) = try? receiver.receive(raw), case .message(_, let bytes)? = event else { return nil }

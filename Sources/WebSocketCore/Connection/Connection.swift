@@ -169,10 +169,19 @@ public struct Connection {
         self.reassembly = ByteStorage(maxCapacity: max(0, configuration.maxMessageLength))
     }
 
+    /// The most encoded bytes a message may take on the wire when an extension encodes it: the message limit
+    /// plus room for the encoding's worst-case growth on incompressible data (DEFLATE's stored blocks add 5 bytes
+    /// per 65 535), so that a message that is within the limit once decoded is never refused for its encoding.
+    private static func encodedMessageLimit(_ c: Configuration) -> Int {
+        let limit = max(0, c.maxMessageLength)
+        let (sum, overflow) = limit.addingReportingOverflow(limit / 256 + 64)
+        return overflow ? .max : sum
+    }
+
     private static func parserConfiguration(role: Role, _ c: Configuration, codec: Bool) -> FrameParser.Configuration {
         FrameParser.Configuration(
             role: role,
-            maxFramePayloadLength: min(c.maxFramePayloadLength, c.maxMessageLength),
+            maxFramePayloadLength: min(c.maxFramePayloadLength, codec ? encodedMessageLimit(c) : c.maxMessageLength),
             allowsNonMinimalLengths: c.allowsNonMinimalLengths,
             claimedReservedBits: codec ? c.claimedReservedBits.union(.rsv1) : c.claimedReservedBits
         )
@@ -275,7 +284,8 @@ public struct Connection {
             throw ProtocolError.tooManyFragments.with(
                 reason: "message has more than \(configuration.maxFragmentsPerMessage) fragments")
         }
-        if header.payloadLength > configuration.maxMessageLength - inboundLength {
+        let limit = inboundEncoded ? Self.encodedMessageLimit(configuration) : configuration.maxMessageLength
+        if header.payloadLength > limit - inboundLength {
             throw ProtocolError.messageTooLarge.with(
                 reason: "message exceeds limit of \(configuration.maxMessageLength) bytes")
         }
