@@ -17,6 +17,8 @@ extension ChannelPipeline.SynchronousOperations {
     ///   - leftoverBytes: bytes read behind the HTTP head (frames the peer sent right after the handshake);
     ///     they are processed before anything read later. Pass nil or an empty buffer when there are none.
     ///   - registry: a registry to join for graceful shutdown (``WebSocketConnectionRegistry/closeAll(code:reason:)``).
+    ///   - codec: the negotiated per-message extension (e.g. `PerMessageDeflateCodec`), which claims RSV1; whole
+    ///     messages are then sent encoded (one copy through the core's output queue) and fragments uncompressed.
     ///   - delegate: receives events on the event loop with borrowed payloads (see ``WebSocketDelegate``).
     /// - Returns: the context to send with; keep it to send outside callbacks (on the event loop).
     /// - Throws: what `addHandler` throws (for example when the channel is already closed).
@@ -27,6 +29,7 @@ extension ChannelPipeline.SynchronousOperations {
         subprotocol: String? = nil,
         leftoverBytes: ByteBuffer? = nil,
         registry: WebSocketConnectionRegistry? = nil,
+        codec: (any MessageCodec)? = nil,
         delegate: some WebSocketDelegate
     ) throws -> WebSocketContext {
         let handler = WebSocketHandler(
@@ -36,6 +39,7 @@ extension ChannelPipeline.SynchronousOperations {
             subprotocol: subprotocol,
             leftoverBytes: leftoverBytes,
             registry: registry,
+            codec: codec,
             delegate: delegate
         )
         try self.addHandler(handler)
@@ -45,7 +49,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// Installs the WebSocket handler with the **async API** and returns the ``WebSocket``.
     ///
     /// Same placement rules and parameters as
-    /// ``addWebSocketHandler(role:configuration:subprotocol:leftoverBytes:registry:delegate:)``. Messages are
+    /// ``addWebSocketHandler(role:configuration:subprotocol:leftoverBytes:registry:codec:delegate:)``. Messages are
     /// always delivered whole (`configuration.connection.delivery` is forced to `.wholeMessages`); at most
     /// ``WebSocketConfiguration/inboundMessageBufferLimit`` of them wait for the consumer before reading stops.
     /// Hand the returned value to a task that iterates ``WebSocket/messages``.
@@ -54,7 +58,8 @@ extension ChannelPipeline.SynchronousOperations {
         configuration: WebSocketConfiguration = .init(),
         subprotocol: String? = nil,
         leftoverBytes: ByteBuffer? = nil,
-        registry: WebSocketConnectionRegistry? = nil
+        registry: WebSocketConnectionRegistry? = nil,
+        codec: (any MessageCodec)? = nil
     ) throws -> WebSocket {
         var configuration = configuration
         configuration.connection.delivery = .wholeMessages
@@ -75,6 +80,7 @@ extension ChannelPipeline.SynchronousOperations {
             subprotocol: subprotocol,
             leftoverBytes: leftoverBytes,
             registry: registry,
+            codec: codec,
             delegate: bridge
         )
         box.handler = handler

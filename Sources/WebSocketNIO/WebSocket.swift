@@ -57,7 +57,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
 /// frame is written to the channel and flushed, and waits first while the outbound queue is above the
 /// high-water mark (``WebSocketConfiguration/outboundWaterMark``), so a fast producer cannot outrun the socket.
 ///
-/// Create one with ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocket(role:configuration:subprotocol:leftoverBytes:registry:)``
+/// Create one with ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocket(role:configuration:subprotocol:leftoverBytes:registry:codec:)``
 /// (server, after the upgrade) or with `WebSocketClient.connect` (client).
 public final class WebSocket: Sendable {
     /// The channel the connection runs on.

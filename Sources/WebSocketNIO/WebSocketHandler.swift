@@ -3,8 +3,8 @@ import WebSocketCore
 
 /// The channel handler that drives a `WebSocketCore.Connection` on a NIO pipeline (RFC 6455 §5–§7).
 ///
-/// Install it with ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocketHandler(role:configuration:subprotocol:leftoverBytes:registry:delegate:)``
-/// or ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocket(role:configuration:subprotocol:leftoverBytes:registry:)``
+/// Install it with ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocketHandler(role:configuration:subprotocol:leftoverBytes:registry:codec:delegate:)``
+/// or ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocket(role:configuration:subprotocol:leftoverBytes:registry:codec:)``
 /// once the opening handshake is done; it must be the last handler that sees raw bytes (after TLS, after the
 /// HTTP handlers are removed).
 ///
@@ -79,12 +79,18 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         subprotocol: String?,
         leftoverBytes: ByteBuffer?,
         registry: WebSocketConnectionRegistry?,
+        codec: (any MessageCodec)? = nil,
         delegate: any WebSocketDelegate
     ) {
         self.eventLoop = eventLoop
         self.role = role
         self.configuration = configuration
-        self.connection = Connection(role: role, configuration: configuration.connection)
+        self.connection = Connection(
+            role: role,
+            configuration: configuration.connection,
+            maskKeyGenerator: SystemRandomMaskKeyGenerator(),
+            codec: codec
+        )
         self.subprotocol = subprotocol
         self.registry = registry
         self.delegate = delegate
@@ -280,6 +286,12 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     /// Sends one data frame whose payload is a buffer (see ``WebSocketContext/send(_:_:fin:)``).
     func sendFrame(_ opcode: Opcode, _ payload: ByteBuffer, fin: Bool) throws(WebSocketError) {
         guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
+        if let kind = self.encodedMessageKind(opcode, fin: fin) {
+            try payload.withUnsafeReadableBytes { bytes throws(WebSocketError) in
+                try self.sendEncoded(kind, bytes, context: context)
+            }
+            return
+        }
         let header: FrameHeader
         do {
             header = try self.connection.makeFrameHeader(opcode, payloadLength: payload.readableBytes, fin: fin)
@@ -315,6 +327,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     /// Sends one data frame whose payload is borrowed memory: one copy into a buffer behind the header.
     func sendFrame(_ opcode: Opcode, copying payload: UnsafeRawBufferPointer, fin: Bool) throws(WebSocketError) {
         guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
+        if let kind = self.encodedMessageKind(opcode, fin: fin) {
+            try self.sendEncoded(kind, payload, context: context)
+            return
+        }
         let header: FrameHeader
         do {
             header = try self.connection.makeFrameHeader(opcode, payloadLength: payload.count, fin: fin)
@@ -331,6 +347,30 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         }
         context.write(self.wrapOutboundOut(out), promise: nil)
         self.needsFlush = true
+        self.afterSend(context: context)
+    }
+
+    /// With a negotiated per-message codec (permessage-deflate), whole messages go through the core's encoding
+    /// send (copied once into the output queue); fragments are sent uncompressed (RFC 7692 allows both).
+    private func encodedMessageKind(_ opcode: Opcode, fin: Bool) -> MessageKind? {
+        guard fin, self.connection.codec != nil else { return nil }
+        switch opcode {
+        case .text: return .text
+        case .binary: return .binary
+        default: return nil
+        }
+    }
+
+    private func sendEncoded(
+        _ kind: MessageKind,
+        _ payload: UnsafeRawBufferPointer,
+        context: ChannelHandlerContext
+    ) throws(WebSocketError) {
+        do {
+            try self.connection.send(kind, payload)
+        } catch {
+            throw .sendFailed(error)
+        }
         self.afterSend(context: context)
     }
 
