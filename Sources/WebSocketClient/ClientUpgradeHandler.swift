@@ -13,7 +13,8 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
     typealias OutboundOut = ByteBuffer
 
     /// Installs the WebSocket handler after a valid 101: (pipeline, what was negotiated, leftover bytes).
-    typealias Install = (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?) throws -> Result
+    typealias Install = (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?)
+        throws -> Result
 
     private let handshake: ClientHandshake
     private let maxHeadLength: Int
@@ -22,7 +23,12 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
     private var received: ByteBuffer?
     private var requestSent = false
 
-    init(handshake: ClientHandshake, maxHeadLength: Int, promise: EventLoopPromise<Result>, install: @escaping Install) {
+    init(
+        handshake: ClientHandshake,
+        maxHeadLength: Int,
+        promise: EventLoopPromise<Result>,
+        install: @escaping Install
+    ) {
         self.handshake = handshake
         self.maxHeadLength = maxHeadLength
         self.promise = promise
@@ -127,7 +133,10 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
             head += "\(field.name.rawName): \(field.value)\r\n"
         }
         head += "\r\n"
-        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: head)), promise: nil)
+        context.writeAndFlush(
+            self.wrapOutboundOut(context.channel.allocator.buffer(string: head)),
+            promise: nil
+        )
     }
 
     /// The index just past the blank line that ends the head, or nil when it has not arrived yet.
@@ -139,7 +148,9 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
             if next < view.endIndex, view[next] == UInt8(ascii: "\n") {
                 return next + 1  // bare LF LF (tolerated)
             }
-            if next + 1 < view.endIndex, view[next] == UInt8(ascii: "\r"), view[next + 1] == UInt8(ascii: "\n") {
+            if next + 1 < view.endIndex, view[next] == UInt8(ascii: "\r"),
+                view[next + 1] == UInt8(ascii: "\n")
+            {
                 return next + 2
             }
             index = next
@@ -150,7 +161,10 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
     /// Parses `HTTP/1.1 SP status SP reason CRLF *(field CRLF) CRLF` (RFC 9112 §4, §5).
     static func parseResponseHead(_ head: String) throws(WebSocketClientError) -> HTTPResponse {
         // "\r\n" is one Character (a grapheme cluster); a bare "\n" is tolerated too.
-        var lines = head.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\r\n" || $0 == "\n" })
+        var lines = head.split(
+            omittingEmptySubsequences: false,
+            whereSeparator: { $0 == "\r\n" || $0 == "\n" }
+        )
         while let last = lines.last, last.isEmpty {
             lines.removeLast()
         }
@@ -160,13 +174,16 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
             throw .malformedResponse("bad status line '\(statusLine)'")
         }
         let codeText = parts[1]
-        guard codeText.count == 3, codeText.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let code = Int(codeText)
+        guard codeText.count == 3, codeText.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+            let code = Int(codeText)
         else {
             throw .malformedResponse("bad status code '\(codeText)'")
         }
         var fields = HTTPFields()
         for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":"), let first = line.first, first != " ", first != "\t" else {
+            guard let colon = line.firstIndex(of: ":"), let first = line.first, first != " ",
+                first != "\t"
+            else {
                 throw .malformedResponse("bad header line '\(line)'")
             }
             guard let name = HTTPField.Name(String(line[..<colon])) else {

@@ -42,7 +42,11 @@ public enum WebSocketClient {
         } catch {
             throw .invalidURL(error)
         }
-        return try await self.connect(to: parsed, configuration: configuration, eventLoopGroup: eventLoopGroup)
+        return try await self.connect(
+            to: parsed,
+            configuration: configuration,
+            eventLoopGroup: eventLoopGroup
+        )
     }
 
     /// Connects to a parsed URL and returns a WebSocket for the async API (see ``connect(to:configuration:eventLoopGroup:)-(String,_,_)``).
@@ -52,7 +56,11 @@ public enum WebSocketClient {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(WebSocketClientError) -> WebSocket {
         let webSocketConfiguration = configuration.webSocket
-        return try await self.open(url: url, configuration: configuration, eventLoopGroup: eventLoopGroup) {
+        return try await self.open(
+            url: url,
+            configuration: configuration,
+            eventLoopGroup: eventLoopGroup
+        ) {
             pipeline,
             negotiated,
             leftover in
@@ -88,7 +96,11 @@ public enum WebSocketClient {
             throw .invalidURL(error)
         }
         let webSocketConfiguration = configuration.webSocket
-        return try await self.open(url: parsed, configuration: configuration, eventLoopGroup: eventLoopGroup) {
+        return try await self.open(
+            url: parsed,
+            configuration: configuration,
+            eventLoopGroup: eventLoopGroup
+        ) {
             pipeline,
             negotiated,
             leftover in
@@ -113,7 +125,9 @@ public enum WebSocketClient {
         url: WebSocketURL,
         configuration: WebSocketClientConfiguration,
         eventLoopGroup: any EventLoopGroup,
-        install: @escaping @Sendable (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?) throws ->
+        install:
+            @escaping @Sendable (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?)
+            throws ->
             Result
     ) async throws(WebSocketClientError) -> Result {
         let eventLoop = eventLoopGroup.next()
@@ -143,7 +157,9 @@ public enum WebSocketClient {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let sslContext {
-                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+                        try sync.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
+                        )
                     }
                     try sync.addHandler(
                         ClientUpgradeHandler(
@@ -233,7 +249,11 @@ private struct ClosingDelegate: WebSocketDelegate {
         self.base.webSocketDidOpen(webSocket)
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+    func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    ) {
         self.base.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
     }
 
@@ -244,7 +264,13 @@ private struct ClosingDelegate: WebSocketDelegate {
         isFirst: Bool,
         isFinal: Bool
     ) {
-        self.base.webSocket(webSocket, didReceiveFragment: kind, payload: payload, isFirst: isFirst, isFinal: isFinal)
+        self.base.webSocket(
+            webSocket,
+            didReceiveFragment: kind,
+            payload: payload,
+            isFirst: isFirst,
+            isFinal: isFinal
+        )
     }
 
     func webSocket(_ webSocket: WebSocketContext, didReceivePing payload: UnsafeRawBufferPointer) {

@@ -32,7 +32,8 @@ public struct WebSocketMessage: Sendable, Hashable {
 public struct WebSocketInboundMessages: AsyncSequence, Sendable {
     public typealias Element = WebSocketMessage
     typealias Producer = NIOAsyncSequenceProducer<
-        WebSocketMessage, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ProducerDelegate
+        WebSocketMessage, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark,
+        ProducerDelegate
     >
 
     let producer: Producer
@@ -132,8 +133,12 @@ public final class WebSocket: Sendable {
 
     /// Sends one data frame: `.text`/`.binary` starts a message, `.continuation` continues it, `fin` ends it.
     /// The core checks the order and throws ``WebSocketError/sendFailed(_:)`` on a violation.
-    public func sendFrame(_ opcode: Opcode, _ payload: ByteBuffer, fin: Bool) async throws(WebSocketError) {
-        try await self.run { handler throws(WebSocketError) in try handler.sendFrame(opcode, payload, fin: fin) }
+    public func sendFrame(_ opcode: Opcode, _ payload: ByteBuffer, fin: Bool)
+        async throws(WebSocketError)
+    {
+        try await self.run { handler throws(WebSocketError) in
+            try handler.sendFrame(opcode, payload, fin: fin)
+        }
     }
 
     /// Sends a ping with at most 125 bytes of payload (RFC 6455 §5.5.2). Pongs are answered automatically
@@ -187,7 +192,11 @@ final class AsyncMessageBridge: WebSocketDelegate {
         handler.resumeReadingForConsumer()
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+    func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    ) {
         guard !self.consumerGone else { return }
         var buffer = webSocket.allocator.buffer(capacity: payload.count)
         buffer.writeBytes(payload)

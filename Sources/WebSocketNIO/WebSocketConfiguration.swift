@@ -27,9 +27,22 @@ public struct WebSocketConfiguration: Sendable {
     /// Default 1024 bytes; 0 disables the merge.
     public var smallPayloadCopyLimit: Int
 
+    /// Whether inbound bytes are handed to the core in the very buffer NIO delivered, without a copy.
+    ///
+    /// A `ByteBuffer` arriving in `channelRead` is still referenced by the pipeline's `NIOAny`, so
+    /// `withUnsafeMutableReadableBytes` would make a copy-on-write copy of every read before the core unmasks
+    /// it. With `true` (the default) the handler instead gives the core the buffer's own storage: in the
+    /// server role masked payloads are unmasked in place in that storage (RFC 6455 §5.3), in the client role
+    /// the core only reads it. This is safe when the WebSocket handler is the final consumer of inbound bytes
+    /// (it never forwards them) and no handler in front of it keeps a reference to a buffer to read it after
+    /// passing it on; NIO's own handlers, NIOSSL and the HTTP decoders do not. Set `false` for strict value
+    /// semantics at the cost of one `memcpy` per read.
+    public var unmasksInReceivedBuffer: Bool
+
     /// Creates the default configuration (see each field).
     public init(connection: Connection.Configuration = .init()) {
         self.connection = connection
+        self.unmasksInReceivedBuffer = true
         self.outboundWaterMark = .init(low: 256 * 1024, high: 1024 * 1024)
         self.inboundMessageBufferLimit = 16
         self.smallPayloadCopyLimit = 1024

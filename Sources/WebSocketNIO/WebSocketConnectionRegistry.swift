@@ -25,7 +25,10 @@ public final class WebSocketConnectionRegistry: Sendable {
     }
 
     func register(_ handler: WebSocketHandler) {
-        let entry = Entry(eventLoop: handler.eventLoop, handler: NIOLoopBound(handler, eventLoop: handler.eventLoop))
+        let entry = Entry(
+            eventLoop: handler.eventLoop,
+            handler: NIOLoopBound(handler, eventLoop: handler.eventLoop)
+        )
         self.entries.withLockedValue { $0[ObjectIdentifier(handler)] = entry }
     }
 

@@ -16,7 +16,11 @@ public protocol WebSocketDelegate {
 
     /// A whole data message (`Connection.Configuration.delivery == .wholeMessages`, the default).
     /// Text payloads are valid UTF-8 (the core validates them, RFC 6455 §8.1).
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer)
+    func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    )
 
     /// A piece of a data message (`delivery == .streaming`). `isFirst` marks the first piece of a message,
     /// `isFinal` its last; text pieces are validated incrementally (a code point may straddle pieces).
@@ -53,8 +57,14 @@ extension WebSocketDelegate {
         isFirst: Bool,
         isFinal: Bool
     ) {}
-    public func webSocket(_ webSocket: WebSocketContext, didReceivePing payload: UnsafeRawBufferPointer) {}
-    public func webSocket(_ webSocket: WebSocketContext, didReceivePong payload: UnsafeRawBufferPointer) {}
+    public func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceivePing payload: UnsafeRawBufferPointer
+    ) {}
+    public func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceivePong payload: UnsafeRawBufferPointer
+    ) {}
     public func webSocket(_ webSocket: WebSocketContext, didReceiveClose status: CloseStatus) {}
     public func webSocket(_ webSocket: WebSocketContext, didCloseWith status: CloseStatus) {}
 }
@@ -82,7 +92,8 @@ public struct WebSocketCallbacks: WebSocketDelegate {
     public init(
         onOpen: ((WebSocketContext) -> Void)? = nil,
         onMessage: ((WebSocketContext, MessageKind, UnsafeRawBufferPointer) -> Void)? = nil,
-        onFragment: ((WebSocketContext, MessageKind, UnsafeRawBufferPointer, Bool, Bool) -> Void)? = nil,
+        onFragment: ((WebSocketContext, MessageKind, UnsafeRawBufferPointer, Bool, Bool) -> Void)? =
+            nil,
         onPing: ((WebSocketContext, UnsafeRawBufferPointer) -> Void)? = nil,
         onPong: ((WebSocketContext, UnsafeRawBufferPointer) -> Void)? = nil,
         onCloseFrame: ((WebSocketContext, CloseStatus) -> Void)? = nil,
@@ -119,11 +130,17 @@ public struct WebSocketCallbacks: WebSocketDelegate {
         self.onFragment?(webSocket, kind, payload, isFirst, isFinal)
     }
 
-    public func webSocket(_ webSocket: WebSocketContext, didReceivePing payload: UnsafeRawBufferPointer) {
+    public func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceivePing payload: UnsafeRawBufferPointer
+    ) {
         self.onPing?(webSocket, payload)
     }
 
-    public func webSocket(_ webSocket: WebSocketContext, didReceivePong payload: UnsafeRawBufferPointer) {
+    public func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceivePong payload: UnsafeRawBufferPointer
+    ) {
         self.onPong?(webSocket, payload)
     }
 
@@ -176,7 +193,9 @@ public struct WebSocketContext {
     /// ``sendFrame(_:_:fin:)`` and `.continuation`.
     /// - Throws: ``WebSocketError/sendFailed(_:)`` when the core refuses (closing, fragment order...), or
     ///   ``WebSocketError/connectionClosed`` when the channel is gone.
-    public func send(_ kind: MessageKind, _ payload: ByteBuffer, fin: Bool = true) throws(WebSocketError) {
+    public func send(_ kind: MessageKind, _ payload: ByteBuffer, fin: Bool = true)
+        throws(WebSocketError)
+    {
         try self.handler.sendFrame(kind.opcode, payload, fin: fin)
     }
 
@@ -187,7 +206,9 @@ public struct WebSocketContext {
 
     /// Sends a message whose payload is borrowed memory (for example a payload received in a callback, to echo
     /// it). The bytes are copied once, right behind the frame header, into a single outbound buffer.
-    public func send(_ kind: MessageKind, copying payload: UnsafeRawBufferPointer, fin: Bool = true) throws(WebSocketError) {
+    public func send(_ kind: MessageKind, copying payload: UnsafeRawBufferPointer, fin: Bool = true)
+        throws(WebSocketError)
+    {
         try self.handler.sendFrame(kind.opcode, copying: payload, fin: fin)
     }
 

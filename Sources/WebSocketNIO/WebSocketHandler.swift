@@ -105,7 +105,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if let options = context.channel.syncOptions {
-            try? options.setOption(ChannelOptions.writeBufferWaterMark, value: self.configuration.outboundWaterMark)
+            try? options.setOption(
+                ChannelOptions.writeBufferWaterMark,
+                value: self.configuration.outboundWaterMark
+            )
         }
         if context.channel.isActive {
             self.start(context: context)
@@ -213,26 +216,16 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         var buffer = buffer
         self.isProcessingInbound = true
         let webSocket = WebSocketContext(handler: self, channel: context.channel)
-        let consumed = buffer.withUnsafeMutableReadableBytes { bytes -> Int in
-            var offset = 0
-            while true {
-                let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[offset...])
-                let result: (consumed: Int, event: Connection.Event?)
-                do {
-                    result = try self.connection.receive(rest)
-                } catch {
-                    // The core queued the close frame with the matching code and wants the transport closed.
-                    return bytes.count
-                }
-                offset += result.consumed
-                if let event = result.event {
-                    self.deliver(event, to: webSocket, context: context)
-                    if self.transportClosing || self.connection.shouldCloseTransport {
-                        return bytes.count  // closed by the delegate or by the close handshake
-                    }
-                } else if result.consumed == 0 || offset == bytes.count {
-                    return offset
-                }
+        let consumed: Int
+        if self.configuration.unmasksInReceivedBuffer {
+            // No copy-on-write copy: see `WebSocketConfiguration.unmasksInReceivedBuffer`.
+            consumed = buffer.withUnsafeReadableBytes { readable in
+                let bytes = UnsafeMutableRawBufferPointer(mutating: readable)
+                return self.receiveLoop(bytes, webSocket: webSocket, context: context)
+            }
+        } else {
+            consumed = buffer.withUnsafeMutableReadableBytes { bytes in
+                self.receiveLoop(bytes, webSocket: webSocket, context: context)
             }
         }
         buffer.moveReaderIndex(forwardBy: consumed)
@@ -243,13 +236,52 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         self.afterCoreCall(context: context)
     }
 
-    private func deliver(_ event: Connection.Event, to webSocket: WebSocketContext, context: ChannelHandlerContext) {
+    /// Feeds `bytes` to the core until it has consumed them all, delivering each event; returns the count
+    /// consumed (all of them unless the connection is over).
+    private func receiveLoop(
+        _ bytes: UnsafeMutableRawBufferPointer,
+        webSocket: WebSocketContext,
+        context: ChannelHandlerContext
+    ) -> Int {
+        var offset = 0
+        while true {
+            let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[offset...])
+            let result: (consumed: Int, event: Connection.Event?)
+            do {
+                result = try self.connection.receive(rest)
+            } catch {
+                // The core queued the close frame with the matching code and wants the transport closed.
+                return bytes.count
+            }
+            offset += result.consumed
+            if let event = result.event {
+                self.deliver(event, to: webSocket, context: context)
+                if self.transportClosing || self.connection.shouldCloseTransport {
+                    return bytes.count  // closed by the delegate or by the close handshake
+                }
+            } else if result.consumed == 0 || offset == bytes.count {
+                return offset
+            }
+        }
+    }
+
+    private func deliver(
+        _ event: Connection.Event,
+        to webSocket: WebSocketContext,
+        context: ChannelHandlerContext
+    ) {
         guard let delegate = self.delegate else { return }
         switch event {
         case .message(let kind, let payload):
             delegate.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
         case .fragment(let kind, let payload, let isFirst, let isFinal):
-            delegate.webSocket(webSocket, didReceiveFragment: kind, payload: payload, isFirst: isFirst, isFinal: isFinal)
+            delegate.webSocket(
+                webSocket,
+                didReceiveFragment: kind,
+                payload: payload,
+                isFirst: isFirst,
+                isFinal: isFinal
+            )
         case .ping(let payload):
             delegate.webSocket(webSocket, didReceivePing: payload)
             // Take the pong now: the core keeps one pending pong and a later ping would replace it.
@@ -294,7 +326,11 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         }
         let header: FrameHeader
         do {
-            header = try self.connection.makeFrameHeader(opcode, payloadLength: payload.readableBytes, fin: fin)
+            header = try self.connection.makeFrameHeader(
+                opcode,
+                payloadLength: payload.readableBytes,
+                fin: fin
+            )
         } catch {
             throw .sendFailed(error)
         }
@@ -325,7 +361,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     /// Sends one data frame whose payload is borrowed memory: one copy into a buffer behind the header.
-    func sendFrame(_ opcode: Opcode, copying payload: UnsafeRawBufferPointer, fin: Bool) throws(WebSocketError) {
+    func sendFrame(_ opcode: Opcode, copying payload: UnsafeRawBufferPointer, fin: Bool)
+        throws(WebSocketError)
+    {
         guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
         if let kind = self.encodedMessageKind(opcode, fin: fin) {
             try self.sendEncoded(kind, payload, context: context)
@@ -377,7 +415,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     func ping(_ payload: ByteBuffer) throws(WebSocketError) {
         guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
         do {
-            try payload.withUnsafeReadableBytes { bytes throws(SendError) in try self.connection.ping(bytes) }
+            try payload.withUnsafeReadableBytes { bytes throws(SendError) in
+                try self.connection.ping(bytes)
+            }
         } catch {
             throw .sendFailed(error)
         }
@@ -387,7 +427,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     func pong(_ payload: ByteBuffer) throws(WebSocketError) {
         guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
         do {
-            try payload.withUnsafeReadableBytes { bytes throws(SendError) in try self.connection.pong(bytes) }
+            try payload.withUnsafeReadableBytes { bytes throws(SendError) in
+                try self.connection.pong(bytes)
+            }
         } catch {
             throw .sendFailed(error)
         }
@@ -420,7 +462,8 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     }
 
     private static func writeHeader(_ header: FrameHeader, into buffer: inout ByteBuffer) {
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) {
+            storage in
             FrameEncoder.writeHeader(header, into: storage)
         }
     }
@@ -430,7 +473,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         guard length > 0 else { return }
         let start = index - buffer.readerIndex
         _ = buffer.withUnsafeMutableReadableBytes { bytes in
-            Masking.apply(key, to: UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+            Masking.apply(
+                key,
+                to: UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + length)])
+            )
         }
     }
 
@@ -491,7 +537,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         self.cancelTimer()
         self.readPause = []
         let flushed = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: flushed)
+        context.writeAndFlush(
+            self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)),
+            promise: flushed
+        )
         let loop = context.eventLoop.assumeIsolated()
         flushed.futureResult.assumeIsolated().whenComplete { result in
             guard case .success = result, self.context != nil else {
@@ -509,7 +558,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
             }
         }
-        self.forcedCloseTimer = loop.scheduleTask(in: Self.timeAmount(self.configuration.connection.closeTimeout)) {
+        self.forcedCloseTimer = loop.scheduleTask(
+            in: Self.timeAmount(self.configuration.connection.closeTimeout)
+        ) {
             context.close(promise: nil)
         }
         // Keep reading so the peer's FIN (or its close reply) is seen.
@@ -538,7 +589,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         }
         let delegate = self.delegate
         self.delegate = nil
-        delegate?.webSocket(WebSocketContext(handler: self, channel: context.channel), didCloseWith: status)
+        delegate?.webSocket(
+            WebSocketContext(handler: self, channel: context.channel),
+            didCloseWith: status
+        )
         self.closedPromise.succeed(status)
     }
 

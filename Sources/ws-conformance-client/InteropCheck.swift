@@ -49,7 +49,11 @@ struct InteropCheck {
         let parts = ["frag", "mented ", "message"].map { ByteBuffer(string: $0) }
         try await ws.send(.text, fragments: parts)
         let joined = await iterator.next()
-        check("fragmented", joined?.kind == .text && joined?.text == "fragmented message", "got \(joined?.text ?? "nothing")")
+        check(
+            "fragmented",
+            joined?.kind == .text && joined?.text == "fragmented message",
+            "got \(joined?.text ?? "nothing")"
+        )
 
         try await ws.ping(ByteBuffer(string: "are you there"))
         try await ws.send(text: "after ping")
@@ -57,7 +61,11 @@ struct InteropCheck {
         check("ping-then-text", afterPing?.text == "after ping", "got \(afterPing?.text ?? "nothing")")
 
         let status = await ws.close(code: .normalClosure, reason: "bye")
-        check("close", status.code == .normalClosure, "closed with \(status.code.rawValue) \(status.reason)")
+        check(
+            "close",
+            status.code == .normalClosure,
+            "closed with \(status.code.rawValue) \(status.reason)"
+        )
         print("\(passed) passed, \(failed) failed")
         return failed == 0
     }

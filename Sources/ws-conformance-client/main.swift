@@ -9,7 +9,11 @@ import WebSocketNIO
 
 /// Echoes every message back with its type (callback API, one copy per message).
 struct EchoDelegate: WebSocketDelegate {
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+    func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    ) {
         try? webSocket.send(kind, copying: payload)
     }
 }
@@ -17,7 +21,8 @@ struct EchoDelegate: WebSocketDelegate {
 struct ConformanceClient: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ws-conformance-client",
-        abstract: "An Autobahn fuzzing-server client on WebSocketClient, plus an interop self-check mode.",
+        abstract:
+            "An Autobahn fuzzing-server client on WebSocketClient, plus an interop self-check mode.",
         discussion: """
             Default mode: connects to URL/getCaseCount (one text message: the case count), then for each case \
             to URL/runCase?case=N&agent=AGENT, echoing every message (text as text, binary as binary) until \
@@ -29,7 +34,9 @@ struct ConformanceClient: ParsableCommand {
             """
     )
 
-    @Option(help: "The fuzzing server (or, with --interop, the echo server) as a ws:// or wss:// URL.")
+    @Option(
+        help: "The fuzzing server (or, with --interop, the echo server) as a ws:// or wss:// URL."
+    )
     var url = "ws://127.0.0.1:9001"
 
     @Option(help: "The agent name reported to the fuzzing server.")
@@ -47,7 +54,10 @@ struct ConformanceClient: ParsableCommand {
     @Option(help: "A subprotocol to offer (repeatable).")
     var subprotocol: [String] = []
 
-    @Flag(help: "Run the interop self-check against an echo server at --url instead of the Autobahn protocol.")
+    @Flag(
+        help:
+            "Run the interop self-check against an echo server at --url instead of the Autobahn protocol."
+    )
     var interop = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -73,7 +83,10 @@ struct ConformanceClient: ParsableCommand {
 
     private func runAutobahn(configuration: WebSocketClientConfiguration, logger: Logger) async throws {
         let base = self.url.hasSuffix("/") ? String(self.url.dropLast()) : self.url
-        let countSocket = try await WebSocketClient.connect(to: "\(base)/getCaseCount", configuration: configuration)
+        let countSocket = try await WebSocketClient.connect(
+            to: "\(base)/getCaseCount",
+            configuration: configuration
+        )
         var count: Int?
         for await message in countSocket.messages {
             count = Int(message.text.trimmingSpaces())
@@ -89,7 +102,10 @@ struct ConformanceClient: ParsableCommand {
         for caseNumber in selected {
             let caseURL = "\(base)/runCase?case=\(caseNumber)&agent=\(self.agent)"
             do {
-                let connection = try await WebSocketClient.connect(to: caseURL, configuration: configuration) { _ in
+                let connection = try await WebSocketClient.connect(
+                    to: caseURL,
+                    configuration: configuration
+                ) { _ in
                     EchoDelegate()
                 }
                 let status = try await connection.closed.get()

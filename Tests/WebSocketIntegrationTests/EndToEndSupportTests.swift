@@ -96,7 +96,11 @@ struct EchoServer {
 
 /// The callback-API echo of the `/echo` route.
 struct EndToEndEcho: WebSocketDelegate {
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+    func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    ) {
         try? webSocket.send(kind, copying: payload)
     }
 }
@@ -219,12 +223,15 @@ final class ScriptedPeer: Sendable {
     static func switchingProtocols(key: String, extraHeaders: String = "") -> [UInt8] {
         Array(
             ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Accept: \(OpeningHandshake.acceptValue(forKey: key))\r\n\(extraHeaders)\r\n").utf8
+                + "Sec-WebSocket-Accept: \(OpeningHandshake.acceptValue(forKey: key))\r\n\(extraHeaders)\r\n")
+                .utf8
         )
     }
 
     /// An unmasked server frame.
-    static func frame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true, maskKey: [UInt8]? = nil) -> [UInt8] {
+    static func frame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true, maskKey: [UInt8]? = nil)
+        -> [UInt8]
+    {
         var bytes: [UInt8] = [(fin ? 0x80 : 0) | opcode]
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
         if payload.count < 126 {
@@ -251,7 +258,9 @@ extension StringProtocol {
     fileprivate func trimmingCharacters() -> String {
         var slice = Substring(self)
         while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" || last == "\r" { slice = slice.dropLast() }
+        while let last = slice.last, last == " " || last == "\t" || last == "\r" {
+            slice = slice.dropLast()
+        }
         return String(slice)
     }
 }

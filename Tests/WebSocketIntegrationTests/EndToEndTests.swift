@@ -73,7 +73,10 @@ struct EndToEndTests {
         let ws = try await WebSocketClient.connect(to: server.url(route))
         var iterator = ws.messages.makeAsyncIterator()
 
-        try await ws.send(.text, fragments: ["frag", "mented ", "", "téxt"].map { ByteBuffer(string: $0) })
+        try await ws.send(
+            .text,
+            fragments: ["frag", "mented ", "", "téxt"].map { ByteBuffer(string: $0) }
+        )
         let text = try #require(await iterator.next())
         #expect(text.kind == .text)
         #expect(text.text == "fragmented téxt")
@@ -99,7 +102,8 @@ struct EndToEndTests {
         let server = try await EchoServer.start()
         let pongs = NIOLockedValueBox<[[UInt8]]>([])
         let connection = try await WebSocketClient.connect(to: server.url()) { _ in
-            WebSocketCallbacks(onPong: { _, payload in pongs.withLockedValue { $0.append(Array(payload)) } })
+            WebSocketCallbacks(onPong: { _, payload in pongs.withLockedValue { $0.append(Array(payload)) }
+            })
         }
         try await connection.withContext { context in
             try context.ping(ByteBuffer(string: "abc"))
@@ -123,7 +127,9 @@ struct EndToEndTests {
         var iterator = ws.messages.makeAsyncIterator()
         #expect(await iterator.next()?.text == "still open")
         await ws.close()
-        try await connection.withContext { context in try context.close(code: .normalClosure, reason: "done") }
+        try await connection.withContext { context in
+            try context.close(code: .normalClosure, reason: "done")
+        }
         #expect(try await connection.closed.get().code == .normalClosure)
         await server.server.shutdown()
     }
@@ -173,7 +179,10 @@ struct EndToEndTests {
         var configuration = WebSocketClientConfiguration()
         configuration.webSocket.connection.pingInterval = .milliseconds(200)
         configuration.webSocket.connection.pongTimeout = .milliseconds(300)
-        let ws = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/", configuration: configuration)
+        let ws = try await WebSocketClient.connect(
+            to: "ws://127.0.0.1:\(peer.port)/",
+            configuration: configuration
+        )
         let clock = ContinuousClock()
         let start = clock.now
         let status = try await withTimeout(.seconds(10)) { await ws.closeStatus }
@@ -238,7 +247,10 @@ struct EndToEndTests {
         var configuration = WebSocketClientConfiguration()
         configuration.webSocket.inboundMessageBufferLimit = 4
         let server = try await EchoServer.start(burstCount: 300)
-        let ws = try await WebSocketClient.connect(to: server.url("/burst"), configuration: configuration)
+        let ws = try await WebSocketClient.connect(
+            to: server.url("/burst"),
+            configuration: configuration
+        )
         try await Task.sleep(for: .milliseconds(300))  // let the server run into our backpressure
         var expected: UInt32 = 0
         for await var message in ws.messages {
