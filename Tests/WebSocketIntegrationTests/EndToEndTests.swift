@@ -29,6 +29,24 @@ struct EndToEndTests {
         await server.server.shutdown()
     }
 
+    @Test("the copying receive path (unmasksInReceivedBuffer = false) behaves the same", arguments: [0, 126, 1 << 20])
+    func copyingReceivePath(size: Int) async throws {
+        var configuration = WebSocketConfiguration()
+        configuration.unmasksInReceivedBuffer = false
+        let server = try await EchoServer.start(configuration: configuration)
+        var clientConfiguration = WebSocketClientConfiguration()
+        clientConfiguration.webSocket = configuration
+        let ws = try await WebSocketClient.connect(to: server.url(), configuration: clientConfiguration)
+        var iterator = ws.messages.makeAsyncIterator()
+        let payload = testPayload(size, seed: 3)
+        try await ws.send(binary: payload)
+        #expect(await iterator.next()?.payload == payload)
+        try await ws.send(text: "täxt")
+        #expect(await iterator.next()?.text == "täxt")
+        #expect(await ws.close().code == .normalClosure)
+        await server.server.shutdown()
+    }
+
     @Test("text messages round-trip, including multi-byte UTF-8", arguments: routes)
     func textRoundTrip(route: String) async throws {
         let server = try await EchoServer.start()
