@@ -10,7 +10,7 @@
 # Usage: Benchmarks/compare.sh            (DURATION=10 WARMUP=1 IDLE=1000 ECHO_WAIT=300 to override)
 # Results: one RESULT line per measurement in Benchmarks/results/compare-<time>.txt; render them with
 #   python3 Benchmarks/report.py compare Benchmarks/results/compare-*.txt
-# Servers are started here and stopped by their PIDs; the whole run takes about 3 minutes once built.
+# Servers are started here and stopped by their PIDs; the whole run takes 3-5 minutes once ws-echo is built.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
