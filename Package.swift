@@ -53,14 +53,16 @@ let package = Package(
             dependencies: [
                 "WebSocketCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "WebSocketServer",
             dependencies: [
-                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO",
+                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -74,8 +76,9 @@ let package = Package(
         .target(
             name: "WebSocketClient",
             dependencies: [
-                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO",
+                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -89,22 +92,25 @@ let package = Package(
         .executableTarget(
             name: "ws-echo",
             dependencies: [
-                "WebSocketServer", "WebSocketCore",
+                "WebSocketServer", "WebSocketCore", "WebSocketDeflate", "WebSocketNIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "ws-conformance-client",
             dependencies: [
-                "WebSocketClient", "WebSocketCore",
+                "WebSocketClient", "WebSocketCore", "WebSocketDeflate", "WebSocketNIO", "WebSocketHandshake",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -125,7 +131,10 @@ let package = Package(
         .testTarget(
             name: "WebSocketIntegrationTests",
             dependencies: [
-                "WebSocketServer", "WebSocketClient", "WebSocketCore",
+                "WebSocketServer", "WebSocketClient", "WebSocketCore", "WebSocketHandshake", "WebSocketNIO",
+                "WebSocketDeflate",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -21,4 +21,6 @@ export WS_ECHO="$BIN/ws-echo"
 export WS_CLIENT_BIN="$BIN/ws-conformance-client"
 export WS_SERVER_CMD="$WS_ECHO --port {port}"
 export WS_CLIENT_CMD="$WS_CLIENT_BIN --url {url} --agent {agent}"
+export WS_SERVER_DEFLATE_CMD="$WS_ECHO --port {port} --deflate"
+export WS_CLIENT_DEFLATE_CMD="$WS_CLIENT_BIN --url {url} --agent {agent} --deflate"
 python3 -m pytest -q Tests/Conformance Tests/Interop

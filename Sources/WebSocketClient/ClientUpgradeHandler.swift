@@ -91,6 +91,9 @@ final class ClientUpgradeHandler<Result: Sendable>: ChannelInboundHandler, Remov
             pipeline.syncOperations.removeHandler(context: context, promise: nil)
             let result = try install(pipeline.syncOperations, negotiated, leftover)
             self.promise.succeed(result)
+        } catch let error as WebSocketClientError {
+            self.promise.fail(error)
+            context.close(promise: nil)
         } catch {
             self.promise.fail(WebSocketClientError.closedDuringHandshake(error))
             context.close(promise: nil)

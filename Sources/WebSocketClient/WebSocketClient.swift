@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import WebSocketCore
+import WebSocketDeflate
 import WebSocketHandshake
 import WebSocketNIO
 
@@ -63,12 +64,14 @@ public enum WebSocketClient {
         ) {
             pipeline,
             negotiated,
-            leftover in
+            leftover,
+            codec in
             try pipeline.addWebSocket(
                 role: .client,
                 configuration: webSocketConfiguration,
                 subprotocol: negotiated.subprotocol,
-                leftoverBytes: leftover
+                leftoverBytes: leftover,
+                codec: codec
             )
         }
     }
@@ -103,13 +106,15 @@ public enum WebSocketClient {
         ) {
             pipeline,
             negotiated,
-            leftover in
+            leftover,
+            codec in
             let closed = pipeline.eventLoop.makePromise(of: CloseStatus.self)
             let context = try pipeline.addWebSocketHandler(
                 role: .client,
                 configuration: webSocketConfiguration,
                 subprotocol: negotiated.subprotocol,
                 leftoverBytes: leftover,
+                codec: codec,
                 delegate: ClosingDelegate(base: makeDelegate(negotiated), closed: closed)
             )
             return WebSocketClientConnection(
@@ -126,17 +131,35 @@ public enum WebSocketClient {
         configuration: WebSocketClientConfiguration,
         eventLoopGroup: any EventLoopGroup,
         install:
-            @escaping @Sendable (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?)
-            throws ->
-            Result
+            @escaping @Sendable (
+                ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?, (any MessageCodec)?
+            ) throws -> Result
     ) async throws(WebSocketClientError) -> Result {
         let eventLoop = eventLoopGroup.next()
         let promise = eventLoop.makePromise(of: Result.self)
+        let deflate = configuration.perMessageDeflate
         let handshake = ClientHandshake(
             url: url,
             subprotocols: configuration.subprotocols,
+            extensions: deflate.map { [PerMessageDeflate.offer($0)] } ?? [],
             headerFields: configuration.headerFields
         )
+        // RFC 7692 §7.1: check the server's permessage-deflate answer against the offer, then build the codec.
+        let installWithExtensions:
+            @Sendable (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?) throws -> Result = {
+                pipeline, negotiated, leftover in
+                var codec: (any MessageCodec)? = nil
+                if let deflate {
+                    do {
+                        if let parameters = try PerMessageDeflate.accept(response: negotiated.extensions, offered: deflate) {
+                            codec = PerMessageDeflateCodec(role: .client, parameters: parameters, configuration: deflate)
+                        }
+                    } catch {
+                        throw WebSocketClientError.extensionRejected("\(error)", response: negotiated.response)
+                    }
+                }
+                return try install(pipeline, negotiated, leftover, codec)
+            }
         let sslContext: NIOSSLContext?
         if url.isSecure {
             do {
@@ -166,7 +189,7 @@ public enum WebSocketClient {
                             handshake: handshake,
                             maxHeadLength: maxHeadLength,
                             promise: promise,
-                            install: install
+                            install: installWithExtensions
                         )
                     )
                 }

@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOSSL
+import WebSocketDeflate
 import WebSocketNIO
 
 /// How ``WebSocketClient`` connects: handshake options, TLS, timeouts and the WebSocket options.
@@ -27,6 +28,11 @@ public struct WebSocketClientConfiguration: Sendable {
     /// The WebSocket options used once connected (limits, heartbeat, buffering).
     public var webSocket: WebSocketConfiguration
 
+    /// permessage-deflate (RFC 7692): when set, the client offers it (``PerMessageDeflate/offer(_:)``) and, when
+    /// the server accepts within the offer, compresses and inflates messages; a response outside the offer fails
+    /// the connection with ``WebSocketClientError/extensionRejected``. `nil` (the default): not offered.
+    public var perMessageDeflate: PerMessageDeflate.Configuration?
+
     /// Creates the default configuration (see each field).
     public init(
         headerFields: HTTPFields = [:],
@@ -41,5 +47,6 @@ public struct WebSocketClientConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.maxResponseHeadLength = 16 * 1024
         self.webSocket = webSocket
+        self.perMessageDeflate = nil
     }
 }

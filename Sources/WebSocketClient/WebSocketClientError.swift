@@ -14,6 +14,7 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
         case malformedResponse
         case responseHeadTooLong
         case handshakeRejected
+        case extensionRejected
     }
 
     private let kind: Kind
@@ -58,6 +59,13 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
     public static let responseHeadTooLong = Self(.responseHeadTooLong)
     /// The response broke a rule of RFC 6455 §4.1 (see ``handshakeError``; status ≠ 101 is one of them).
     public static let handshakeRejected = Self(.handshakeRejected)
+    /// The server accepted permessage-deflate with parameters outside the client's offer (RFC 7692 §7.1); the
+    /// client fails the connection (RFC 6455 §4.1).
+    public static let extensionRejected = Self(.extensionRejected)
+
+    static func extensionRejected(_ detail: String, response: HTTPResponse) -> Self {
+        Self(.extensionRejected, detail: detail, response: response)
+    }
 
     static func invalidURL(_ error: WebSocketURLError) -> Self {
         Self(.invalidURL, urlError: error)
@@ -93,6 +101,7 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
         case .malformedResponse: what = "malformed HTTP response"
         case .responseHeadTooLong: what = "HTTP response head too long"
         case .handshakeRejected: what = "handshake rejected"
+        case .extensionRejected: what = "extension response rejected"
         }
         let extra = self.urlError.map { "\($0)" } ?? self.handshakeError.map { "\($0)" } ?? self.detail
         return "WebSocket client: \(what)" + (extra.map { ": \($0)" } ?? "")

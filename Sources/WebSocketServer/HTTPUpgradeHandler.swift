@@ -2,6 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import WebSocketDeflate
 import WebSocketHandshake
 import WebSocketNIO
 
@@ -187,7 +188,15 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch decision {
         case .reject(let status, let body, let headerFields):
             respond(PlainHTTPResponse(status: status, text: body, headerFields: headerFields), context: context)
-        case .accept(let subprotocol, let extensions, let headerFields):
+        case .accept(let subprotocol, let chosenExtensions, let headerFields):
+            var extensions = chosenExtensions.filter { $0.name != PerMessageDeflate.extensionName }
+            var deflate: PerMessageDeflate.Parameters? = nil
+            if let wishes = shared.configuration.perMessageDeflate,
+                let (element, parameters) = PerMessageDeflate.negotiate(offers: request.extensions, configuration: wishes)
+            {
+                extensions.append(element)
+                deflate = parameters
+            }
             let response: HTTPResponse
             do {
                 response = try request.makeResponse(
@@ -203,7 +212,8 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 request: request,
                 subprotocol: subprotocol,
                 extensions: extensions,
-                connection: info
+                connection: info,
+                perMessageDeflate: deflate
             )
             context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)))
@@ -254,6 +264,10 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
             pipeline.removeHandler(collector, promise: nil)  // a plain handler leaves the pipeline at once
             let leftover = collector.bytes
             shared.tracker.markUpgraded(channel)
+            let codec = accepted.perMessageDeflate.map {
+                PerMessageDeflateCodec(
+                    role: .server, parameters: $0, configuration: shared.configuration.perMessageDeflate ?? .init())
+            }
             switch route.handler {
             case .callbacks(let makeDelegate):
                 let delegate = makeDelegate(accepted)
@@ -263,6 +277,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                     subprotocol: accepted.subprotocol,
                     leftoverBytes: leftover,
                     registry: shared.registry,
+                    codec: codec,
                     delegate: delegate
                 )
             case .async(let body):
@@ -271,7 +286,8 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                     configuration: shared.configuration.webSocket,
                     subprotocol: accepted.subprotocol,
                     leftoverBytes: leftover,
-                    registry: shared.registry
+                    registry: shared.registry,
+                    codec: codec
                 )
                 Task {
                     await body(webSocket, accepted)

@@ -1,5 +1,6 @@
 import HTTPTypes
 import NIOCore
+import WebSocketDeflate
 import WebSocketHandshake
 import WebSocketNIO
 
@@ -66,7 +67,9 @@ public struct ConnectionInfo: Sendable {
 /// The application's answer to a valid upgrade request.
 public enum UpgradeDecision: Sendable {
     /// Accept: send 101 with the chosen subprotocol (one the client offered, RFC 6455 §4.2.2), accepted
-    /// extensions (ones the client offered) and further header fields.
+    /// extensions (ones the client offered) and further header fields. permessage-deflate is negotiated by the
+    /// server itself from ``WebSocketServer/Configuration/perMessageDeflate``; an element of that name in
+    /// `extensions` is ignored.
     case accept(subprotocol: String? = nil, extensions: [WebSocketExtension] = [], headerFields: HTTPFields = [:])
     /// Refuse with `status` (typically 401 or 403), a `text/plain` body and further header fields (e.g.
     /// `WWW-Authenticate`); the connection is closed after the response.
@@ -83,6 +86,8 @@ public struct AcceptedUpgrade: Sendable {
     public var extensions: [WebSocketExtension]
     /// Addresses and TLS.
     public var connection: ConnectionInfo
+    /// The agreed permessage-deflate parameters, when it was negotiated.
+    public var perMessageDeflate: PerMessageDeflate.Parameters? = nil
 }
 
 /// A plain HTTP answer for requests that are not WebSocket upgrades.

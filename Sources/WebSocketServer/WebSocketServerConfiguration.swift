@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import WebSocketDeflate
 import WebSocketNIO
 
 extension WebSocketServer {
@@ -27,6 +28,11 @@ extension WebSocketServer {
         public var shutdownGracePeriod: TimeAmount
         /// The listen backlog. Default 256.
         public var backlog: Int32
+        /// permessage-deflate (RFC 7692): when set, the server accepts a client's permessage-deflate offer with
+        /// these wishes (``PerMessageDeflate/negotiate(offers:configuration:)``), answers with exactly what was
+        /// agreed, and compresses and inflates messages on that connection. `nil` (the default): never
+        /// negotiated. ``PerMessageDeflate/Configuration/lowMemory`` keeps no zlib state between messages.
+        public var perMessageDeflate: PerMessageDeflate.Configuration?
 
         public init(
             host: String = "127.0.0.1",
@@ -42,6 +48,7 @@ extension WebSocketServer {
             self.webSocket = webSocket
             self.shutdownGracePeriod = .seconds(5)
             self.backlog = 256
+            self.perMessageDeflate = nil
         }
     }
 }

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import WebSocketClient
 import WebSocketCore
+import WebSocketDeflate
 import WebSocketNIO
 
 /// Echoes every message back with its type (callback API, one copy per message).
@@ -60,6 +61,9 @@ struct ConformanceClient: ParsableCommand {
     )
     var interop = false
 
+    @Flag(help: "Offer permessage-deflate (RFC 7692) with client_max_window_bits and compress when accepted.")
+    var deflate = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -70,6 +74,7 @@ struct ConformanceClient: ParsableCommand {
         configuration.webSocket.connection.maxMessageLength = self.maxMessageSize
         configuration.webSocket.connection.maxFramePayloadLength = self.maxMessageSize
         configuration.subprotocols = self.subprotocol
+        if self.deflate { configuration.perMessageDeflate = .init() }
         if let caCert {
             configuration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCert))
         }

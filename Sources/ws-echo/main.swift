@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import WebSocketCore
+import WebSocketDeflate
 import WebSocketNIO
 import WebSocketServer
 
@@ -12,7 +13,11 @@ import WebSocketServer
 struct EchoDelegate: WebSocketDelegate {
     let logger: Logger
 
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer) {
+    func webSocket(
+        _ webSocket: WebSocketContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    ) {
         do {
             try webSocket.send(kind, copying: payload)
         } catch {
@@ -46,6 +51,14 @@ struct WSEcho: ParsableCommand {
     @Option(help: "The largest message (and frame) accepted, in bytes; larger ones fail with 1009.")
     var maxMessageSize = 16 * 1024 * 1024
 
+    @Flag(help: "Accept permessage-deflate (RFC 7692) offers and compress echoed messages.")
+    var deflate = false
+
+    @Flag(
+        help: "With --deflate: no context takeover and 512-byte windows (least memory per connection)."
+    )
+    var deflateLowMemory = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -74,14 +87,25 @@ struct WSEcho: ParsableCommand {
             )
         }
 
+        var serverConfiguration = WebSocketServer.Configuration(
+            host: self.host,
+            port: self.port,
+            tls: tls,
+            webSocket: configuration
+        )
+        if self.deflate {
+            serverConfiguration.perMessageDeflate = self.deflateLowMemory ? .lowMemory : .init()
+        }
         let delegateLogger = logger
         let server = try await WebSocketServer.start(
-            configuration: .init(host: self.host, port: self.port, tls: tls, webSocket: configuration),
+            configuration: serverConfiguration,
             routes: [
                 WebSocketRoute(path: "/", handler: .callbacks { _ in EchoDelegate(logger: delegateLogger) })
             ]
         )
-        logger.info("listening on \(tls == nil ? "ws" : "wss")://\(self.host):\(server.port)/")
+        logger.info(
+            "listening on \(tls == nil ? "ws" : "wss")://\(self.host):\(server.port)/\(self.deflate ? " (permessage-deflate)" : "")"
+        )
 
         let signal = await TerminationSignal.wait()
         logger.info("received \(signal), shutting down")
