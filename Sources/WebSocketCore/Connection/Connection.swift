@@ -101,6 +101,8 @@ public struct Connection {
     private var maskKeys: any MaskKeyGenerator
     /// The negotiated per-message extension (e.g. permessage-deflate), if any.
     public private(set) var codec: (any MessageCodec)?
+    /// Whether the codec owns RSV1 (computed once: reading the existential per frame costs a copy).
+    private let rsv1ClaimedByCodec: Bool
 
     // Inbound message in progress.
     private var inbound: MessageKind? = nil
@@ -164,6 +166,7 @@ public struct Connection {
         self.configuration = configuration
         self.maskKeys = maskKeyGenerator
         self.codec = codec
+        self.rsv1ClaimedByCodec = codec != nil && !configuration.claimedReservedBits.contains(.rsv1)
         self.parser = FrameParser(
             configuration: Self.parserConfiguration(role: role, configuration, codec: codec != nil))
         self.reassembly = ByteStorage(maxCapacity: max(0, configuration.maxMessageLength))
@@ -230,14 +233,14 @@ public struct Connection {
             guard let item else { return (offset, nil) }
             switch item {
             case .frame(let header, let range):
-                try beginFrame(header)
+                try beginFrame(header, wholeFrame: true)
                 let payload = UnsafeRawBufferPointer(
                     rebasing: buffer[(start + range.lowerBound)..<(start + range.upperBound)])
                 if let event = try payloadChunk(header, payload, frameComplete: true, wholeFrame: true) {
                     return (offset, event)
                 }
             case .header(let header):
-                try beginFrame(header)
+                try beginFrame(header, wholeFrame: false)
                 currentFrame = header
             case .payload(let range, let isFinal):
                 guard let header = currentFrame else { continue }
@@ -252,8 +255,7 @@ public struct Connection {
     }
 
     /// Rules that need the message context: fragmentation order (§5.4) and message limits (§10.4).
-    private mutating func beginFrame(_ header: FrameHeader) throws(ProtocolError) {
-        let rsv1ClaimedByCodec = codec != nil && !configuration.claimedReservedBits.contains(.rsv1)
+    private mutating func beginFrame(_ header: FrameHeader, wholeFrame: Bool) throws(ProtocolError) {
         if header.opcode.isControl {
             if header.rsv1 && rsv1ClaimedByCodec {
                 throw ProtocolError.reservedBitsSet.with(reason: "RSV1 set on a control frame")
@@ -288,6 +290,13 @@ public struct Connection {
         if header.payloadLength > limit - inboundLength {
             throw ProtocolError.messageTooLarge.with(
                 reason: "message exceeds limit of \(configuration.maxMessageLength) bytes")
+        }
+        // A message that will be reassembled: grow the storage once, to what the header announces (bounded by
+        // the limit just checked), instead of doubling as payload arrives.
+        if !inboundEncoded && configuration.delivery == .wholeMessages && header.payloadLength > 0
+            && !(wholeFrame && header.fin && inboundFragments == 1)
+        {
+            reassembly.reserve(reassembly.count + header.payloadLength)
         }
     }
 

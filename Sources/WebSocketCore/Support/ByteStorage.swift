@@ -47,7 +47,8 @@ final class ByteStorage {
         }
     }
 
-    private func reserve(_ needed: Int) {
+    /// Ensures room for `needed` bytes in total without further allocation.
+    func reserve(_ needed: Int) {
         guard needed > capacity else { return }
         var newCapacity = max(64, capacity)
         while newCapacity < needed { newCapacity = newCapacity > Int.max / 2 ? needed : newCapacity * 2 }

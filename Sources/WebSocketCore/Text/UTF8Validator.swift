@@ -46,15 +46,51 @@ public struct UTF8Validator: Sendable, Hashable {
         }
         while index < count {
             if remaining == 0 {
-                // ASCII fast path: 16 bytes at a time while no byte has its high bit set.
-                while count - index >= 16 {
-                    let a = (base + index).loadUnaligned(as: UInt64.self)
-                    let b = (base + index + 8).loadUnaligned(as: UInt64.self)
-                    if (a | b) & 0x8080_8080_8080_8080 != 0 { break }
-                    index += 16
-                }
-                if index == count { break }
                 let byte = base.load(fromByteOffset: index, as: UInt8.self)
+                if byte < 0x80 {
+                    // ASCII fast path: then 16 bytes at a time while no byte has its high bit set.
+                    index += 1
+                    while count - index >= 16 {
+                        let a = (base + index).loadUnaligned(as: UInt64.self)
+                        let b = (base + index + 8).loadUnaligned(as: UInt64.self)
+                        if (a | b) & 0x8080_8080_8080_8080 != 0 { break }
+                        index += 16
+                    }
+                    continue
+                }
+                // Fast path: the whole sequence is in this piece; check it without the carried state.
+                if count - index >= 4 {
+                    let b1 = base.load(fromByteOffset: index + 1, as: UInt8.self)
+                    switch byte {
+                    case 0xC2...0xDF:
+                        guard b1 & 0xC0 == 0x80 else { return index + 1 }
+                        index += 2
+                        continue
+                    case 0xE0...0xEF:
+                        let low: UInt8 = byte == 0xE0 ? 0xA0 : 0x80
+                        let high: UInt8 = byte == 0xED ? 0x9F : 0xBF
+                        guard b1 >= low && b1 <= high else { return index + 1 }
+                        guard base.load(fromByteOffset: index + 2, as: UInt8.self) & 0xC0 == 0x80 else {
+                            return index + 2
+                        }
+                        index += 3
+                        continue
+                    case 0xF0...0xF4:
+                        let low: UInt8 = byte == 0xF0 ? 0x90 : 0x80
+                        let high: UInt8 = byte == 0xF4 ? 0x8F : 0xBF
+                        guard b1 >= low && b1 <= high else { return index + 1 }
+                        guard base.load(fromByteOffset: index + 2, as: UInt8.self) & 0xC0 == 0x80 else {
+                            return index + 2
+                        }
+                        guard base.load(fromByteOffset: index + 3, as: UInt8.self) & 0xC0 == 0x80 else {
+                            return index + 3
+                        }
+                        index += 4
+                        continue
+                    default:
+                        return index
+                    }
+                }
                 index += 1
                 switch byte {
                 case 0x00...0x7F:
