@@ -26,10 +26,7 @@ def compressible_text(size: int) -> str:
     words = "the quick brown fox jumps over the lazy dog 0123456789 héllo ✓ "
     text = (words * (size // len(words) + 1))
     # Cut on a character boundary near `size` bytes of UTF-8.
-    out = text[:size]
-    while len(out.encode()) > size:
-        out = out[:-1]
-    return out
+    return text[:size].encode()[:size].decode(errors="ignore")
 
 
 def compressible_bytes(size: int) -> bytes:
