@@ -14,4 +14,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../Tests/requirements.txt"
+requirements="$(dirname "$0")/../Tests/requirements.txt"
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip
+fi
+# A Debian system Python refuses pip installs (PEP 668); a pyenv or venv Python does not.
+python3 -m pip install --quiet --disable-pip-version-check -r "$requirements" \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$requirements"

@@ -78,8 +78,11 @@ public struct PerMessageDeflateCodec: MessageCodec {
     ) -> Bool {
         guard message.count >= minimumMessageLength else { return false }
         guard let compressed = compressor.deflateMessage(message) else { return false }
+        defer { compressor.endMessage() }
+        // Without context takeover nothing of this message stays in the compressor, so a message that does not
+        // shrink can go out as it is. With context takeover the peer's window must see it: send it compressed.
+        if compressor.freesBetweenMessages && compressed.count >= message.count { return false }
         body(compressed)
-        compressor.endMessage()
         return true
     }
 }
@@ -93,7 +96,7 @@ final class ZStream {
 
     private let kind: Kind
     private let windowBits: Int32
-    private let freesBetweenMessages: Bool
+    let freesBetweenMessages: Bool
     private var stream = z_stream()
     private var initialized = false
     /// Bytes currently allocated by zlib for this stream.

@@ -287,7 +287,7 @@ struct ClientTests {
                 configuration: configuration
             )
         }
-        #expect(clock.now - start < .seconds(3))
+        #expect(clock.now - start < .seconds(8), "the 300 ms timeout, not the 10 s default")
         await peer.stop()
     }
 }

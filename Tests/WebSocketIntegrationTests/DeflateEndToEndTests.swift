@@ -63,7 +63,9 @@ struct DeflateEndToEndTests {
         }
     }
 
-    static let sizes = [0, 31, 32, 1000, 65536, 1 << 20, 16 << 20]
+    // 16 MiB is covered once, by incompressibleMessageAtTheLimit: the full matrix at 16 MiB starves the timing
+    // of other suites on a 2-core machine.
+    static let sizes = [0, 31, 32, 1000, 65536, 1 << 20]
 
     // MARK: - Our client against our server
 
@@ -223,12 +225,18 @@ struct DeflateEndToEndTests {
         #expect(plain.first == 0x82)
         #expect(plain.payload == short)
 
-        // 32 bytes: at the threshold, compressed.
+        // 32 bytes: at the threshold, compressed; except that without context takeover a message that deflate
+        // does not shrink goes out as it is (nothing of it stays in the compressor, RFC 7692 §6).
         let threshold = Array(compressibleText(32).utf8)
         try await raw.send(maskedFrame(opcode: 0x2, threshold))
         let atThreshold = try #require(await waitForFrame(raw, skipping: head, consumed: consumed))
-        #expect(atThreshold.first == 0xC2)
-        #expect(try inflate(&decoder, atThreshold.payload) == threshold)
+        if atThreshold.first == 0x82 {
+            #expect(pair.server.serverNoContextTakeover, "only without context takeover may it fall back")
+            #expect(atThreshold.payload == threshold)
+        } else {
+            #expect(atThreshold.first == 0xC2)
+            #expect(try inflate(&decoder, atThreshold.payload) == threshold)
+        }
         await raw.close()
         await server.shutdown()
     }
@@ -342,7 +350,8 @@ struct DeflateEndToEndTests {
 
     // MARK: - Limits
 
-    /// FAILS (bug in Sources/WebSocketDeflate/PerMessageDeflateCodec.swift, `encode`): the codec sends the
+    /// Found a bug (fixed: the receiver allows for encoding growth; without context takeover the sender falls back
+    /// to an uncompressed frame). Before the fix the codec sent the
     /// compressed form even when it is larger than the message. A 16 MiB message that both peers accept
     /// (maxMessageLength = maxFramePayloadLength = 16 MiB, the defaults) then goes out as a frame above 16 MiB and
     /// the receiver fails the connection with 1009 ("frame of 16813920 bytes exceeds limit of 16777216" for the

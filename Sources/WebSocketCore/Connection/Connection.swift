@@ -176,7 +176,12 @@ public struct Connection {
     /// plus room for the encoding's worst-case growth on incompressible data (DEFLATE's stored blocks add 5 bytes
     /// per 65 535), so that a message that is within the limit once decoded is never refused for its encoding.
     private static func encodedMessageLimit(_ c: Configuration) -> Int {
-        let limit = max(0, c.maxMessageLength)
+        withEncodingGrowth(c.maxMessageLength)
+    }
+
+    /// `limit` plus the worst-case growth of an encoding (1/256 + 64 bytes, above DEFLATE's 5 bytes per 65 535).
+    private static func withEncodingGrowth(_ limit: Int) -> Int {
+        let limit = max(0, limit)
         let (sum, overflow) = limit.addingReportingOverflow(limit / 256 + 64)
         return overflow ? .max : sum
     }
@@ -184,7 +189,9 @@ public struct Connection {
     private static func parserConfiguration(role: Role, _ c: Configuration, codec: Bool) -> FrameParser.Configuration {
         FrameParser.Configuration(
             role: role,
-            maxFramePayloadLength: min(c.maxFramePayloadLength, codec ? encodedMessageLimit(c) : c.maxMessageLength),
+            maxFramePayloadLength: codec
+                ? min(withEncodingGrowth(c.maxFramePayloadLength), encodedMessageLimit(c))
+                : min(c.maxFramePayloadLength, c.maxMessageLength),
             allowsNonMinimalLengths: c.allowsNonMinimalLengths,
             claimedReservedBits: codec ? c.claimedReservedBits.union(.rsv1) : c.claimedReservedBits
         )
@@ -286,17 +293,22 @@ public struct Connection {
             throw ProtocolError.tooManyFragments.with(
                 reason: "message has more than \(configuration.maxFragmentsPerMessage) fragments")
         }
+        if rsv1ClaimedByCodec && !inboundEncoded && header.payloadLength > configuration.maxFramePayloadLength {
+            // The parser allowed room for encoding growth; a frame of a message that is not encoded has none.
+            throw ProtocolError.frameTooLarge.with(
+                reason: "frame of \(header.payloadLength) bytes exceeds limit of \(configuration.maxFramePayloadLength)")
+        }
         let limit = inboundEncoded ? Self.encodedMessageLimit(configuration) : configuration.maxMessageLength
         if header.payloadLength > limit - inboundLength {
             throw ProtocolError.messageTooLarge.with(
                 reason: "message exceeds limit of \(configuration.maxMessageLength) bytes")
         }
-        // A message that will be reassembled: grow the storage once, to what the header announces (bounded by
-        // the limit just checked), instead of doubling as payload arrives.
+        // A message that will be reassembled: reserve for what the header announces, but at most 64 KiB ahead
+        // of the bytes that actually arrived, so that a header alone cannot make us reserve up to the limit.
         if !inboundEncoded && configuration.delivery == .wholeMessages && header.payloadLength > 0
             && !(wholeFrame && header.fin && inboundFragments == 1)
         {
-            reassembly.reserve(reassembly.count + header.payloadLength)
+            reassembly.reserve(reassembly.count + min(header.payloadLength, Self.retainedCapacity))
         }
     }
 
