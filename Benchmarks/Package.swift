@@ -36,6 +36,14 @@ let package = Package(
             path: "Sources/ws-bench"
         ),
         .executableTarget(
+            name: "deflate-throughput",
+            dependencies: [
+                .product(name: "WebSocketCore", package: "WebSocketEngine"),
+                .product(name: "WebSocketDeflate", package: "WebSocketEngine"),
+            ],
+            path: "Sources/deflate-throughput"
+        ),
+        .executableTarget(
             name: "ws-profile",
             dependencies: [.product(name: "WebSocketCore", package: "WebSocketEngine")],
             path: "Sources/ws-profile"
