@@ -51,6 +51,12 @@ struct WSEcho: ParsableCommand {
     @Option(help: "The largest message (and frame) accepted, in bytes; larger ones fail with 1009.")
     var maxMessageSize = 16 * 1024 * 1024
 
+    @Option(help: "Send a ping after this many idle seconds and drop peers that do not answer (0: no heartbeat).")
+    var pingInterval = 0
+
+    @Option(help: "With --ping-interval: seconds to wait for the pong (or any traffic) before dropping the peer.")
+    var pongTimeout = 20
+
     @Flag(help: "Accept permessage-deflate (RFC 7692) offers and compress echoed messages.")
     var deflate = false
 
@@ -66,6 +72,9 @@ struct WSEcho: ParsableCommand {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
+        if self.pingInterval < 0 || self.pongTimeout < 1 {
+            throw ValidationError("--ping-interval must be >= 0 and --pong-timeout >= 1")
+        }
         if self.maxMessageSize < 1 {
             throw ValidationError("--max-message-size must be positive")
         }
@@ -78,6 +87,10 @@ struct WSEcho: ParsableCommand {
         var configuration = WebSocketConfiguration()
         configuration.connection.maxMessageLength = self.maxMessageSize
         configuration.connection.maxFramePayloadLength = self.maxMessageSize
+        if self.pingInterval > 0 {
+            configuration.connection.pingInterval = .seconds(self.pingInterval)
+            configuration.connection.pongTimeout = .seconds(self.pongTimeout)
+        }
 
         var tls: TLSConfiguration?
         if let tlsCert, let tlsKey {
