@@ -337,18 +337,12 @@ public struct Connection {
             throw ProtocolError.invalidUTF8.with(reason: "invalid UTF-8 at byte \(inboundLength + bad) of text message")
         }
         let messageComplete = frameComplete && header.fin
-        if kind == .text && messageComplete && !validator.isComplete {
-            throw ProtocolError.invalidUTF8.with(reason: "text message ends inside a UTF-8 sequence")
-        }
+        try endChunk(kind, messageComplete: messageComplete)
         inboundLength += payload.count
-        if messageComplete { inbound = nil }
 
         switch configuration.delivery {
         case .streaming:
-            let isFirst = inboundFirstChunkPending
-            if payload.isEmpty && !isFirst && !messageComplete { return nil }
-            inboundFirstChunkPending = false
-            return .fragment(kind, payload, isFirst: isFirst, isFinal: messageComplete)
+            return fragmentEvent(kind, payload, messageComplete: messageComplete)
         case .wholeMessages:
             if messageComplete && wholeFrame && inboundFragments == 1 {
                 return .message(kind, payload)
@@ -388,22 +382,35 @@ public struct Connection {
             decodedLength += decoded.count
             reassembly.append(decoded)
         }
-        if kind == .text && messageComplete && !validator.isComplete {
-            throw ProtocolError.invalidUTF8.with(reason: "text message ends inside a UTF-8 sequence")
-        }
-        if messageComplete { inbound = nil }
+        try endChunk(kind, messageComplete: messageComplete)
         switch configuration.delivery {
         case .streaming:
-            let isFirst = inboundFirstChunkPending
-            if reassembly.count == 0 && !isFirst && !messageComplete { return nil }
-            inboundFirstChunkPending = false
             releaseOnNextCall = true
-            return .fragment(kind, reassembly.bytes, isFirst: isFirst, isFinal: messageComplete)
+            return fragmentEvent(kind, reassembly.bytes, messageComplete: messageComplete)
         case .wholeMessages:
             guard messageComplete else { return nil }
             releaseOnNextCall = true
             return .message(kind, reassembly.bytes)
         }
+    }
+
+    /// After a chunk of data: a text message must end on a code point boundary (RFC 6455 §8.1); a complete
+    /// message ends the fragmented-message state (§5.4).
+    private mutating func endChunk(_ kind: MessageKind, messageComplete: Bool) throws(ProtocolError) {
+        if kind == .text && messageComplete && !validator.isComplete {
+            throw ProtocolError.invalidUTF8.with(reason: "text message ends inside a UTF-8 sequence")
+        }
+        if messageComplete { inbound = nil }
+    }
+
+    /// The streaming-mode event for a chunk; empty chunks in the middle of a message are not reported.
+    private mutating func fragmentEvent(
+        _ kind: MessageKind, _ bytes: UnsafeRawBufferPointer, messageComplete: Bool
+    ) -> Event? {
+        let isFirst = inboundFirstChunkPending
+        if bytes.isEmpty && !isFirst && !messageComplete { return nil }
+        inboundFirstChunkPending = false
+        return .fragment(kind, bytes, isFirst: isFirst, isFinal: messageComplete)
     }
 
     private mutating func controlFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws(ProtocolError) -> Event? {

@@ -62,6 +62,7 @@ public struct FrameParser: Sendable {
     private var stash: (UInt64, UInt64) = (0, 0)
     private var stashed = 0
     private var headerLengthNeeded = 2
+    private var stashedOpcode = Opcode.continuation
     // Payload of the current frame still to come, when a `.header` was returned.
     private var remainingPayload = 0
     private var maskKey: MaskKey? = nil
@@ -102,14 +103,15 @@ public struct FrameParser: Sendable {
         var consumed: Int
         if stashed == 0 && count >= 2 {
             // Fast path: the header starts at the start of this buffer.
-            let needed = try checkFirstTwoBytes(base.load(as: UInt8.self),
-                                                base.load(fromByteOffset: 1, as: UInt8.self))
+            let (needed, opcode) = try checkFirstTwoBytes(base.load(as: UInt8.self),
+                                                          base.load(fromByteOffset: 1, as: UInt8.self))
             if count >= needed {
-                header = try decodeHeader(UnsafeRawPointer(base))
+                header = try decodeHeader(UnsafeRawPointer(base), opcode: opcode)
                 consumed = needed
             } else {
                 stashBytes(from: UnsafeRawPointer(base), count: count)
                 headerLengthNeeded = needed
+                stashedOpcode = opcode
                 return (count, nil)
             }
         } else {
@@ -120,16 +122,19 @@ public struct FrameParser: Sendable {
                 consumed += take
                 if stashed < 2 { return (consumed, nil) }
                 let (b0, b1) = withUnsafeBytes(of: &stash) { ($0[0], $0[1]) }
-                headerLengthNeeded = try checkFirstTwoBytes(b0, b1)
+                (headerLengthNeeded, stashedOpcode) = try checkFirstTwoBytes(b0, b1)
             }
             let take = min(headerLengthNeeded - stashed, count - consumed)
             stashBytes(from: UnsafeRawPointer(base + consumed), count: take)
             consumed += take
             if stashed < headerLengthNeeded { return (consumed, nil) }
             var copy = stash
+            let opcode = stashedOpcode
             let decoded = withUnsafeBytes(of: &copy) { raw -> Result<FrameHeader, ProtocolError> in
                 // The stash is a 16-byte tuple, so its base address always exists.
-                Result { () throws(ProtocolError) -> FrameHeader in try decodeHeader(raw.baseAddress.unsafelyUnwrapped) }
+                Result { () throws(ProtocolError) -> FrameHeader in
+                    try decodeHeader(raw.baseAddress.unsafelyUnwrapped, opcode: opcode)
+                }
             }
             header = try decoded.get()
             stashed = 0
@@ -161,7 +166,7 @@ public struct FrameParser: Sendable {
 
     /// Checks everything the first two header bytes decide (RFC 6455 §5.1, §5.2, §5.5) and returns the full
     /// header length (2-14 bytes).
-    private func checkFirstTwoBytes(_ b0: UInt8, _ b1: UInt8) throws(ProtocolError) -> Int {
+    private func checkFirstTwoBytes(_ b0: UInt8, _ b1: UInt8) throws(ProtocolError) -> (length: Int, opcode: Opcode) {
         let rsv = b0 & 0x70
         if rsv & ~configuration.claimedReservedBits.rawValue != 0 {
             throw ProtocolError.reservedBitsSet.with(
@@ -182,11 +187,11 @@ public struct FrameParser: Sendable {
         default: break
         }
         let extended = length7 == 126 ? 2 : (length7 == 127 ? 8 : 0)
-        return 2 + extended + (masked ? 4 : 0)
+        return (2 + extended + (masked ? 4 : 0), opcode)
     }
 
     /// Decodes a complete header whose first two bytes passed ``checkFirstTwoBytes(_:_:)``.
-    private func decodeHeader(_ p: UnsafeRawPointer) throws(ProtocolError) -> FrameHeader {
+    private func decodeHeader(_ p: UnsafeRawPointer, opcode: Opcode) throws(ProtocolError) -> FrameHeader {
         let b0 = p.load(as: UInt8.self)
         let b1 = p.load(fromByteOffset: 1, as: UInt8.self)
         let length7 = b1 & 0x7F
@@ -220,8 +225,6 @@ public struct FrameParser: Sendable {
                 p.load(fromByteOffset: index, as: UInt8.self), p.load(fromByteOffset: index + 1, as: UInt8.self),
                 p.load(fromByteOffset: index + 2, as: UInt8.self), p.load(fromByteOffset: index + 3, as: UInt8.self))
         }
-        // The opcode was checked in checkFirstTwoBytes.
-        let opcode = Opcode(rawValue: b0 & 0x0F) ?? .binary
         return FrameHeader(
             fin: b0 & 0x80 != 0,
             reservedBits: ReservedBits(rawValue: b0 & 0x70),
