@@ -1,9 +1,15 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
+// Swift 6.2 or later: swift-log 1.16 and swift-metrics 2.13 declare tools version 6.2 (swift-nio 2.101,
+// swift-nio-ssl 2.37 and swift-crypto 3.12 need 6.1). Package traits (`TLS`) need 6.1.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
+
+/// swift-nio-ssl (BoringSSL) only when the package trait `TLS` is on (the default).
+let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"]))
 
 let package = Package(
     name: "WebSocketEngine",
@@ -18,29 +24,33 @@ let package = Package(
         .executable(name: "ws-echo", targets: ["ws-echo"]),
         .executable(name: "ws-conformance-client", targets: ["ws-conformance-client"]),
     ],
+    traits: [
+        .trait(
+            name: "TLS",
+            description: "wss:// for the server and the client, through swift-nio-ssl (compiles BoringSSL)."
+        ),
+        .default(enabledTraits: ["TLS"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Sans-I/O protocol core: stdlib only, no Foundation.
         .target(name: "WebSocketCore", swiftSettings: strict),
-        // Sans-I/O opening handshake rules (RFC 6455 §4).
+        // Sans-I/O opening handshake rules (RFC 6455 §4), with our own SHA-1 for Sec-WebSocket-Accept.
         .target(
             name: "WebSocketHandshake",
-            dependencies: [
-                "WebSocketCore",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["WebSocketCore", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
-        // zlib from the system (Debian: zlib1g-dev), for permessage-deflate.
+        // zlib from the system (Debian: zlib1g-dev; macOS: the SDK's), for permessage-deflate.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         // permessage-deflate (RFC 7692): negotiation and the MessageCodec for WebSocketCore.
         .target(
@@ -53,7 +63,8 @@ let package = Package(
             dependencies: [
                 "WebSocketCore",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -65,11 +76,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                nioSSL,
             ],
             swiftSettings: strict
         ),
@@ -78,39 +90,27 @@ let package = Package(
             dependencies: [
                 "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                nioSSL,
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "ws-echo",
             dependencies: [
-                "WebSocketServer", "WebSocketCore", "WebSocketDeflate", "WebSocketNIO",
+                "WebSocketServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "ws-conformance-client",
             dependencies: [
-                "WebSocketClient", "WebSocketCore", "WebSocketDeflate", "WebSocketNIO", "WebSocketHandshake",
+                "WebSocketClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -131,13 +131,10 @@ let package = Package(
         .testTarget(
             name: "WebSocketIntegrationTests",
             dependencies: [
-                "WebSocketServer", "WebSocketClient", "WebSocketCore", "WebSocketHandshake", "WebSocketNIO",
-                "WebSocketDeflate",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                "WebSocketServer", "WebSocketClient",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),

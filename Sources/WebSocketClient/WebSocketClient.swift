@@ -1,34 +1,37 @@
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
 import WebSocketCore
 import WebSocketDeflate
 import WebSocketHandshake
 import WebSocketNIO
 
-/// Opens client WebSocket connections to `ws://` and `wss://` URLs (RFC 6455 §4.1), then runs them with the
-/// WebSocketNIO handler in the client role (masked frames, RFC 6455 §5.3).
-///
-/// ```swift
-/// let ws = try await WebSocketClient.connect(to: "ws://127.0.0.1:9001/chat")
-/// try await ws.send(text: "hello")
-/// for await message in ws.messages { print(message.text) }
-/// print(await ws.closeStatus)
-/// ```
-///
-/// The opening: DNS and TCP connect (NIO's happy eyeballs), TLS with SNI for host names (`wss`), the upgrade
-/// request built by `WebSocketHandshake.ClientHandshake` (random `Sec-WebSocket-Key`, the offered
-/// subprotocols, extra header fields), and the 101 response validated by it: status, `Upgrade`,
-/// `Connection`, exact `Sec-WebSocket-Accept`, no subprotocol or extension that was not offered. Bytes that
-/// follow the response head in the same read (early frames from the server) are handed to the WebSocket
-/// handler before anything read later.
-public enum WebSocketClient {
-    /// Connects and returns a WebSocket for the **async API**.
+#if TLS
+import NIOSSL
+#endif
+
+extension WebSocket {
+    /// Connects to a `ws://` or `wss://` URL (RFC 6455 §4.1) and returns the open WebSocket (async API).
+    ///
+    /// ```swift
+    /// let ws = try await WebSocket.connect(to: "ws://127.0.0.1:9001/chat")
+    /// try await ws.send(text: "hello")
+    /// for await message in ws.messages { print(message.text) }
+    /// print(await ws.closeStatus)
+    /// ```
+    ///
+    /// The opening: DNS and TCP connect (NIO's happy eyeballs), TLS with SNI for host names (`wss`, with the
+    /// package trait `TLS`), the upgrade request built by `WebSocketHandshake.ClientHandshake` (random
+    /// `Sec-WebSocket-Key`, the offered subprotocols, extra header fields), and the 101 response validated by
+    /// it: status, `Upgrade`, `Connection`, exact `Sec-WebSocket-Accept`, no subprotocol or extension that was
+    /// not offered. Bytes that follow the response head in the same read (early frames from the server) are
+    /// handed to the WebSocket handler before anything read later. Prefer ``withConnection(to:configuration:eventLoopGroup:_:)``,
+    /// which cannot leave a connection open.
     ///
     /// - Parameters:
     ///   - url: a `ws://` or `wss://` URL; host, port (default 80/443), path and query are used.
-    ///   - configuration: header fields, subprotocols, TLS, timeout and WebSocket options.
+    ///   - configuration: header fields, subprotocols, TLS, timeout, logger and WebSocket options.
     ///   - eventLoopGroup: where the connection runs. Default: NIO's shared singleton group.
     /// - Returns: the open WebSocket; ``WebSocketNIO/WebSocket/subprotocol`` holds the server's choice.
     /// - Throws: ``WebSocketClientError`` (invalid URL, connect/TLS failure, timeout, rejected handshake).
@@ -37,36 +40,23 @@ public enum WebSocketClient {
         configuration: WebSocketClientConfiguration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(WebSocketClientError) -> WebSocket {
-        let parsed: WebSocketURL
-        do {
-            parsed = try WebSocketURL(url)
-        } catch {
-            throw .invalidURL(error)
-        }
-        return try await self.connect(
-            to: parsed,
-            configuration: configuration,
-            eventLoopGroup: eventLoopGroup
-        )
+        try await self.connect(to: ClientConnector.parse(url), configuration: configuration, eventLoopGroup: eventLoopGroup)
     }
 
-    /// Connects to a parsed URL and returns a WebSocket for the async API (see ``connect(to:configuration:eventLoopGroup:)-(String,_,_)``).
+    /// Connects to a parsed URL (see ``connect(to:configuration:eventLoopGroup:)-(String,_,_)``).
+    /// - Throws: ``WebSocketClientError``.
     public static func connect(
         to url: WebSocketURL,
         configuration: WebSocketClientConfiguration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(WebSocketClientError) -> WebSocket {
-        let webSocketConfiguration = configuration.webSocket
-        return try await self.open(
+        let webSocketConfiguration = configuration.webSocketWithLogger
+        return try await ClientConnector.open(
             url: url,
             configuration: configuration,
             eventLoopGroup: eventLoopGroup
-        ) {
-            pipeline,
-            negotiated,
-            leftover,
-            codec in
-            try pipeline.addWebSocket(
+        ) { pipeline, negotiated, leftover, codec in
+            try pipeline.addAsyncWebSocket(
                 role: .client,
                 configuration: webSocketConfiguration,
                 subprotocol: negotiated.subprotocol,
@@ -76,48 +66,76 @@ public enum WebSocketClient {
         }
     }
 
-    /// Connects and runs the WebSocket with the **callback API** (the fastest path).
+    /// Connects, runs `body` with the open WebSocket, then closes it: with 1000 (normal closure) when `body`
+    /// returns, with 1011 (internal error) when it throws, waiting for the close handshake either way
+    /// (bounded by `closeTimeout`). The scoped form of ``connect(to:configuration:eventLoopGroup:)-(String,_,_)``:
+    /// no connection outlives the call.
+    ///
+    /// - Returns: what `body` returns.
+    /// - Throws: ``WebSocketClientError`` when the connection cannot be opened, or what `body` throws.
+    public static func withConnection<Result: Sendable>(
+        to url: String,
+        configuration: WebSocketClientConfiguration = .init(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (WebSocket) async throws -> Result
+    ) async throws -> Result {
+        let webSocket = try await self.connect(to: url, configuration: configuration, eventLoopGroup: eventLoopGroup)
+        let result: Result
+        do {
+            result = try await body(webSocket)
+        } catch {
+            await webSocket.close(code: .internalError, reason: "")
+            throw error
+        }
+        await webSocket.close()
+        return result
+    }
+}
+
+/// A client connection run with the delegate API (the fastest path): events arrive on the event loop with
+/// borrowed payloads.
+public struct WebSocketDelegateConnection: Sendable {
+    /// Connects and runs the WebSocket with the **delegate API**.
     ///
     /// - Parameters:
     ///   - url: a `ws://` or `wss://` URL.
-    ///   - configuration: header fields, subprotocols, TLS, timeout and WebSocket options.
+    ///   - configuration: header fields, subprotocols, TLS, timeout, logger and WebSocket options.
     ///   - eventLoopGroup: where the connection runs.
     ///   - makeDelegate: called once on the connection's event loop after a valid 101, with what was
     ///     negotiated; the delegate it returns receives every event there (see `WebSocketDelegate`).
-    /// - Returns: the channel, the negotiated subprotocol and a future of the final close status.
+    /// - Returns: the connection: its channel, the negotiated subprotocol, a send handle and a future of the
+    ///   final close status.
     /// - Throws: ``WebSocketClientError``.
     public static func connect(
         to url: String,
         configuration: WebSocketClientConfiguration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         makeDelegate: @escaping @Sendable (NegotiatedHandshake) -> any WebSocketDelegate
-    ) async throws(WebSocketClientError) -> WebSocketClientConnection {
-        let parsed: WebSocketURL
-        do {
-            parsed = try WebSocketURL(url)
-        } catch {
-            throw .invalidURL(error)
-        }
-        let webSocketConfiguration = configuration.webSocket
-        return try await self.open(
+    ) async throws(WebSocketClientError) -> WebSocketDelegateConnection {
+        let parsed = try ClientConnector.parse(url)
+        let webSocketConfiguration = configuration.webSocketWithLogger
+        return try await ClientConnector.open(
             url: parsed,
             configuration: configuration,
             eventLoopGroup: eventLoopGroup
-        ) {
-            pipeline,
-            negotiated,
-            leftover,
-            codec in
+        ) { pipeline, negotiated, leftover, codec in
             let closed = pipeline.eventLoop.makePromise(of: CloseStatus.self)
-            let context = try pipeline.addWebSocketHandler(
-                role: .client,
-                configuration: webSocketConfiguration,
-                subprotocol: negotiated.subprotocol,
-                leftoverBytes: leftover,
-                codec: codec,
-                delegate: ClosingDelegate(base: makeDelegate(negotiated), closed: closed)
-            )
-            return WebSocketClientConnection(
+            let delegate = ClosingDelegate(base: makeDelegate(negotiated), closed: closed)
+            let context: WebSocketDelegateContext
+            do {
+                context = try pipeline.addWebSocketDelegate(
+                    role: .client,
+                    configuration: webSocketConfiguration,
+                    subprotocol: negotiated.subprotocol,
+                    leftoverBytes: leftover,
+                    codec: codec,
+                    delegate: delegate
+                )
+            } catch {
+                closed.succeed(CloseStatus(code: .abnormalClosure, reason: "\(error)"))
+                throw error
+            }
+            return WebSocketDelegateConnection(
                 context: context,
                 subprotocol: negotiated.subprotocol,
                 handshake: negotiated,
@@ -126,7 +144,55 @@ public enum WebSocketClient {
         }
     }
 
-    private static func open<Result: Sendable>(
+    /// The channel the WebSocket runs on (close it to abort).
+    public let channel: any Channel
+    private let context: NIOLoopBound<WebSocketDelegateContext>
+    /// A `Sendable` handle to send from any thread or task.
+    public let sendHandle: WebSocketSendHandle
+    /// The subprotocol the server chose, nil when none.
+    public let subprotocol: String?
+    /// What the opening handshake agreed on, with the server's 101 response.
+    public let handshake: NegotiatedHandshake
+    /// Completes with the final close status when the connection is over.
+    public let closed: EventLoopFuture<CloseStatus>
+
+    init(
+        context: WebSocketDelegateContext,
+        subprotocol: String?,
+        handshake: NegotiatedHandshake,
+        closed: EventLoopFuture<CloseStatus>
+    ) {
+        self.channel = context.channel
+        self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.sendHandle = context.sendHandle
+        self.subprotocol = subprotocol
+        self.handshake = handshake
+        self.closed = closed
+    }
+
+    /// Runs `body` on the connection's event loop with its `WebSocketDelegateContext`
+    /// (`try await connection.withContext { try $0.send(text: "hi") }`).
+    /// - Throws: what `body` throws.
+    public func withContext<Result: Sendable>(
+        _ body: @escaping @Sendable (WebSocketDelegateContext) throws -> Result
+    ) async throws -> Result {
+        let context = self.context
+        return try await self.channel.eventLoop.submit { try body(context.value) }.get()
+    }
+}
+
+/// Opens connections for ``WebSocket/connect(to:configuration:eventLoopGroup:)-(String,_,_)`` and
+/// ``WebSocketDelegateConnection/connect(to:configuration:eventLoopGroup:makeDelegate:)``.
+enum ClientConnector {
+    static func parse(_ url: String) throws(WebSocketClientError) -> WebSocketURL {
+        do {
+            return try WebSocketURL(url)
+        } catch {
+            throw .invalidURL(error)
+        }
+    }
+
+    static func open<Result: Sendable>(
         url: WebSocketURL,
         configuration: WebSocketClientConfiguration,
         eventLoopGroup: any EventLoopGroup,
@@ -160,6 +226,7 @@ public enum WebSocketClient {
                 }
                 return try install(pipeline, negotiated, leftover, codec)
             }
+        #if TLS
         let sslContext: NIOSSLContext?
         if url.isSecure {
             do {
@@ -171,7 +238,12 @@ public enum WebSocketClient {
             sslContext = nil
         }
         let serverHostname = url.isIPv6Literal || Self.isIPv4Literal(url.host) ? nil : url.host
-        let timeout = Self.timeAmount(configuration.connectTimeout)
+        #else
+        if url.isSecure {
+            throw .connectFailed(ClientConnectorError.tlsTraitDisabled)
+        }
+        #endif
+        let timeout = TimeAmount(saturating: configuration.connectTimeout)
         let maxHeadLength = configuration.maxResponseHeadLength
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -179,11 +251,13 @@ public enum WebSocketClient {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    #if TLS
                     if let sslContext {
                         try sync.addHandler(
                             NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         )
                     }
+                    #endif
                     try sync.addHandler(
                         ClientUpgradeHandler(
                             handshake: handshake,
@@ -221,46 +295,21 @@ public enum WebSocketClient {
         return parts.count == 4 && parts.allSatisfy { part in UInt8(part) != nil }
     }
 
-    private static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = duration.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+}
+
+extension WebSocketClientConfiguration {
+    /// ``webSocket`` with ``logger`` in it.
+    var webSocketWithLogger: WebSocketConfiguration {
+        var webSocket = self.webSocket
+        webSocket.logger = self.logger
+        return webSocket
     }
 }
 
-/// A client connection run with the callback API.
-public struct WebSocketClientConnection: Sendable {
-    /// The channel the WebSocket runs on (close it to abort).
-    public let channel: any Channel
-    private let context: NIOLoopBound<WebSocketContext>
-    /// The subprotocol the server chose, nil when none.
-    public let subprotocol: String?
-    /// What the opening handshake agreed on, with the server's 101 response.
-    public let handshake: NegotiatedHandshake
-    /// Completes with the final close status when the connection is over.
-    public let closed: EventLoopFuture<CloseStatus>
-
-    init(
-        context: WebSocketContext,
-        subprotocol: String?,
-        handshake: NegotiatedHandshake,
-        closed: EventLoopFuture<CloseStatus>
-    ) {
-        self.channel = context.channel
-        self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.subprotocol = subprotocol
-        self.handshake = handshake
-        self.closed = closed
-    }
-
-    /// Runs `body` on the connection's event loop with its `WebSocketContext`: the way to send with the
-    /// callback API from outside a callback (`try await connection.withContext { try $0.send(text: "hi") }`).
-    /// - Throws: what `body` throws.
-    public func withContext<Result: Sendable>(
-        _ body: @escaping @Sendable (WebSocketContext) throws -> Result
-    ) async throws -> Result {
-        let context = self.context
-        return try await self.channel.eventLoop.submit { try body(context.value) }.get()
-    }
+/// Why a `wss://` URL cannot be opened when the package trait `TLS` is off.
+struct ClientConnectorError: Error, CustomStringConvertible {
+    static let tlsTraitDisabled = ClientConnectorError()
+    var description: String { "wss:// needs the WebSocketEngine package trait TLS, which is off" }
 }
 
 /// Forwards every event to the user's delegate and completes the `closed` promise at the end.
@@ -268,12 +317,12 @@ private struct ClosingDelegate: WebSocketDelegate {
     let base: any WebSocketDelegate
     let closed: EventLoopPromise<CloseStatus>
 
-    func webSocketDidOpen(_ webSocket: WebSocketContext) {
+    func webSocketDidOpen(_ webSocket: WebSocketDelegateContext) {
         self.base.webSocketDidOpen(webSocket)
     }
 
     func webSocket(
-        _ webSocket: WebSocketContext,
+        _ webSocket: WebSocketDelegateContext,
         didReceiveMessage kind: MessageKind,
         payload: UnsafeRawBufferPointer
     ) {
@@ -281,7 +330,7 @@ private struct ClosingDelegate: WebSocketDelegate {
     }
 
     func webSocket(
-        _ webSocket: WebSocketContext,
+        _ webSocket: WebSocketDelegateContext,
         didReceiveFragment kind: MessageKind,
         payload: UnsafeRawBufferPointer,
         isFirst: Bool,
@@ -296,19 +345,19 @@ private struct ClosingDelegate: WebSocketDelegate {
         )
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didReceivePing payload: UnsafeRawBufferPointer) {
+    func webSocket(_ webSocket: WebSocketDelegateContext, didReceivePing payload: UnsafeRawBufferPointer) {
         self.base.webSocket(webSocket, didReceivePing: payload)
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didReceivePong payload: UnsafeRawBufferPointer) {
+    func webSocket(_ webSocket: WebSocketDelegateContext, didReceivePong payload: UnsafeRawBufferPointer) {
         self.base.webSocket(webSocket, didReceivePong: payload)
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didReceiveClose status: CloseStatus) {
+    func webSocket(_ webSocket: WebSocketDelegateContext, didReceiveClose status: CloseStatus) {
         self.base.webSocket(webSocket, didReceiveClose: status)
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didCloseWith status: CloseStatus) {
+    func webSocket(_ webSocket: WebSocketDelegateContext, didCloseWith status: CloseStatus) {
         self.base.webSocket(webSocket, didCloseWith: status)
         self.closed.succeed(status)
     }

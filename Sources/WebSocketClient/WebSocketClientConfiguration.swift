@@ -1,10 +1,14 @@
 import HTTPTypes
+import Logging
 import NIOCore
-import NIOSSL
 import WebSocketDeflate
 import WebSocketNIO
 
-/// How ``WebSocketClient`` connects: handshake options, TLS, timeouts and the WebSocket options.
+#if TLS
+import NIOSSL
+#endif
+
+/// How `WebSocket.connect(to:)` and `WebSocketDelegateConnection.connect(to:makeDelegate:)` connect: handshake options, TLS, timeouts and the WebSocket options.
 public struct WebSocketClientConfiguration: Sendable {
     /// Extra request header fields (e.g. `Authorization`, `Origin`, cookies), sent after the handshake fields.
     public var headerFields: HTTPFields
@@ -13,9 +17,16 @@ public struct WebSocketClientConfiguration: Sendable {
     /// The server may pick at most one of them; any other answer fails the handshake.
     public var subprotocols: [String]
 
+    #if TLS
     /// TLS settings for `wss://` URLs (custom trust roots, client certificates...). Default:
     /// `TLSConfiguration.makeClientConfiguration()` (system trust roots, full verification). Ignored for `ws://`.
+    /// Only with the package trait `TLS` (on by default).
     public var tls: TLSConfiguration
+    #endif
+
+    /// Where the connection logs: a failed connection at `info` with its close code and reason, the rest at
+    /// `debug`. Default: a logger labelled `websocket-client`.
+    public var logger: Logger
 
     /// Bound on the whole opening: TCP connect, TLS handshake and the HTTP upgrade, in that order.
     /// Default: 10 seconds.
@@ -33,6 +44,7 @@ public struct WebSocketClientConfiguration: Sendable {
     /// the connection with ``WebSocketClientError/extensionRejected``. `nil` (the default): not offered.
     public var perMessageDeflate: PerMessageDeflate.Configuration?
 
+    #if TLS
     /// Creates the default configuration (see each field).
     public init(
         headerFields: HTTPFields = [:],
@@ -41,9 +53,33 @@ public struct WebSocketClientConfiguration: Sendable {
         connectTimeout: Duration = .seconds(10),
         webSocket: WebSocketConfiguration = .init()
     ) {
+        self.init(defaultsWith: headerFields, subprotocols, connectTimeout, webSocket)
+        self.tls = tls
+    }
+    #else
+    /// Creates the default configuration (see each field).
+    public init(
+        headerFields: HTTPFields = [:],
+        subprotocols: [String] = [],
+        connectTimeout: Duration = .seconds(10),
+        webSocket: WebSocketConfiguration = .init()
+    ) {
+        self.init(defaultsWith: headerFields, subprotocols, connectTimeout, webSocket)
+    }
+    #endif
+
+    private init(
+        defaultsWith headerFields: HTTPFields,
+        _ subprotocols: [String],
+        _ connectTimeout: Duration,
+        _ webSocket: WebSocketConfiguration
+    ) {
         self.headerFields = headerFields
         self.subprotocols = subprotocols
-        self.tls = tls
+        #if TLS
+        self.tls = .makeClientConfiguration()
+        #endif
+        self.logger = Logger(label: "websocket-client")
         self.connectTimeout = connectTimeout
         self.maxResponseHeadLength = 16 * 1024
         self.webSocket = webSocket

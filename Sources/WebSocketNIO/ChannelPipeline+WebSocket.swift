@@ -2,7 +2,7 @@ import NIOCore
 import WebSocketCore
 
 extension ChannelPipeline.SynchronousOperations {
-    /// Installs the WebSocket handler with the **callback API** (the fastest path) on a channel whose opening
+    /// Installs the WebSocket handler with the **delegate API** (the fastest path) on a channel whose opening
     /// handshake is done.
     ///
     /// Call on the channel's event loop, after the HTTP handlers are removed, with the TLS handler (if any)
@@ -12,7 +12,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// - Parameters:
     ///   - role: `.server` after accepting an upgrade (expects masked frames, sends unmasked), `.client` after
     ///     a successful 101 (masks what it sends, RFC 6455 §5.3).
-    ///   - configuration: protocol limits and buffering (see ``WebSocketConfiguration``).
+    ///   - configuration: protocol limits, buffering, logger and metrics (see ``WebSocketConfiguration``).
     ///   - subprotocol: the subprotocol agreed in the handshake, reported to the application.
     ///   - leftoverBytes: bytes read behind the HTTP head (frames the peer sent right after the handshake);
     ///     they are processed before anything read later. Pass nil or an empty buffer when there are none.
@@ -20,10 +20,12 @@ extension ChannelPipeline.SynchronousOperations {
     ///   - codec: the negotiated per-message extension (e.g. `PerMessageDeflateCodec`), which claims RSV1; whole
     ///     messages are then sent encoded (one copy through the core's output queue) and fragments uncompressed.
     ///   - delegate: receives events on the event loop with borrowed payloads (see ``WebSocketDelegate``).
-    /// - Returns: the context to send with; keep it to send outside callbacks (on the event loop).
-    /// - Throws: what `addHandler` throws (for example when the channel is already closed).
+    /// - Returns: the context to send with on the event loop; its ``WebSocketDelegateContext/sendHandle`` sends
+    ///   from anywhere.
+    /// - Throws: what `addHandler` throws (for example when the channel is already closed); the delegate is then
+    ///   never called.
     @discardableResult
-    public func addWebSocketHandler(
+    public func addWebSocketDelegate(
         role: Role,
         configuration: WebSocketConfiguration = .init(),
         subprotocol: String? = nil,
@@ -31,7 +33,7 @@ extension ChannelPipeline.SynchronousOperations {
         registry: WebSocketConnectionRegistry? = nil,
         codec: (any MessageCodec)? = nil,
         delegate: some WebSocketDelegate
-    ) throws -> WebSocketContext {
+    ) throws -> WebSocketDelegateContext {
         let handler = WebSocketHandler(
             eventLoop: self.eventLoop,
             role: role,
@@ -42,18 +44,20 @@ extension ChannelPipeline.SynchronousOperations {
             codec: codec,
             delegate: delegate
         )
-        try self.addHandler(handler)
-        return WebSocketContext(handler: handler, channel: try self.context(handler: handler).channel)
+        let channel = try self.install(handler)
+        return WebSocketDelegateContext(handler: handler, channel: channel)
     }
 
     /// Installs the WebSocket handler with the **async API** and returns the ``WebSocket``.
     ///
     /// Same placement rules and parameters as
-    /// ``addWebSocketHandler(role:configuration:subprotocol:leftoverBytes:registry:codec:delegate:)``. Messages are
-    /// always delivered whole (`configuration.connection.delivery` is forced to `.wholeMessages`); at most
+    /// ``addWebSocketDelegate(role:configuration:subprotocol:leftoverBytes:registry:codec:delegate:)``. Messages
+    /// are always delivered whole (`configuration.connection.delivery` is forced to `.wholeMessages`); at most
     /// ``WebSocketConfiguration/inboundMessageBufferLimit`` of them wait for the consumer before reading stops.
-    /// Hand the returned value to a task that iterates ``WebSocket/messages``.
-    public func addWebSocket(
+    /// Hand the returned value to a task that iterates ``WebSocket/messages`` (or calls
+    /// ``WebSocket/discardInboundMessages()`` if it only sends).
+    /// - Throws: what `addHandler` throws; ``WebSocket/closeStatus`` is then 1006.
+    public func addAsyncWebSocket(
         role: Role,
         configuration: WebSocketConfiguration = .init(),
         subprotocol: String? = nil,
@@ -85,12 +89,29 @@ extension ChannelPipeline.SynchronousOperations {
         )
         box.handler = handler
         box.bridge = bridge
-        try self.addHandler(handler)
+        let channel: any Channel
+        do {
+            channel = try self.install(handler)
+        } catch {
+            sequence.source.finish()
+            throw error
+        }
         return WebSocket(
-            channel: try self.context(handler: handler).channel,
+            channel: channel,
             subprotocol: subprotocol,
             messages: WebSocketInboundMessages(producer: sequence.sequence),
             handler: handler
         )
+    }
+
+    /// Adds the handler; on failure completes its close promise so nothing waits on it forever.
+    private func install(_ handler: WebSocketHandler) throws -> any Channel {
+        do {
+            try self.addHandler(handler)
+            return try self.context(handler: handler).channel
+        } catch {
+            handler.installationFailed(error)
+            throw error
+        }
     }
 }

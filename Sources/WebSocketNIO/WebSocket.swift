@@ -27,8 +27,10 @@ public struct WebSocketMessage: Sendable, Hashable {
 /// ``WebSocket/closeStatus``).
 ///
 /// Backpressure: at most ``WebSocketConfiguration/inboundMessageBufferLimit`` messages wait for the consumer;
-/// past that the handler stops reading from the socket until the consumer catches up. Only one iterator may
-/// be made. If the consumer stops iterating, later messages are dropped (control frames are still handled).
+/// past that the handler stops reading from the socket until the consumer catches up (the heartbeat does not
+/// count that pause against the peer, and our own close resumes reading). Only one iterator may be made. If
+/// the iterator is dropped, or ``WebSocket/discardInboundMessages()`` was called, later messages are dropped
+/// and reading never pauses (control frames and the close handshake are still handled).
 public struct WebSocketInboundMessages: AsyncSequence, Sendable {
     public typealias Element = WebSocketMessage
     typealias Producer = NIOAsyncSequenceProducer<
@@ -58,8 +60,10 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
 /// frame is written to the channel and flushed, and waits first while the outbound queue is above the
 /// high-water mark (``WebSocketConfiguration/outboundWaterMark``), so a fast producer cannot outrun the socket.
 ///
-/// Create one with ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocket(role:configuration:subprotocol:leftoverBytes:registry:codec:)``
-/// (server, after the upgrade) or with `WebSocketClient.connect` (client).
+/// Create one with ``NIOCore/ChannelPipeline/SynchronousOperations/addAsyncWebSocket(role:configuration:subprotocol:leftoverBytes:registry:codec:)``
+/// (server, after the upgrade), or with `WebSocket.connect(to:)` / `WebSocket.withConnection(to:_:)` of the
+/// `WebSocketClient` module. A `WebSocket` released while its connection is open starts the close handshake
+/// with 1001 (going away, RFC 6455 §7.4.1), so a forgotten connection does not stay open.
 public final class WebSocket: Sendable {
     /// The channel the connection runs on.
     public let channel: any Channel
@@ -96,21 +100,44 @@ public final class WebSocket: Sendable {
     /// Completes with the final close status when the connection is over.
     public var closed: EventLoopFuture<CloseStatus> { self.closedFuture }
 
+    deinit {
+        let handler = self.handler
+        self.channel.eventLoop.execute {  // a no-op when the connection is already closing or closed
+            try? handler.value.close(code: .goingAway, reason: "")
+        }
+    }
+
     /// Sends a UTF-8 text message (RFC 6455 §5.6).
-    /// - Throws: ``WebSocketError`` when the connection is closing or closed.
-    public func send(text: String) async throws(WebSocketError) {
-        try await self.send(.text, self.channel.allocator.buffer(string: text))
+    /// - Throws: ``WebSocketError/connectionClosed`` when the connection is closing or closed.
+    public func send(text: String, encode: Bool = true) async throws(WebSocketError) {
+        try await self.send(.text, self.channel.allocator.buffer(string: text), encode: encode)
     }
 
     /// Sends a binary message whose payload is the buffer's readable bytes.
-    public func send(binary: ByteBuffer) async throws(WebSocketError) {
-        try await self.send(.binary, binary)
+    /// - Throws: ``WebSocketError/connectionClosed`` when the connection is closing or closed.
+    public func send(binary: ByteBuffer, encode: Bool = true) async throws(WebSocketError) {
+        try await self.send(.binary, binary, encode: encode)
     }
 
     /// Sends a message of the given kind. The payload is written without a copy on the server side and
-    /// masked on the client side (in place if the buffer is uniquely owned).
-    public func send(_ kind: MessageKind, _ payload: ByteBuffer) async throws(WebSocketError) {
-        try await self.sendFrame(kind == .text ? .text : .binary, payload, fin: true)
+    /// masked on the client side (in place if the buffer is uniquely owned). With a negotiated
+    /// permessage-deflate the message is compressed unless `encode` is `false`. Returns once the frame is
+    /// written to the socket.
+    /// - Throws: ``WebSocketError/connectionClosed`` when the connection is closing or closed.
+    public func send(_ kind: MessageKind, _ payload: ByteBuffer, encode: Bool = true) async throws(WebSocketError) {
+        try await self.run { handler, promise throws(WebSocketError) in
+            try handler.sendFrame(kind.opcode, .buffer(payload), fin: true, encode: encode, promise: promise)
+        }
+    }
+
+    /// Drops every message received from now on instead of queueing it for ``messages``, and never pauses
+    /// reading for the consumer: for a task that only sends (a ticker, a broadcast feed). Pings, pongs and
+    /// the close handshake are still handled. Call it before many messages can arrive.
+    public func discardInboundMessages() {
+        let handler = self.handler
+        self.channel.eventLoop.execute {
+            (handler.value.delegate as? AsyncMessageBridge)?.consumerTerminated(handler: handler.value)
+        }
     }
 
     /// Sends one message as several frames (RFC 6455 §5.4): the first fragment carries the kind, the others are
@@ -132,19 +159,24 @@ public final class WebSocket: Sendable {
     }
 
     /// Sends one data frame: `.text`/`.binary` starts a message, `.continuation` continues it, `fin` ends it.
-    /// The core checks the order and throws ``WebSocketError/sendFailed(_:)`` on a violation.
+    /// Fragments are never compressed.
+    /// - Throws: ``WebSocketError/sendFailed(_:)`` when the core finds the order wrong (RFC 6455 §5.4),
+    ///   ``WebSocketError/connectionClosed`` when the connection is closing or closed.
     public func sendFrame(_ opcode: Opcode, _ payload: ByteBuffer, fin: Bool)
         async throws(WebSocketError)
     {
-        try await self.run { handler throws(WebSocketError) in
-            try handler.sendFrame(opcode, payload, fin: fin)
+        try await self.run { handler, promise throws(WebSocketError) in
+            try handler.sendFrame(opcode, .buffer(payload), fin: fin, promise: promise)
         }
     }
 
     /// Sends a ping with at most 125 bytes of payload (RFC 6455 §5.5.2). Pongs are answered automatically
     /// on the other side; the heartbeat (`Connection.Configuration.pingInterval`) needs no call.
+    /// - Throws: ``WebSocketError/connectionClosed``; ``WebSocketError/sendFailed(_:)`` above 125 bytes.
     public func ping(_ payload: ByteBuffer = ByteBuffer()) async throws(WebSocketError) {
-        try await self.run { handler throws(WebSocketError) in try handler.ping(payload) }
+        try await self.run { handler, promise throws(WebSocketError) in
+            try handler.sendControl(isPong: false, payload, promise: promise)
+        }
     }
 
     /// Starts the closing handshake (RFC 6455 §7.1.2) and waits until the connection is over; returns the final
@@ -159,13 +191,17 @@ public final class WebSocket: Sendable {
         return await self.closeStatus
     }
 
+    /// Waits for writability, then runs `body` on the event loop; returns when the frame is written.
     private func run(
-        _ body: @escaping @Sendable (WebSocketHandler) throws(WebSocketError) -> Void
+        _ body: @escaping @Sendable (WebSocketHandler, EventLoopPromise<Void>) throws(WebSocketError) -> Void
     ) async throws(WebSocketError) {
         let handler = self.handler
-        let future = self.channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
-            handler.value.waitUntilWritable().flatMapThrowing { () throws -> Void in
-                try body(handler.value)
+        let eventLoop = self.channel.eventLoop
+        let future = eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            handler.value.waitUntilWritable().flatMap { () -> EventLoopFuture<Void> in
+                let written = eventLoop.makePromise(of: Void.self)
+                try? body(handler.value, written)
+                return written.futureResult
             }
         }
         do {
@@ -187,13 +223,14 @@ final class AsyncMessageBridge: WebSocketDelegate {
         self.source = source
     }
 
+    /// The consumer is gone (or said it discards messages): drop what arrives and read freely.
     func consumerTerminated(handler: WebSocketHandler) {
         self.consumerGone = true
         handler.resumeReadingForConsumer()
     }
 
     func webSocket(
-        _ webSocket: WebSocketContext,
+        _ webSocket: WebSocketDelegateContext,
         didReceiveMessage kind: MessageKind,
         payload: UnsafeRawBufferPointer
     ) {
@@ -210,7 +247,7 @@ final class AsyncMessageBridge: WebSocketDelegate {
         }
     }
 
-    func webSocket(_ webSocket: WebSocketContext, didCloseWith status: CloseStatus) {
+    func webSocket(_ webSocket: WebSocketDelegateContext, didCloseWith status: CloseStatus) {
         self.source.finish()
     }
 }

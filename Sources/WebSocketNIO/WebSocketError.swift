@@ -8,7 +8,6 @@ public struct WebSocketError: Error, Hashable, CustomStringConvertible, Sendable
     private enum Base: Hashable, Sendable {
         case connectionClosed
         case send(SendError)
-        case invalidPayload
     }
 
     private let base: Base
@@ -17,16 +16,14 @@ public struct WebSocketError: Error, Hashable, CustomStringConvertible, Sendable
         self.base = base
     }
 
-    /// The WebSocket is closed (or closing and the operation needs an open connection), or the channel is gone.
+    /// The WebSocket is closing or closed (our close frame was sent, the peer's arrived, the connection
+    /// failed) or the channel is gone. However a send found out, this is the one error it throws for it.
     public static let connectionClosed = WebSocketError(.connectionClosed)
 
-    /// The payload cannot be sent as requested (for example a control frame payload above 125 bytes, RFC 6455
-    /// §5.5, or a close reason that is not valid UTF-8).
-    public static let invalidPayload = WebSocketError(.invalidPayload)
-
-    /// The core refused the send (wrong fragment order, control payload too long, connection closing...).
+    /// The core refused the send for another reason: wrong fragment order (RFC 6455 §5.4), a control payload
+    /// above 125 bytes (§5.5), a close code that may not be sent (§7.4).
     public static func sendFailed(_ error: SendError) -> WebSocketError {
-        WebSocketError(.send(error))
+        error == .connectionClosed ? .connectionClosed : WebSocketError(.send(error))
     }
 
     /// The core's error when this is ``sendFailed(_:)``, else nil.
@@ -38,7 +35,6 @@ public struct WebSocketError: Error, Hashable, CustomStringConvertible, Sendable
     public var description: String {
         switch self.base {
         case .connectionClosed: "WebSocket connection closed"
-        case .invalidPayload: "invalid WebSocket payload"
         case .send(let error): "WebSocket send failed: \(error)"
         }
     }

@@ -1,10 +1,15 @@
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
 import WebSocketDeflate
 import WebSocketHandshake
 import WebSocketNIO
+
+#if TLS
+import NIOSSL
+#endif
 
 /// Collects the bytes the HTTP decoder forwards when it is removed (`leftOverBytesStrategy: .forwardBytes`):
 /// whatever the client sent behind its request head, e.g. a first frame in the same segment.
@@ -43,7 +48,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         case closed
     }
 
-    private let shared: WebSocketServer.Shared
+    private let shared: Server.Shared
     private let headLimiter: RequestHeadLimitHandler
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
@@ -54,7 +59,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var isHeadRequest = false
 
     init(
-        shared: WebSocketServer.Shared,
+        shared: Server.Shared,
         headLimiter: RequestHeadLimitHandler,
         decoder: ByteToMessageHandler<HTTPRequestDecoder>,
         encoder: HTTPResponseEncoder,
@@ -69,7 +74,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loop = context.eventLoop.assumeIsolated()
-        timeout = loop.scheduleTask(in: shared.configuration.handshakeTimeout) { [weak self] in
+        timeout = loop.scheduleTask(in: TimeAmount(saturating: shared.configuration.handshakeTimeout)) { [weak self] in
             guard let self, case .upgraded = self.state else {
                 context.close(promise: nil)
                 return
@@ -106,6 +111,18 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        #if TLS
+        if error is NIOSSLError || error is BoringSSLError {
+            // No HTTP answer is possible on a broken TLS session.
+            shared.logger.info(
+                "TLS handshake failed",
+                metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"]
+            )
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        #endif
         switch state {
         case .waitingForHead, .receivingBody:
             state = .responding
@@ -149,9 +166,27 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let route = shared.routes[path] else {
             let httpHandler = shared.httpHandler
             let info = connectionInfo(context)
-            context.eventLoop.makeFutureWithTask { await httpHandler(request, info) }
+            let method = request.method.rawValue
+            shared.tasks.run(on: context.channel) { await httpHandler(request, info) }
                 .assumeIsolated()
-                .whenSuccess { [self] response in respond(response, context: context) }
+                .whenComplete { [self] result in
+                    switch result {
+                    case .success(let response):
+                        if response.response.status.code >= 400 {
+                            shared.logger.info(
+                                "refused plain HTTP request",
+                                metadata: [
+                                    "peer": "\(info.remoteAddress.map { "\($0)" } ?? "?")",
+                                    "request": "\(method) \(target)",
+                                    "status": "\(response.response.status.code)",
+                                ]
+                            )
+                        }
+                        respond(response, context: context)
+                    case .failure:
+                        context.close(promise: nil)  // the server is stopping
+                    }
+                }
             return
         }
         if shared.isShuttingDown {
@@ -170,10 +205,15 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
         let info = connectionInfo(context)
         let hook = route.shouldUpgrade
-        context.eventLoop.makeFutureWithTask { await hook(upgradeRequest, info) }
+        shared.tasks.run(on: context.channel) { await hook(upgradeRequest, info) }
             .assumeIsolated()
-            .whenSuccess { [self] decision in
-                decide(decision, request: upgradeRequest, route: route, info: info, context: context)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let decision):
+                    decide(decision, request: upgradeRequest, route: route, info: info, context: context)
+                case .failure:
+                    context.close(promise: nil)  // the server is stopping
+                }
             }
     }
 
@@ -187,6 +227,15 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .responding = state, context.channel.isActive else { return }
         switch decision {
         case .reject(let status, let body, let headerFields):
+            shared.logger.info(
+                "upgrade refused by the application",
+                metadata: [
+                    "peer": "\(info.remoteAddress.map { "\($0)" } ?? "?")",
+                    "path": "\(route.path)",
+                    "status": "\(status.code)",
+                ]
+            )
+            shared.metrics?.recordUpgrade(status: status.code)
             respond(PlainHTTPResponse(status: status, text: body, headerFields: headerFields), context: context)
         case .accept(let subprotocol, let chosenExtensions, let headerFields):
             var extensions = chosenExtensions.filter { $0.name != PerMessageDeflate.extensionName }
@@ -215,6 +264,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 connection: info,
                 perMessageDeflate: deflate
             )
+            shared.metrics?.recordUpgrade(status: 101)
             context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)))
                 .assumeIsolated()
@@ -268,12 +318,17 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 PerMessageDeflateCodec(
                     role: .server, parameters: $0, configuration: shared.configuration.perMessageDeflate ?? .init())
             }
+            var configuration = shared.webSocketConfiguration
+            if let remote = channel.remoteAddress {
+                configuration.logger[metadataKey: "peer"] = "\(remote)"
+            }
+            configuration.logger[metadataKey: "path"] = "\(route.path)"
             switch route.handler {
-            case .callbacks(let makeDelegate):
+            case .delegate(let makeDelegate):
                 let delegate = makeDelegate(accepted)
-                try pipeline.addWebSocketHandler(
+                try pipeline.addWebSocketDelegate(
                     role: .server,
-                    configuration: shared.configuration.webSocket,
+                    configuration: configuration,
                     subprotocol: accepted.subprotocol,
                     leftoverBytes: leftover,
                     registry: shared.registry,
@@ -281,18 +336,31 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                     delegate: delegate
                 )
             case .async(let body):
-                let webSocket = try pipeline.addWebSocket(
+                let webSocket = try pipeline.addAsyncWebSocket(
                     role: .server,
-                    configuration: shared.configuration.webSocket,
+                    configuration: configuration,
                     subprotocol: accepted.subprotocol,
                     leftoverBytes: leftover,
                     registry: shared.registry,
                     codec: codec
                 )
-                Task {
-                    await body(webSocket, accepted)
-                    _ = await webSocket.close()
-                }
+                let logger = configuration.logger
+                shared.tasks.submit(
+                    ServerTasks.Job(
+                        run: {
+                            do {
+                                try await body(webSocket, accepted)
+                                await webSocket.close()
+                            } catch {
+                                logger.info("WebSocket route threw", metadata: ["error": "\(error)"])
+                                await webSocket.close(code: .internalError, reason: "internal error")
+                            }
+                        },
+                        cancel: {
+                            webSocket.channel.close(promise: nil)
+                        }
+                    )
+                )
             case .channel(let install):
                 try install(channel, accepted, leftover)
             }
@@ -305,6 +373,15 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - Responses
 
     private func respond(_ error: ServerHandshakeError, context: ChannelHandlerContext) {
+        shared.logger.info(
+            "invalid upgrade request",
+            metadata: [
+                "peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")",
+                "status": "\(error.response.status.code)",
+                "reason": "\(error.reason)",
+            ]
+        )
+        shared.metrics?.recordUpgrade(status: error.response.status.code)
         respond(PlainHTTPResponse(response: error.response, body: Array((error.reason + "\n").utf8)), context: context)
     }
 

@@ -11,7 +11,8 @@ public struct WebSocketRoute: Sendable {
     public var path: String
     /// Called after the request passed RFC 6455 §4.2.1 validation and before the 101 is sent: authenticate
     /// (`Authorization` header, `access_token` query parameter), check `Origin`, choose a subprotocol.
-    /// Runs as a task off the event loop; the handshake timeout keeps running while it runs.
+    /// Runs as a task of the server off the event loop, cancelled when the client goes away; the handshake
+    /// timeout keeps running while it runs.
     public var shouldUpgrade: @Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision
     /// What to install on the upgraded channel.
     public var handler: Handler
@@ -34,12 +35,15 @@ public struct WebSocketRoute: Sendable {
 
     /// The WebSocket application of a route.
     public enum Handler: Sendable {
-        /// Async API: the closure gets a ``WebSocketNIO/WebSocket`` to iterate and send on; it runs in its own
-        /// task, and the connection is closed (1000) when it returns, unless already closed.
-        case async(@Sendable (WebSocket, AcceptedUpgrade) async -> Void)
-        /// Callback API: the closure is called on the event loop and returns the delegate that receives the
+        /// Async API: the closure gets a ``WebSocketNIO/WebSocket`` to iterate and send on. It runs as a child
+        /// task of the server's ``Server/run()``; when it returns the connection is closed with 1000, when it
+        /// throws with 1011 (internal error, RFC 6455 §7.4.1) and the error is logged, unless the connection
+        /// is already closed. On shutdown it gets the grace period, then it is cancelled. A closure that only
+        /// sends calls ``WebSocketNIO/WebSocket/discardInboundMessages()`` first.
+        case async(@Sendable (WebSocket, AcceptedUpgrade) async throws -> Void)
+        /// Delegate API: the closure is called on the event loop and returns the delegate that receives the
         /// events (borrowed payloads, the fastest path).
-        case callbacks(@Sendable (AcceptedUpgrade) -> any WebSocketDelegate)
+        case delegate(@Sendable (AcceptedUpgrade) -> any WebSocketDelegate)
         /// The seam for anything else: the closure is called on the event loop after the HTTP handlers are
         /// removed and must install its own handlers on `channel` (synchronously, with
         /// `channel.pipeline.syncOperations`). `leftoverBytes` are the bytes the client sent behind its request
@@ -68,7 +72,7 @@ public struct ConnectionInfo: Sendable {
 public enum UpgradeDecision: Sendable {
     /// Accept: send 101 with the chosen subprotocol (one the client offered, RFC 6455 §4.2.2), accepted
     /// extensions (ones the client offered) and further header fields. permessage-deflate is negotiated by the
-    /// server itself from ``WebSocketServer/Configuration/perMessageDeflate``; an element of that name in
+    /// server itself from ``Server/Configuration/perMessageDeflate``; an element of that name in
     /// `extensions` is ignored.
     case accept(subprotocol: String? = nil, extensions: [WebSocketExtension] = [], headerFields: HTTPFields = [:])
     /// Refuse with `status` (typically 401 or 403), a `text/plain` body and further header fields (e.g.

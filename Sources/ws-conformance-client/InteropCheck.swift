@@ -1,7 +1,4 @@
-import NIOCore
 import WebSocketClient
-import WebSocketCore
-import WebSocketNIO
 
 /// The `--interop` mode: our client against any echo server (used by Tests/Interop with python-websockets).
 ///
@@ -11,7 +8,7 @@ struct InteropCheck {
     let configuration: WebSocketClientConfiguration
 
     func run() async throws -> Bool {
-        let ws = try await WebSocketClient.connect(to: self.url, configuration: self.configuration)
+        let ws = try await WebSocket.connect(to: self.url, configuration: self.configuration)
         var iterator = ws.messages.makeAsyncIterator()
         var passed = 0
         var failed = 0

@@ -140,7 +140,7 @@ public struct Connection {
 
     // Time.
     private var lastNow: Instant? = nil
-    private var activity = false
+    var activity = false
     private var lastActivity: Instant? = nil
     private var pingSentAt: Instant? = nil
     private var closeDeadline: Instant? = nil

@@ -1,17 +1,10 @@
 import ArgumentParser
-import Logging
-import NIOCore
-import NIOPosix
-import NIOSSL
 import WebSocketClient
-import WebSocketCore
-import WebSocketDeflate
-import WebSocketNIO
 
-/// Echoes every message back with its type (callback API, one copy per message).
+/// Echoes every message back with its type (delegate API, one copy per message).
 struct EchoDelegate: WebSocketDelegate {
     func webSocket(
-        _ webSocket: WebSocketContext,
+        _ webSocket: WebSocketDelegateContext,
         didReceiveMessage kind: MessageKind,
         payload: UnsafeRawBufferPointer
     ) {
@@ -19,11 +12,12 @@ struct EchoDelegate: WebSocketDelegate {
     }
 }
 
-struct ConformanceClient: ParsableCommand {
+@main
+struct ConformanceClient: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ws-conformance-client",
         abstract:
-            "An Autobahn fuzzing-server client on WebSocketClient, plus an interop self-check mode.",
+            "An Autobahn fuzzing-server client on the WebSocketClient module, plus an interop self-check mode.",
         discussion: """
             Default mode: connects to URL/getCaseCount (one text message: the case count), then for each case \
             to URL/runCase?case=N&agent=AGENT, echoing every message (text as text, binary as binary) until \
@@ -46,8 +40,8 @@ struct ConformanceClient: ParsableCommand {
     @Option(help: "Cases to run, e.g. '1-300' or '1,5,9-12' (default: all the server has).")
     var cases: String?
 
-    @Option(help: "The largest message accepted, in bytes.")
-    var maxMessageSize = 16 * 1024 * 1024
+    @Option(help: "The longest message accepted, in bytes.")
+    var maxMessageLength = 16 * 1024 * 1024
 
     @Option(help: "PEM file of trust roots for wss:// (default: the system's).")
     var caCert: String?
@@ -67,12 +61,21 @@ struct ConformanceClient: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    func validate() throws {
+        if Logger.Level(rawValue: self.logLevel) == nil {
+            throw ValidationError("unknown --log-level '\(self.logLevel)'")
+        }
+        if self.maxMessageLength < 1 {
+            throw ValidationError("--max-message-length must be positive")
+        }
+    }
+
     func run() async throws {
         var logger = Logger(label: "ws-conformance-client")
         logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
         var configuration = WebSocketClientConfiguration()
-        configuration.webSocket.connection.maxMessageLength = self.maxMessageSize
-        configuration.webSocket.connection.maxFramePayloadLength = self.maxMessageSize
+        configuration.webSocket.connection.maxMessageLength = self.maxMessageLength
+        configuration.webSocket.connection.maxFramePayloadLength = self.maxMessageLength
         configuration.subprotocols = self.subprotocol
         if self.deflate { configuration.perMessageDeflate = .init() }
         if let caCert {
@@ -88,16 +91,13 @@ struct ConformanceClient: ParsableCommand {
 
     private func runAutobahn(configuration: WebSocketClientConfiguration, logger: Logger) async throws {
         let base = self.url.hasSuffix("/") ? String(self.url.dropLast()) : self.url
-        let countSocket = try await WebSocketClient.connect(
-            to: "\(base)/getCaseCount",
-            configuration: configuration
-        )
-        var count: Int?
-        for await message in countSocket.messages {
-            count = Int(message.text.trimmingSpaces())
-            break
+        let count = try await WebSocket.withConnection(to: "\(base)/getCaseCount", configuration: configuration) {
+            countSocket -> Int? in
+            for await message in countSocket.messages {
+                return Int(message.text.trimmingSpaces())
+            }
+            return nil
         }
-        await countSocket.close()
         guard let count else {
             logger.error("no case count from \(base)/getCaseCount")
             throw ExitCode.failure
@@ -107,7 +107,7 @@ struct ConformanceClient: ParsableCommand {
         for caseNumber in selected {
             let caseURL = "\(base)/runCase?case=\(caseNumber)&agent=\(self.agent)"
             do {
-                let connection = try await WebSocketClient.connect(
+                let connection = try await WebSocketDelegateConnection.connect(
                     to: caseURL,
                     configuration: configuration
                 ) { _ in
@@ -119,11 +119,9 @@ struct ConformanceClient: ParsableCommand {
                 logger.warning("case \(caseNumber): \(error)")
             }
         }
-        let report = try await WebSocketClient.connect(
-            to: "\(base)/updateReports?agent=\(self.agent)",
-            configuration: configuration
-        )
-        _ = await report.closeStatus
+        try await WebSocket.withConnection(to: "\(base)/updateReports?agent=\(self.agent)", configuration: configuration) {
+            report in _ = await report.closeStatus
+        }
         logger.info("done")
     }
 
@@ -156,12 +154,4 @@ extension StringProtocol {
         while let last = slice.last, last.isWhitespace { slice = slice.dropLast() }
         return String(slice)
     }
-}
-
-// `main.swift` cannot use `@main`: parse, then run the async body.
-let command = ConformanceClient.parseOrExit()
-do {
-    try await command.run()
-} catch {
-    ConformanceClient.exit(withError: error)
 }

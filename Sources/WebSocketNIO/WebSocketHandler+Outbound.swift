@@ -1,0 +1,246 @@
+import CoreMetrics
+import Logging
+import NIOCore
+import WebSocketCore
+
+/// A data frame's payload as the senders give it.
+enum OutboundPayload {
+    /// A buffer's readable bytes: written without a copy when large (server role).
+    case buffer(ByteBuffer)
+    /// Borrowed memory, valid for the call: copied once behind the header.
+    case borrowed(UnsafeRawBufferPointer)
+
+    var count: Int {
+        switch self {
+        case .buffer(let buffer): buffer.readableBytes
+        case .borrowed(let bytes): bytes.count
+        }
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch self {
+        case .buffer(let buffer): buffer.withUnsafeReadableBytes(body)
+        case .borrowed(let bytes): body(bytes)
+        }
+    }
+}
+
+extension WebSocketHandler {
+    // MARK: - Data frames
+
+    /// The one data-frame send path of the callback and async APIs.
+    ///
+    /// With a negotiated per-message codec (permessage-deflate) and `encode`, a whole message goes through the
+    /// core's encoding send (copied once into the output queue). Otherwise the frame is a header buffer plus
+    /// the payload: copied behind the header up to ``WebSocketConfiguration/smallPayloadCopyLimit`` (and always
+    /// for borrowed memory), else written as a second buffer (one `writev`; the client masks it in place when
+    /// the buffer is uniquely owned, else a copy-on-write copy).
+    ///
+    /// - Throws: ``WebSocketError/connectionClosed`` or ``WebSocketError/sendFailed(_:)``; `promise` is then
+    ///   failed with the same error. Otherwise `promise` completes when the frame is written to the socket.
+    func sendFrame(
+        _ opcode: Opcode,
+        _ payload: OutboundPayload,
+        fin: Bool,
+        encode: Bool = true,
+        promise: EventLoopPromise<Void>? = nil
+    ) throws(WebSocketError) {
+        do {
+            try self.writeDataFrame(opcode, payload, fin: fin, encode: encode, promise: promise)
+        } catch {
+            promise?.fail(error)
+            throw error
+        }
+    }
+
+    private func writeDataFrame(
+        _ opcode: Opcode,
+        _ payload: OutboundPayload,
+        fin: Bool,
+        encode: Bool,
+        promise: EventLoopPromise<Void>?
+    ) throws(WebSocketError) {
+        guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
+        let count = payload.count
+        if encode, let kind = self.encodedMessageKind(opcode, fin: fin) {
+            let sent = payload.withBytes { bytes in
+                Result { () throws(SendError) in try self.connection.send(kind, bytes) }
+            }
+            if case .failure(let error) = sent { throw .sendFailed(error) }
+            if let metrics = self.metrics, count > 0 {
+                self.collectPendingOutput(context: context)
+                let wire = self.outputBatch?.readableBytes ?? count
+                metrics.deflateRatio.record(Double(wire) / Double(count))
+            }
+            self.countSent(opcode, count)
+            self.writePendingOutput(context: context, promise: promise)
+            self.afterSend(context: context)
+            return
+        }
+        let header: FrameHeader
+        do {
+            header = try self.connection.makeFrameHeader(opcode, payloadLength: count, fin: fin)
+        } catch {
+            throw .sendFailed(error)
+        }
+        self.countSent(opcode, count)
+        self.writePendingOutput(context: context, promise: nil)
+        var merge = count <= self.configuration.smallPayloadCopyLimit
+        if case .borrowed = payload { merge = true }
+        var out = context.channel.allocator.buffer(capacity: header.headerLength + (merge ? count : 0))
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
+            FrameEncoder.writeHeader(header, into: storage)
+        }
+        if merge {
+            let payloadStart = out.writerIndex
+            switch payload {
+            case .buffer(let buffer): out.writeImmutableBuffer(buffer)
+            case .borrowed(let bytes): out.writeBytes(bytes)
+            }
+            if let key = header.maskKey {
+                Self.mask(&out, from: payloadStart, key: key)
+            }
+            context.write(self.wrapOutboundOut(out), promise: promise)
+        } else if case .buffer(var buffer) = payload {
+            if let key = header.maskKey {
+                // Copy-on-write: masks in place when the caller gave up the buffer, else on a private copy.
+                Self.mask(&buffer, from: buffer.readerIndex, key: key)
+            }
+            context.write(self.wrapOutboundOut(out), promise: nil)
+            context.write(self.wrapOutboundOut(buffer), promise: promise)
+        }
+        self.needsFlush = true
+        self.afterSend(context: context)
+    }
+
+    private func countSent(_ opcode: Opcode, _ count: Int) {
+        guard let metrics = self.metrics else { return }
+        if opcode != .continuation { metrics.messagesOut.increment() }
+        metrics.bytesOut.increment(by: count)
+    }
+
+    /// With a negotiated per-message codec, whole messages are encoded; fragments are sent uncompressed
+    /// (RFC 7692 allows both).
+    private func encodedMessageKind(_ opcode: Opcode, fin: Bool) -> MessageKind? {
+        guard fin, self.connection.codec != nil else { return nil }
+        switch opcode {
+        case .text: return .text
+        case .binary: return .binary
+        default: return nil
+        }
+    }
+
+    private static func mask(_ buffer: inout ByteBuffer, from index: Int, key: MaskKey) {
+        let length = buffer.writerIndex - index
+        guard length > 0 else { return }
+        let start = index - buffer.readerIndex
+        _ = buffer.withUnsafeMutableReadableBytes { bytes in
+            Masking.apply(key, to: UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+        }
+    }
+
+    // MARK: - Control frames
+
+    /// Sends a ping (`isPong == false`) or an unsolicited pong, at most 125 bytes (RFC 6455 §5.5.2, §5.5.3).
+    func sendControl(isPong: Bool, _ payload: ByteBuffer, promise: EventLoopPromise<Void>?) throws(WebSocketError) {
+        do throws(WebSocketError) {
+            guard let context = self.context, !self.transportClosing else { throw WebSocketError.connectionClosed }
+            do {
+                try payload.withUnsafeReadableBytes { (bytes) throws(SendError) in
+                    if isPong { try self.connection.pong(bytes) } else { try self.connection.ping(bytes) }
+                }
+            } catch {
+                throw WebSocketError.sendFailed(error)
+            }
+            self.writePendingOutput(context: context, promise: promise)
+            self.afterSend(context: context)
+        } catch {
+            promise?.fail(error)
+            throw error
+        }
+    }
+
+    /// Starts the close handshake (RFC 6455 §7.1.2). Reading resumes so that the peer's reply is seen even when
+    /// the async consumer stopped reading.
+    func close(code: CloseCode, reason: String, promise: EventLoopPromise<Void>? = nil) throws(WebSocketError) {
+        do throws(WebSocketError) {
+            guard let context = self.context, !self.transportClosing else { throw WebSocketError.connectionClosed }
+            do {
+                try self.connection.close(code: code, reason: reason)
+            } catch {
+                throw WebSocketError.sendFailed(error)
+            }
+            self.logger.debug("WebSocket closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
+            self.resumeReading(.consumer)
+            self.writePendingOutput(context: context, promise: promise)
+            self.afterSend(context: context)
+        } catch {
+            promise?.fail(error)
+            throw error
+        }
+    }
+
+    /// A future that succeeds when the channel is writable (at once if it is), fails when the connection ends.
+    func waitUntilWritable() -> EventLoopFuture<Void> {
+        guard let context = self.context, self.finalStatus == nil else {
+            return self.eventLoop.makeFailedFuture(WebSocketError.connectionClosed)
+        }
+        if context.channel.isWritable {
+            return self.eventLoop.makeSucceededVoidFuture()
+        }
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.writabilityWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    // MARK: - The core's output queue
+
+    /// Moves the core's queued output (pongs, close frames) into `outputBatch` without writing it yet.
+    func collectPendingOutput(context: ChannelHandlerContext) {
+        guard self.connection.hasPendingOutput else { return }
+        var batch = self.outputBatch ?? context.channel.allocator.buffer(capacity: 0)
+        self.outputBatch = nil
+        self.connection.withPendingOutput { bytes in
+            batch.writeBytes(bytes)
+        }
+        self.outputBatch = batch
+    }
+
+    /// Writes the core's queued output, and what was collected before, as one buffer; `promise` completes
+    /// when it is written (at once when there is nothing to write).
+    func writePendingOutput(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        self.collectPendingOutput(context: context)
+        guard let batch = self.outputBatch, batch.readableBytes > 0 else {
+            self.outputBatch = nil
+            promise?.succeed()
+            return
+        }
+        self.outputBatch = nil
+        context.write(self.wrapOutboundOut(batch), promise: promise)
+        self.needsFlush = true
+    }
+
+    func flushIfNeeded(context: ChannelHandlerContext) {
+        if self.needsFlush {
+            self.needsFlush = false
+            context.flush()
+        }
+    }
+
+    func afterSend(context: ChannelHandlerContext) {
+        self.afterCoreCall(context: context)
+        if !self.isProcessingInbound {
+            self.flushIfNeeded(context: context)
+        }
+    }
+
+    /// Writes what the core queued, closes the transport when asked, and re-arms the timer.
+    func afterCoreCall(context: ChannelHandlerContext) {
+        self.writePendingOutput(context: context)
+        if self.connection.shouldCloseTransport {
+            self.closeTransport(context: context)
+        } else {
+            self.armTimer(context: context)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import UnixSignals
+import WebSocketServer
+
+/// Echoes every WebSocket message back with its type, on the delegate API (one copy per message: the payload is
+/// copied right behind the frame header into a single outbound buffer).
+struct EchoDelegate: WebSocketDelegate {
+    let logger: Logger
+
+    func webSocket(
+        _ webSocket: WebSocketDelegateContext,
+        didReceiveMessage kind: MessageKind,
+        payload: UnsafeRawBufferPointer
+    ) {
+        do {
+            try webSocket.send(kind, copying: payload)
+        } catch {
+            self.logger.debug("echo not sent: \(error)")
+        }
+    }
+}
+
+@main
+struct WSEcho: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ws-echo",
+        abstract: "A WebSocket echo server (RFC 6455): every message comes back with its type.",
+        discussion: """
+            Serves the path / (any other path gets 404) until SIGINT or SIGTERM, then sends close 1001 to every \
+            connection and waits up to 5 seconds for them to close.
+            """
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The TCP port to listen on (0 picks a free one; the chosen port is logged).")
+    var port = 9001
+
+    @Option(help: "PEM certificate chain: serve wss:// (needs --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "The longest message (and frame) accepted, in bytes; longer ones fail with 1009.")
+    var maxMessageLength = 16 * 1024 * 1024
+
+    @Option(help: "Send a ping after this many idle seconds and drop peers that do not answer (0: no heartbeat).")
+    var pingInterval = 0
+
+    @Option(help: "With --ping-interval: seconds to wait for the pong (or any traffic) before dropping the peer.")
+    var pongTimeout = 20
+
+    @Flag(help: "Accept permessage-deflate (RFC 7692) offers and compress echoed messages.")
+    var deflate = false
+
+    @Flag(help: "With --deflate: no context takeover and 512-byte windows (least memory per connection).")
+    var deflateLowMemory = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        if (self.tlsCert == nil) != (self.tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if self.pingInterval < 0 || self.pongTimeout < 1 {
+            throw ValidationError("--ping-interval must be >= 0 and --pong-timeout >= 1")
+        }
+        if self.maxMessageLength < 1 {
+            throw ValidationError("--max-message-length must be positive")
+        }
+        if self.deflateLowMemory && !self.deflate {
+            throw ValidationError("--deflate-low-memory needs --deflate")
+        }
+        if Logger.Level(rawValue: self.logLevel) == nil {
+            throw ValidationError(
+                "unknown --log-level '\(self.logLevel)' (trace, debug, info, notice, warning, error, critical)"
+            )
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "ws-echo")
+        logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+
+        var webSocket = WebSocketConfiguration()
+        webSocket.connection.maxMessageLength = self.maxMessageLength
+        webSocket.connection.maxFramePayloadLength = self.maxMessageLength
+        // The echo delegate is the final consumer of inbound bytes: unmask in NIO's buffer, no copy per read.
+        webSocket.unmasksInReceivedBuffer = true
+        if self.pingInterval > 0 {
+            webSocket.connection.pingInterval = .seconds(self.pingInterval)
+            webSocket.connection.pongTimeout = .seconds(self.pongTimeout)
+        }
+
+        var configuration = Server.Configuration(host: self.host, port: self.port, webSocket: webSocket)
+        configuration.logger = logger
+        if let tlsCert, let tlsKey {
+            configuration.tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
+            )
+        }
+        if self.deflate {
+            configuration.perMessageDeflate = self.deflateLowMemory ? .lowMemory : .init()
+        }
+        let delegateLogger = logger
+        let server = Server(
+            configuration: configuration,
+            routes: [WebSocketRoute(path: "/", handler: .delegate { _ in EchoDelegate(logger: delegateLogger) })]
+        )
+        logger.info(
+            "serving WebSocket echo on path /",
+            metadata: [
+                "scheme": "\(self.tlsCert == nil ? "ws" : "wss")",
+                "permessage-deflate": "\(self.deflate ? (self.deflateLowMemory ? "low-memory" : "on") : "off")",
+            ]
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
