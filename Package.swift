@@ -81,6 +81,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 nioSSL,
             ],
             swiftSettings: strict
@@ -102,7 +103,6 @@ let package = Package(
             dependencies: [
                 "WebSocketServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -112,6 +112,19 @@ let package = Package(
                 "WebSocketClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict
+        ),
+        // The README's server and client programs, compiled and run by Tests/Readme.
+        .executableTarget(
+            name: "example-echo-server",
+            dependencies: ["WebSocketServer"],
+            path: "Examples/EchoServer",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "example-echo-client",
+            dependencies: ["WebSocketClient"],
+            path: "Examples/EchoClient",
             swiftSettings: strict
         ),
         .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"], swiftSettings: strict),

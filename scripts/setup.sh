@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine with Swift 6.3 and Python 3.
-# Idempotent: already-installed packages are skipped.
+# Installs what the build and the test suite need, and nothing else. Idempotent: present packages are skipped.
+#   System packages (Debian/Ubuntu, with apt-get; needs root, or sudo when run as another user):
+#     zlib1g-dev  zlib headers for permessage-deflate (the only C library the package links)
+#     openssl     the CLI that makes throwaway TLS certificates in the tests
+#     python3-pip when pip is missing
+#   Python packages (Tests/requirements.txt, with pip): pytest and websockets, for the conformance harness and
+#     the interop tests.
+# Without apt-get (macOS, other Linux distributions) nothing is installed: macOS has zlib and openssl already;
+# elsewhere install the zlib development headers and openssl with your package manager, then rerun this.
 set -euo pipefail
 
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
-dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+if command -v dpkg >/dev/null 2>&1; then
+    dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+fi
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+
 if [ ${#need_apt[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        echo "== apt-get install ${need_apt[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+    else
+        echo "!! missing: ${need_apt[*]} (no apt-get here: install them with your package manager)" >&2
+    fi
 fi
 
 requirements="$(dirname "$0")/../Tests/requirements.txt"
-if ! python3 -m pip --version >/dev/null 2>&1; then
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip
-fi
 # A Debian system Python refuses pip installs (PEP 668); a pyenv or venv Python does not.
 python3 -m pip install --quiet --disable-pip-version-check -r "$requirements" \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$requirements"

@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: Swift unit and integration tests, the conformance catalog in both directions
-# (our server under test, our client under test), and interop with the Python `websockets` package.
+# Runs the whole test suite: Swift unit and integration tests, the README's programs, the conformance catalog
+# in both directions (our server under test, our client under test), and interop with Python's `websockets`.
+# One build configuration (debug) serves all of them: the package is built once.
 #   scripts/test.sh            everything (section 9 of the catalog capped at 1 MiB messages)
 #   WS_CONFORMANCE_FULL=1 scripts/test.sh   section 9 at Autobahn's full sizes (up to 16 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+stage_start=$(date +%s)
+stage() {
+    local now
+    now=$(date +%s)
+    echo "== [$((now - stage_start))s] $*"
+    stage_start=$now
+}
 
 bash scripts/setup.sh
+stage "setup done; swift build --build-tests (debug: one build for every test below)"
+swift build --build-tests
+BIN="$(swift build --show-bin-path)"
 
-echo "== swift build (release: ws-echo, ws-conformance-client)"
-swift build -c release --product ws-echo
-swift build -c release --product ws-conformance-client
-BIN="$(swift build -c release --show-bin-path)"
+stage "build done; swift test (serial: CPU-heavy cases would starve the timing of others on 2 cores)"
+swift test --skip-build --no-parallel
 
-echo "== swift test (serial, about 30 s once built)"
-swift test --no-parallel  # serial: CPU-heavy cases (16 MiB, deflate) would starve the timing of others on 2 cores
-
-echo "== conformance and interop (pytest)"
+stage "swift test done; README programs, conformance and interop (pytest)"
+export WS_BIN_DIR="$BIN"
 export WS_ECHO="$BIN/ws-echo"
 export WS_CLIENT_BIN="$BIN/ws-conformance-client"
 export WS_SERVER_CMD="$WS_ECHO --port {port}"
 export WS_CLIENT_CMD="$WS_CLIENT_BIN --url {url} --agent {agent}"
 export WS_SERVER_DEFLATE_CMD="$WS_ECHO --port {port} --deflate"
 export WS_CLIENT_DEFLATE_CMD="$WS_CLIENT_BIN --url {url} --agent {agent} --deflate"
-python3 -m pytest -q Tests/Conformance Tests/Interop
+python3 -m pytest -q Tests/Readme Tests/Conformance Tests/Interop
+stage "pytest done"

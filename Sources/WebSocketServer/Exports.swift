@@ -3,6 +3,7 @@
 @_exported import Logging
 @_exported import NIOCore
 @_exported import ServiceLifecycle
+@_exported import UnixSignals
 @_exported import WebSocketCore
 @_exported import WebSocketDeflate
 @_exported import WebSocketHandshake

@@ -1,5 +1,4 @@
 import ArgumentParser
-import UnixSignals
 import WebSocketServer
 
 /// Echoes every WebSocket message back with its type, on the delegate API (one copy per message: the payload is

@@ -1,0 +1,111 @@
+"""The README's server and client programs: the code in README.md is the code in Examples/ (checked byte for
+byte), and both programs are run: the server echoes for an authorized python-websockets client, refuses one
+without a token with 401, and on SIGINT / SIGTERM sends close 1001 to open connections and exits 0; the client
+program prints the echo of "hello"."""
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def binary(name: str) -> str:
+    bin_dir = os.environ.get("WS_BIN_DIR")
+    candidates = [Path(bin_dir) / name] if bin_dir else []
+    candidates += [ROOT / ".build" / "debug" / name, ROOT / ".build" / "release" / name]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    pytest.fail(f"{name} not built: run `swift build` (scripts/test.sh sets WS_BIN_DIR)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"server exited early with {process.returncode}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def echo_server():
+    port = free_port()
+    process = subprocess.Popen([binary("example-echo-server"), str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, process)
+        yield port, process
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("path", ["Examples/EchoServer/main.swift", "Examples/EchoClient/main.swift"])
+def test_readme_shows_the_example_verbatim(path):
+    # The README introduces each program with a line naming its file, then a ```swift block.
+    match = re.search(r"`" + re.escape(path) + r"`[^\n]*\n+```swift\n(.*?)```", README, re.S)
+    assert match, f"README.md has no swift block introduced by `{path}`"
+    assert match.group(1) == (ROOT / path).read_text(), f"README.md and {path} differ"
+
+
+def test_server_echoes_and_refuses_without_token(echo_server):
+    port, _ = echo_server
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/chat?access_token=secret") as ws:
+            await ws.send("hello")
+            assert await asyncio.wait_for(ws.recv(), 10) == "hello"
+            await ws.send(b"\x00\x01\xff")
+            assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\x01\xff"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/chat"):
+                pass
+        assert refused.value.response.status_code == 401
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_server_shuts_down_gracefully_on_signal(echo_server, signum):
+    port, process = echo_server
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/chat?access_token=secret") as ws:
+            await ws.send("before the signal")
+            assert await asyncio.wait_for(ws.recv(), 10) == "before the signal"
+            os.kill(process.pid, signum)
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+    asyncio.run(scenario())
+    assert process.wait(timeout=15) == 0
+
+
+def test_client_program_prints_the_echo(echo_server):
+    port, _ = echo_server
+    result = subprocess.run([binary("example-echo-client"), f"ws://127.0.0.1:{port}/chat?access_token=secret"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "received: hello" in result.stdout
