@@ -258,9 +258,15 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         webSocket: WebSocketDelegateContext,
         context: ChannelHandlerContext
     ) {
+        // One `receive` call per event, so that the core is not being accessed while a delegate method runs
+        // (a delegate that sends from `didReceiveMessage` re-enters `self.connection`: an exclusivity violation).
+        var rest = bytes
         do {
-            try self.connection.receive(bytes) { event in
-                guard !self.transportClosing else { return }
+            while true {
+                let (consumed, event) = try self.connection.receive(rest)
+                rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
+                guard let event else { break }
+                guard !self.transportClosing else { continue }
                 self.deliver(event, to: webSocket, context: context)
             }
         } catch {
