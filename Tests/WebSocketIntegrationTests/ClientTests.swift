@@ -67,29 +67,29 @@ struct ClientTests {
     )
     func secureEcho(host: String) async throws {
         let certificate = try TestCertificate.make()
-        let server = try await EchoServer.start(tls: try certificate.serverTLS())
-        let ws = try await WebSocketClient.connect(
-            to: "wss://\(host):\(server.port)/echo",
-            configuration: try certificate.clientConfiguration()
-        )
-        var iterator = ws.messages.makeAsyncIterator()
-        try await ws.send(text: "over tls")
-        #expect(await iterator.next()?.text == "over tls")
-        let big = testPayload(3 << 20)
-        try await ws.send(binary: big)
-        #expect(await iterator.next()?.payload == big)
-        #expect(await ws.close().code == .normalClosure)
-        await server.server.shutdown()
+        try await EchoServer.with(tls: try certificate.serverTLS()) { server in
+            let ws = try await WebSocket.connect(
+                to: "wss://\(host):\(server.port)/echo",
+                configuration: try certificate.clientConfiguration()
+            )
+            var iterator = ws.messages.makeAsyncIterator()
+            try await ws.send(text: "over tls")
+            #expect(await iterator.next()?.text == "over tls")
+            let big = testPayload(3 << 20)
+            try await ws.send(binary: big)
+            #expect(await iterator.next()?.payload == big)
+            #expect(await ws.close().code == .normalClosure)
+        }
     }
 
     @Test("wss: an untrusted certificate fails the connection")
     func untrustedCertificate() async throws {
         let certificate = try TestCertificate.make()
-        let server = try await EchoServer.start(tls: try certificate.serverTLS())
-        await #expect(throws: WebSocketClientError.closedDuringHandshake) {
-            _ = try await WebSocketClient.connect(to: "wss://127.0.0.1:\(server.port)/echo")
+        try await EchoServer.with(tls: try certificate.serverTLS()) { server in
+            await #expect(throws: WebSocketClientError.closedDuringHandshake) {
+                _ = try await WebSocket.connect(to: "wss://127.0.0.1:\(server.port)/echo")
+            }
         }
-        await server.server.shutdown()
     }
 
     // MARK: - Request
@@ -99,7 +99,7 @@ struct ClientTests {
         let seen = NIOLockedValueBox<
             (path: String, query: String?, token: String?, protocols: [String])?
         >(nil)
-        let server = try await WebSocketServer.start(
+        let server = Server(
             configuration: .init(host: "127.0.0.1", port: 0),
             routes: [
                 WebSocketRoute(
@@ -109,48 +109,50 @@ struct ClientTests {
                         seen.withLockedValue { $0 = (request.path, request.query, token, request.subprotocols) }
                         return .accept(subprotocol: "v2.chat")
                     },
-                    handler: .callbacks { _ in EndToEndEcho() }
+                    handler: .delegate { _ in EndToEndEcho() }
                 )
             ]
         )
-        var configuration = WebSocketClientConfiguration()
-        configuration.subprotocols = ["v1.chat", "v2.chat"]
-        configuration.headerFields[try #require(HTTPField.Name("X-Token"))] = "secret"
-        let ws = try await WebSocketClient.connect(
-            to: "ws://127.0.0.1:\(server.port)/chat/room?access_token=abc&x=1",
-            configuration: configuration
-        )
-        #expect(ws.subprotocol == "v2.chat")
-        let request = try #require(seen.withLockedValue { $0 })
-        #expect(request.path == "/chat/room")
-        #expect(request.query == "access_token=abc&x=1")
-        #expect(request.token == "secret")
-        #expect(request.protocols == ["v1.chat", "v2.chat"])
-        await ws.close()
-        await server.shutdown()
+        try await server.withRunning { server in
+            var configuration = WebSocketClientConfiguration()
+            configuration.subprotocols = ["v1.chat", "v2.chat"]
+            configuration.headerFields[try #require(HTTPField.Name("X-Token"))] = "secret"
+            let ws = try await WebSocket.connect(
+                to: "ws://127.0.0.1:\(server.port)/chat/room?access_token=abc&x=1",
+                configuration: configuration
+            )
+            #expect(ws.subprotocol == "v2.chat")
+            let request = try #require(seen.withLockedValue { $0 })
+            #expect(request.path == "/chat/room")
+            #expect(request.query == "access_token=abc&x=1")
+            #expect(request.token == "secret")
+            #expect(request.protocols == ["v1.chat", "v2.chat"])
+            await ws.close()
+        }
     }
 
     @Test("the server's refusal is reported with its status")
     func rejectedByApplication() async throws {
-        let server = try await WebSocketServer.start(
+        let server = Server(
             configuration: .init(host: "127.0.0.1", port: 0),
             routes: [
                 WebSocketRoute(
                     path: "/private",
                     shouldUpgrade: { _, _ in .reject(status: .unauthorized, body: "no") },
-                    handler: .callbacks { _ in EndToEndEcho() }
+                    handler: .delegate { _ in EndToEndEcho() }
                 )
             ]
         )
-        do {
-            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(server.port)/private")
-            Issue.record("connected although the server refused")
-        } catch {
-            #expect(error == .handshakeRejected)
-            #expect(error.handshakeError == .unexpectedStatus)
-            #expect(error.response?.status.code == 401)
+        try await server.withRunning { server in
+            do throws(WebSocketClientError) {
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/private")
+                Issue.record("connected although the server refused")
+            } catch {
+                #expect(error == .handshakeRejected)
+                #expect(error.handshakeError == .unexpectedStatus)
+                #expect(error.response?.status.code == 401)
+            }
         }
-        await server.shutdown()
     }
 
     // MARK: - 101 validation (RFC 6455 §4.1)
@@ -198,7 +200,7 @@ struct ClientTests {
     func invalidResponse(_ bad: BadResponse) async throws {
         let peer = try await ScriptedPeer.start { key, _ in Array(bad.response(key).utf8) }
         do {
-            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+            _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
             Issue.record("connected despite \(bad.name)")
         } catch {
             #expect(error == .handshakeRejected)
@@ -217,7 +219,7 @@ struct ClientTests {
             )
                 + ScriptedPeer.frame(opcode: 0x1, Array("after a long head".utf8))
         }
-        let ws = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         var iterator = ws.messages.makeAsyncIterator()
         #expect(await iterator.next()?.text == "after a long head")
         try await ws.channel.close()
@@ -228,7 +230,7 @@ struct ClientTests {
     func malformedResponse() async throws {
         let peer = try await ScriptedPeer.start { _, _ in Array("SSH-2.0-OpenSSH_9.6\r\n\r\n".utf8) }
         await #expect(throws: WebSocketClientError.malformedResponse) {
-            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+            _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         }
         await peer.stop()
     }
@@ -242,7 +244,7 @@ struct ClientTests {
             )
         }
         await #expect(throws: WebSocketClientError.responseHeadTooLong) {
-            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+            _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         }
         await peer.stop()
     }
@@ -255,7 +257,7 @@ struct ClientTests {
     )
     func invalidURL(_ url: String) async throws {
         do {
-            _ = try await WebSocketClient.connect(to: url)
+            _ = try await WebSocket.connect(to: url)
             Issue.record("connected to \(url)")
         } catch {
             #expect(error == .invalidURL)
@@ -270,7 +272,7 @@ struct ClientTests {
         let port = peer.port
         await peer.stop()
         await #expect(throws: WebSocketClientError.connectFailed) {
-            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/")
+            _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/")
         }
     }
 
@@ -282,7 +284,7 @@ struct ClientTests {
         let clock = ContinuousClock()
         let start = clock.now
         await #expect(throws: WebSocketClientError.timedOut) {
-            _ = try await WebSocketClient.connect(
+            _ = try await WebSocket.connect(
                 to: "ws://127.0.0.1:\(peer.port)/",
                 configuration: configuration
             )

@@ -12,9 +12,9 @@ import WebSocketServer
 
 // Shared fixtures of the end-to-end and client tests: our server with echo routes, and a scripted raw peer.
 
-/// What an end-to-end test needs from a running `WebSocketServer`.
-struct EchoServer {
-    let server: WebSocketServer
+/// What an end-to-end test needs from a running `Server`.
+struct EchoServer: Sendable {
+    let server: Server
     /// Close statuses seen by the server's async routes, in order.
     let serverCloses: NIOLockedValueBox<[CloseStatus]>
 
@@ -24,19 +24,20 @@ struct EchoServer {
         "ws://127.0.0.1:\(self.port)\(path)"
     }
 
-    /// Starts a server on 127.0.0.1 with an ephemeral port and these routes:
-    /// - `/echo`: callback-API echo (the fast path, as ws-echo);
+    /// Runs `body` with a server on 127.0.0.1 (ephemeral port), then shuts it down gracefully. Routes:
+    /// - `/echo`: delegate-API echo (the fast path, as ws-echo);
     /// - `/async-echo`: async-API echo, records the final close status;
     /// - `/close-me`: sends close 4001 "server says bye" at once, records the final status;
     /// - `/burst`: sends `burstCount` binary messages of 64 KiB numbered in their first 4 bytes, then closes 1000.
-    static func start(
+    static func with<Result: Sendable>(
         configuration: WebSocketConfiguration = .init(),
         tls: TLSConfiguration? = nil,
-        burstCount: Int = 200
-    ) async throws -> EchoServer {
+        burstCount: Int = 200,
+        _ body: @Sendable (EchoServer) async throws -> Result
+    ) async throws -> Result {
         let closes = NIOLockedValueBox<[CloseStatus]>([])
         let routes = [
-            WebSocketRoute(path: "/echo", handler: .callbacks { _ in EndToEndEcho() }),
+            WebSocketRoute(path: "/echo", handler: .delegate { _ in EndToEndEcho() }),
             WebSocketRoute(
                 path: "/async-echo",
                 shouldUpgrade: { request, _ in
@@ -74,11 +75,13 @@ struct EchoServer {
                 }
             ),
         ]
-        let server = try await WebSocketServer.start(
+        let server = Server(
             configuration: .init(host: "127.0.0.1", port: 0, tls: tls, webSocket: configuration),
             routes: routes
         )
-        return EchoServer(server: server, serverCloses: closes)
+        return try await server.withRunning { server in
+            try await body(EchoServer(server: server, serverCloses: closes))
+        }
     }
 
     /// Waits (up to 5 s) until the server recorded `count` close statuses and returns them.
@@ -97,7 +100,7 @@ struct EchoServer {
 /// The callback-API echo of the `/echo` route.
 struct EndToEndEcho: WebSocketDelegate {
     func webSocket(
-        _ webSocket: WebSocketContext,
+        _ webSocket: WebSocketDelegateContext,
         didReceiveMessage kind: MessageKind,
         payload: UnsafeRawBufferPointer
     ) {

@@ -15,180 +15,183 @@ struct EndToEndTests {
 
     @Test("binary messages round-trip at the length-encoding boundaries", arguments: routes, sizes)
     func binaryRoundTrip(route: String, size: Int) async throws {
-        let server = try await EchoServer.start()
-        let ws = try await WebSocketClient.connect(to: server.url(route))
-        let payload = testPayload(size)
-        try await ws.send(binary: payload)
-        var iterator = ws.messages.makeAsyncIterator()
-        let echo = try #require(await iterator.next())
-        #expect(echo.kind == .binary)
-        #expect(echo.payload.readableBytes == size)
-        #expect(echo.payload == payload)
-        let status = await ws.close()
-        #expect(status.code == .normalClosure)
-        await server.server.shutdown()
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url(route))
+            let payload = testPayload(size)
+            try await ws.send(binary: payload)
+            var iterator = ws.messages.makeAsyncIterator()
+            let echo = try #require(await iterator.next())
+            #expect(echo.kind == .binary)
+            #expect(echo.payload.readableBytes == size)
+            #expect(echo.payload == payload)
+            let status = await ws.close()
+            #expect(status.code == .normalClosure)
+        }
     }
 
-    @Test("the copying receive path (unmasksInReceivedBuffer = false) behaves the same", arguments: [0, 126, 1 << 20])
-    func copyingReceivePath(size: Int) async throws {
-        var configuration = WebSocketConfiguration()
-        configuration.unmasksInReceivedBuffer = false
-        let server = try await EchoServer.start(configuration: configuration)
-        var clientConfiguration = WebSocketClientConfiguration()
-        clientConfiguration.webSocket = configuration
-        let ws = try await WebSocketClient.connect(to: server.url(), configuration: clientConfiguration)
-        var iterator = ws.messages.makeAsyncIterator()
-        let payload = testPayload(size, seed: 3)
-        try await ws.send(binary: payload)
-        #expect(await iterator.next()?.payload == payload)
-        try await ws.send(text: "täxt")
-        #expect(await iterator.next()?.text == "täxt")
-        #expect(await ws.close().code == .normalClosure)
-        await server.server.shutdown()
+    // The default copies each read before unmasking; `unmasksInReceivedBuffer = true` (ws-echo) works in place.
+    @Test("the in-place receive path (unmasksInReceivedBuffer = true) behaves the same", arguments: [0, 126, 1 << 20])
+    func inPlaceReceivePath(size: Int) async throws {
+        var inPlace = WebSocketConfiguration()
+        inPlace.unmasksInReceivedBuffer = true
+        let configuration = inPlace
+        try await EchoServer.with(configuration: configuration) { server in
+            var clientConfiguration = WebSocketClientConfiguration()
+            clientConfiguration.webSocket = configuration
+            let ws = try await WebSocket.connect(to: server.url(), configuration: clientConfiguration)
+            var iterator = ws.messages.makeAsyncIterator()
+            let payload = testPayload(size, seed: 3)
+            try await ws.send(binary: payload)
+            #expect(await iterator.next()?.payload == payload)
+            try await ws.send(text: "täxt")
+            #expect(await iterator.next()?.text == "täxt")
+            #expect(await ws.close().code == .normalClosure)
+        }
     }
 
     @Test("text messages round-trip, including multi-byte UTF-8", arguments: routes)
     func textRoundTrip(route: String) async throws {
-        let server = try await EchoServer.start()
-        let ws = try await WebSocketClient.connect(to: server.url(route))
-        let texts = ["", "hello", "héllo wörld ✓ 🎉", String(repeating: "ünïcødé ", count: 20_000)]
-        var iterator = ws.messages.makeAsyncIterator()
-        for text in texts {
-            try await ws.send(text: text)
-            let echo = try #require(await iterator.next())
-            #expect(echo.kind == .text)
-            #expect(echo.text == text)
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url(route))
+            let texts = ["", "hello", "héllo wörld ✓ 🎉", String(repeating: "ünïcødé ", count: 20_000)]
+            var iterator = ws.messages.makeAsyncIterator()
+            for text in texts {
+                try await ws.send(text: text)
+                let echo = try #require(await iterator.next())
+                #expect(echo.kind == .text)
+                #expect(echo.text == text)
+            }
+            await ws.close()
         }
-        await ws.close()
-        await server.server.shutdown()
     }
 
     @Test("many messages in flight come back in order")
     func pipelinedMessagesKeepOrder() async throws {
-        let server = try await EchoServer.start()
-        let ws = try await WebSocketClient.connect(to: server.url())
-        let count = 2000
-        let sender = Task {
-            for index in 0..<count {
-                try await ws.send(text: "message \(index)")
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url())
+            let count = 2000
+            let sender = Task {
+                for index in 0..<count {
+                    try await ws.send(text: "message \(index)")
+                }
             }
+            var received = 0
+            for await message in ws.messages {
+                #expect(message.text == "message \(received)")
+                received += 1
+                if received == count { break }
+            }
+            try await sender.value
+            #expect(received == count)
+            await ws.close()
         }
-        var received = 0
-        for await message in ws.messages {
-            #expect(message.text == "message \(received)")
-            received += 1
-            if received == count { break }
-        }
-        try await sender.value
-        #expect(received == count)
-        await ws.close()
-        await server.server.shutdown()
     }
 
     @Test("a fragmented send arrives as one message", arguments: routes)
     func fragmentedSend(route: String) async throws {
-        let server = try await EchoServer.start()
-        let ws = try await WebSocketClient.connect(to: server.url(route))
-        var iterator = ws.messages.makeAsyncIterator()
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url(route))
+            var iterator = ws.messages.makeAsyncIterator()
 
-        try await ws.send(
-            .text,
-            fragments: ["frag", "mented ", "", "téxt"].map { ByteBuffer(string: $0) }
-        )
-        let text = try #require(await iterator.next())
-        #expect(text.kind == .text)
-        #expect(text.text == "fragmented téxt")
+            try await ws.send(
+                .text,
+                fragments: ["frag", "mented ", "", "téxt"].map { ByteBuffer(string: $0) }
+            )
+            let text = try #require(await iterator.next())
+            #expect(text.kind == .text)
+            #expect(text.text == "fragmented téxt")
 
-        let parts = (0..<5).map { testPayload(70_000, seed: UInt8($0)) }
-        try await ws.send(.binary, fragments: parts)
-        let binary = try #require(await iterator.next())
-        var joined = ByteBuffer()
-        for var part in parts { joined.writeBuffer(&part) }
-        #expect(binary.kind == .binary)
-        #expect(binary.payload == joined)
+            let parts = (0..<5).map { testPayload(70_000, seed: UInt8($0)) }
+            try await ws.send(.binary, fragments: parts)
+            let binary = try #require(await iterator.next())
+            var joined = ByteBuffer()
+            for var part in parts { joined.writeBuffer(&part) }
+            #expect(binary.kind == .binary)
+            #expect(binary.payload == joined)
 
-        // Frame-level API: a continuation without a start is refused by the core.
-        await #expect(throws: WebSocketError.sendFailed(.noMessageInProgress)) {
-            try await ws.sendFrame(.continuation, ByteBuffer(string: "x"), fin: true)
+            // Frame-level API: a continuation without a start is refused by the core.
+            await #expect(throws: WebSocketError.sendFailed(.noMessageInProgress)) {
+                try await ws.sendFrame(.continuation, ByteBuffer(string: "x"), fin: true)
+            }
+            await ws.close()
         }
-        await ws.close()
-        await server.server.shutdown()
     }
 
     @Test("ping is answered with a pong carrying the same payload")
     func pingPong() async throws {
-        let server = try await EchoServer.start()
-        let pongs = NIOLockedValueBox<[[UInt8]]>([])
-        let connection = try await WebSocketClient.connect(to: server.url()) { _ in
-            WebSocketCallbacks(onPong: { _, payload in pongs.withLockedValue { $0.append(Array(payload)) }
-            })
-        }
-        try await connection.withContext { context in
-            try context.ping(ByteBuffer(string: "abc"))
-            try context.ping(ByteBuffer())
-        }
-        let seen = try await withTimeout(.seconds(5)) {
-            while pongs.withLockedValue({ $0.count }) < 2 {
-                try await Task.sleep(for: .milliseconds(5))
+        try await EchoServer.with { server in
+            let pongs = NIOLockedValueBox<[[UInt8]]>([])
+            let connection = try await WebSocketDelegateConnection.connect(to: server.url()) { _ in
+                WebSocketClosureDelegate(onPong: { _, payload in pongs.withLockedValue { $0.append(Array(payload)) }
+                })
             }
-            return pongs.withLockedValue { $0 }
-        }
-        #expect(seen == [Array("abc".utf8), []])
+            try await connection.withContext { context in
+                try context.ping(ByteBuffer(string: "abc"))
+                try context.ping(ByteBuffer())
+            }
+            let seen = try await withTimeout(.seconds(5)) {
+                while pongs.withLockedValue({ $0.count }) < 2 {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                return pongs.withLockedValue { $0 }
+            }
+            #expect(seen == [Array("abc".utf8), []])
 
-        // The async API: a ping goes out, a control payload above 125 bytes is refused (RFC 6455 §5.5).
-        let ws = try await WebSocketClient.connect(to: server.url())
-        try await ws.ping(ByteBuffer(string: "are you there?"))
-        await #expect(throws: WebSocketError.sendFailed(.controlPayloadTooLong)) {
-            try await ws.ping(ByteBuffer(repeating: 0, count: 126))
+            // The async API: a ping goes out, a control payload above 125 bytes is refused (RFC 6455 §5.5).
+            let ws = try await WebSocket.connect(to: server.url())
+            try await ws.ping(ByteBuffer(string: "are you there?"))
+            await #expect(throws: WebSocketError.sendFailed(.controlPayloadTooLong)) {
+                try await ws.ping(ByteBuffer(repeating: 0, count: 126))
+            }
+            try await ws.send(text: "still open")
+            var iterator = ws.messages.makeAsyncIterator()
+            #expect(await iterator.next()?.text == "still open")
+            await ws.close()
+            try await connection.withContext { context in
+                try context.close(code: .normalClosure, reason: "done")
+            }
+            #expect(try await connection.closed.get().code == .normalClosure)
         }
-        try await ws.send(text: "still open")
-        var iterator = ws.messages.makeAsyncIterator()
-        #expect(await iterator.next()?.text == "still open")
-        await ws.close()
-        try await connection.withContext { context in
-            try context.close(code: .normalClosure, reason: "done")
-        }
-        #expect(try await connection.closed.get().code == .normalClosure)
-        await server.server.shutdown()
     }
 
     @Test("client-initiated close: both sides see the code and reason")
     func clientCloses() async throws {
-        let server = try await EchoServer.start()
-        let ws = try await WebSocketClient.connect(to: server.url("/async-echo"))
-        let status = await ws.close(code: CloseCode(4000), reason: "client done")
-        // The server echoes the code (RFC 6455 §5.5.1).
-        #expect(status.code == CloseCode(4000))
-        let serverSide = await server.waitForServerCloses(1)
-        #expect(serverSide.first == CloseStatus(code: CloseCode(4000), reason: "client done"))
-        // After the close, sends fail.
-        await #expect(throws: WebSocketError.connectionClosed) {
-            try await ws.send(text: "too late")
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url("/async-echo"))
+            let status = await ws.close(code: CloseCode(4000), reason: "client done")
+            // The server echoes the code (RFC 6455 §5.5.1).
+            #expect(status.code == CloseCode(4000))
+            let serverSide = await server.waitForServerCloses(1)
+            #expect(serverSide.first == CloseStatus(code: CloseCode(4000), reason: "client done"))
+            // After the close, sends fail.
+            await #expect(throws: WebSocketError.connectionClosed) {
+                try await ws.send(text: "too late")
+            }
         }
-        await server.server.shutdown()
     }
 
     @Test("server-initiated close: the client's messages end and it sees the code and reason")
     func serverCloses() async throws {
-        let server = try await EchoServer.start()
-        let ws = try await WebSocketClient.connect(to: server.url("/close-me"))
-        for await _ in ws.messages {}
-        let status = await ws.closeStatus
-        #expect(status == CloseStatus(code: CloseCode(4001), reason: "server says bye"))
-        let serverSide = await server.waitForServerCloses(1)
-        #expect(serverSide.first?.code == CloseCode(4001))
-        await server.server.shutdown()
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url("/close-me"))
+            for await _ in ws.messages {}
+            let status = await ws.closeStatus
+            #expect(status == CloseStatus(code: CloseCode(4001), reason: "server says bye"))
+            let serverSide = await server.waitForServerCloses(1)
+            #expect(serverSide.first?.code == CloseCode(4001))
+        }
     }
 
     @Test("graceful shutdown sends 1001 to every open connection")
     func gracefulShutdown() async throws {
-        let server = try await EchoServer.start()
-        let first = try await WebSocketClient.connect(to: server.url())
-        let second = try await WebSocketClient.connect(to: server.url("/async-echo"))
-        #expect(server.server.webSocketCount == 2)
-        await server.server.shutdown()
-        #expect(await first.closeStatus.code == .goingAway)
-        #expect(await second.closeStatus.code == .goingAway)
+        try await EchoServer.with { server in
+            let first = try await WebSocket.connect(to: server.url())
+            let second = try await WebSocket.connect(to: server.url("/async-echo"))
+            #expect(server.server.webSocketCount == 2)
+            await server.server.shutdown()
+            #expect(await first.closeStatus.code == .goingAway)
+            #expect(await second.closeStatus.code == .goingAway)
+        }
     }
 
     @Test("the heartbeat reports a peer that completed the handshake and went silent as 1006")
@@ -197,7 +200,7 @@ struct EndToEndTests {
         var configuration = WebSocketClientConfiguration()
         configuration.webSocket.connection.pingInterval = .milliseconds(200)
         configuration.webSocket.connection.pongTimeout = .milliseconds(300)
-        let ws = try await WebSocketClient.connect(
+        let ws = try await WebSocket.connect(
             to: "ws://127.0.0.1:\(peer.port)/",
             configuration: configuration
         )
@@ -216,7 +219,7 @@ struct EndToEndTests {
         let peer = try await ScriptedPeer.start(closeAfterResponse: true) { key, _ in
             ScriptedPeer.switchingProtocols(key: key) + ScriptedPeer.frame(opcode: 0x1, Array("bye".utf8))
         }
-        let ws = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         var iterator = ws.messages.makeAsyncIterator()
         #expect(await iterator.next()?.text == "bye")
         #expect(await iterator.next() == nil)
@@ -233,7 +236,7 @@ struct EndToEndTests {
                 + ScriptedPeer.frame(opcode: 0x2, [1, 2, 3], fin: false)
                 + ScriptedPeer.frame(opcode: 0x0, [4, 5], fin: true)
         }
-        let ws = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         var iterator = ws.messages.makeAsyncIterator()
         let first = try #require(await iterator.next())
         #expect(first.kind == .text && first.text == "early")
@@ -250,7 +253,7 @@ struct EndToEndTests {
             ScriptedPeer.switchingProtocols(key: key)
                 + ScriptedPeer.frame(opcode: 0x1, Array("masked".utf8), maskKey: [1, 2, 3, 4])
         }
-        let ws = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(peer.port)/")
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         for await _ in ws.messages {}
         let status = try await withTimeout(.seconds(5)) { await ws.closeStatus }
         #expect(status.code == .protocolError)
@@ -262,37 +265,38 @@ struct EndToEndTests {
 
     @Test("a slow consumer gets every message in order (reading pauses instead of buffering)")
     func slowConsumer() async throws {
-        var configuration = WebSocketClientConfiguration()
-        configuration.webSocket.inboundMessageBufferLimit = 4
-        let server = try await EchoServer.start(burstCount: 300)
-        let ws = try await WebSocketClient.connect(
-            to: server.url("/burst"),
-            configuration: configuration
-        )
-        try await Task.sleep(for: .milliseconds(300))  // let the server run into our backpressure
-        var expected: UInt32 = 0
-        for await var message in ws.messages {
-            #expect(message.payload.readableBytes == 65536)
-            #expect(message.payload.readInteger(as: UInt32.self) == expected)
-            expected += 1
-            if expected % 50 == 0 {
-                try await Task.sleep(for: .milliseconds(20))
+        var slowConfiguration = WebSocketClientConfiguration()
+        slowConfiguration.webSocket.inboundMessageBufferLimit = 4
+        let configuration = slowConfiguration
+        try await EchoServer.with(burstCount: 300) { server in
+            let ws = try await WebSocket.connect(
+                to: server.url("/burst"),
+                configuration: configuration
+            )
+            try await Task.sleep(for: .milliseconds(300))  // let the server run into our backpressure
+            var expected: UInt32 = 0
+            for await var message in ws.messages {
+                #expect(message.payload.readableBytes == 65536)
+                #expect(message.payload.readInteger(as: UInt32.self) == expected)
+                expected += 1
+                if expected % 50 == 0 {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
             }
+            #expect(expected == 300)
+            #expect(await ws.closeStatus.code == .normalClosure)
         }
-        #expect(expected == 300)
-        #expect(await ws.closeStatus.code == .normalClosure)
-        await server.server.shutdown()
     }
 
     @Test("messages above the configured limit fail the connection with 1009")
     func messageTooBig() async throws {
         var serverConfiguration = WebSocketConfiguration()
         serverConfiguration.connection.maxMessageLength = 1000
-        let server = try await EchoServer.start(configuration: serverConfiguration)
-        let ws = try await WebSocketClient.connect(to: server.url("/async-echo"))
-        try await ws.send(binary: testPayload(1001))
-        for await _ in ws.messages {}
-        #expect(await ws.closeStatus.code == .messageTooBig)
-        await server.server.shutdown()
+        try await EchoServer.with(configuration: serverConfiguration) { server in
+            let ws = try await WebSocket.connect(to: server.url("/async-echo"))
+            try await ws.send(binary: testPayload(1001))
+            for await _ in ws.messages {}
+            #expect(await ws.closeStatus.code == .messageTooBig)
+        }
     }
 }

@@ -9,7 +9,7 @@ struct ReadmeExampleTests {
     @Test("the README's echo route with an access_token check, and the README's client", .timeLimit(.minutes(1)))
     func readmeServerAndClient() async throws {
         // --- README: server ---
-        let server = try await WebSocketServer.start(
+        let server = Server(
             configuration: .init(host: "127.0.0.1", port: 0),
             routes: [
                 WebSocketRoute(
@@ -21,27 +21,28 @@ struct ReadmeExampleTests {
                     },
                     handler: .async { webSocket, _ in
                         for await message in webSocket.messages {
-                            try? await webSocket.send(message.kind, message.payload)
+                            try await webSocket.send(message.kind, message.payload)
                         }
                     }
                 )
             ]
         )
-        // --- end ---
-        defer { Task { await server.shutdown() } }
+        try await server.withRunning { server in  // or `try await server.run()` under a ServiceGroup
+            // --- end ---
 
-        // --- README: client ---
-        let webSocket = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(server.port)/chat?access_token=secret")
-        try await webSocket.send(text: "hello")
-        for await message in webSocket.messages {
-            #expect(message.text == "hello")
-            break
-        }
-        // --- end ---
-        _ = await webSocket.close()
+            // --- README: client ---
+            let webSocket = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/chat?access_token=secret")
+            try await webSocket.send(text: "hello")
+            for await message in webSocket.messages {
+                #expect(message.text == "hello")
+                break
+            }
+            // --- end ---
+            _ = await webSocket.close()
 
-        await #expect(throws: WebSocketClientError.handshakeRejected) {
-            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(server.port)/chat")
+            await #expect(throws: WebSocketClientError.handshakeRejected) {
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/chat")
+            }
         }
     }
 }

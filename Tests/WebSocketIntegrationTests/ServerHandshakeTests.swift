@@ -9,7 +9,7 @@ import WebSocketServer
 
 /// Echoes every message with the callback API.
 struct EchoDelegate: WebSocketDelegate {
-    func webSocket(_ webSocket: WebSocketContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer)
+    func webSocket(_ webSocket: WebSocketDelegateContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer)
     {
         try? webSocket.send(kind, copying: payload)
     }
@@ -18,22 +18,23 @@ struct EchoDelegate: WebSocketDelegate {
 /// Starts a server with `/ws` (echo, accepts everything, picks the last offered subprotocol), `/auth` (requires
 /// `Authorization: Bearer good` or `?access_token=good`, and rejects Origin `https://evil.example` with 403).
 /// The test server configuration (127.0.0.1, port 0, 3 s handshake timeout) with `modify` applied.
-func configured(_ modify: (inout WebSocketServer.Configuration) -> Void) -> WebSocketServer.Configuration {
-    var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+func configured(_ modify: (inout Server.Configuration) -> Void) -> Server.Configuration {
+    var configuration = Server.Configuration(host: "127.0.0.1", port: 0)
+    configuration.shutdownGracePeriod = .milliseconds(500)
     configuration.handshakeTimeout = .seconds(3)
     modify(&configuration)
     return configuration
 }
 
 func withTestServer(
-    configuration: WebSocketServer.Configuration = configured { _ in },
+    configuration: Server.Configuration = configured { _ in },
     extraRoutes: [WebSocketRoute] = [],
-    _ body: (WebSocketServer) async throws -> Void
+    _ body: @Sendable (Server) async throws -> Void
 ) async throws {
     let echo = WebSocketRoute(
         path: "/ws",
         shouldUpgrade: { request, _ in .accept(subprotocol: request.subprotocols.last) },
-        handler: .callbacks { _ in EchoDelegate() }
+        handler: .delegate { _ in EchoDelegate() }
     )
     let auth = WebSocketRoute(
         path: "/auth",
@@ -50,20 +51,13 @@ func withTestServer(
             }
             return .accept()
         },
-        handler: .callbacks { _ in EchoDelegate() }
+        handler: .delegate { _ in EchoDelegate() }
     )
-    let server = try await WebSocketServer.start(configuration: configuration, routes: [echo, auth] + extraRoutes)
-    do {
-        try await body(server)
-    } catch {
-        await server.shutdown(gracePeriod: .milliseconds(100))
-        throw error
-    }
-    await server.shutdown(gracePeriod: .milliseconds(500))
+    try await Server(configuration: configuration, routes: [echo, auth] + extraRoutes).withRunning(body)
 }
 
 /// Sends `request` and returns the parsed response once the server closed the connection (or the head came).
-func exchange(_ server: WebSocketServer, _ request: String, untilClose: Bool = true) async throws -> RawResponse? {
+func exchange(_ server: Server, _ request: String, untilClose: Bool = true) async throws -> RawResponse? {
     let client = try await RawTestClient.connect(port: server.port)
     defer { Task { await client.close() } }
     try await client.send(request)
@@ -190,9 +184,10 @@ struct ServerHandshakeTests {
 
     @Test("other paths go to the application's HTTP handler, with headers and body; HEAD gets no body")
     func plainHTTP() async throws {
-        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+        var configuration = Server.Configuration(host: "127.0.0.1", port: 0)
         configuration.handshakeTimeout = .seconds(3)
-        let server = try await WebSocketServer.start(
+        configuration.shutdownGracePeriod = .milliseconds(100)
+        let server = Server(
             configuration: configuration,
             routes: [],
             httpHandler: { request, _ in
@@ -202,24 +197,25 @@ struct ServerHandshakeTests {
                 return PlainHTTPResponse(status: .ok, text: "ok \(request.method.rawValue)", headerFields: fields)
             }
         )
-        let get = try #require(try await exchange(server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
-        #expect(get.status == 200)
-        #expect(get.body == "ok GET")
-        #expect(get.header("Cache-Control") == "no-store")
-        #expect(get.header("Content-Length") == "6")
-        let head = try #require(try await exchange(server, "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"))
-        #expect(head.status == 200)
-        #expect(head.rest.isEmpty)
-        let missing = try #require(try await exchange(server, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n"))
-        #expect(missing.status == 404)
-        // An upgrade request on a path without a route is plain HTTP too.
-        #expect(try await exchange(server, upgradeRequest(path: "/ws"))?.status == 404)
-        await server.shutdown(gracePeriod: .milliseconds(100))
+        try await server.withRunning { server in
+            let get = try #require(try await exchange(server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(get.status == 200)
+            #expect(get.body == "ok GET")
+            #expect(get.header("Cache-Control") == "no-store")
+            #expect(get.header("Content-Length") == "6")
+            let head = try #require(try await exchange(server, "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(head.status == 200)
+            #expect(head.rest.isEmpty)
+            let missing = try #require(try await exchange(server, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(missing.status == 404)
+            // An upgrade request on a path without a route is plain HTTP too.
+            #expect(try await exchange(server, upgradeRequest(path: "/ws"))?.status == 404)
+        }
     }
 
     @Test("a request head larger than the limit is answered 431")
     func headTooLarge() async throws {
-        try await withTestServer(configuration: configured { $0.maxRequestHeadSize = 1024 }) { server in
+        try await withTestServer(configuration: configured { $0.maxRequestHeadLength = 1024 }) { server in
             let big = upgradeRequest(extra: ["X-Padding: " + String(repeating: "a", count: 4000)])
             let response = try #require(try await exchange(server, big))
             #expect(response.status == 431)
@@ -233,7 +229,7 @@ struct ServerHandshakeTests {
 
     @Test("a head sent in many small pieces that grows past the limit is answered 431")
     func headTooLargeSlowly() async throws {
-        try await withTestServer(configuration: configured { $0.maxRequestHeadSize = 512 }) { server in
+        try await withTestServer(configuration: configured { $0.maxRequestHeadLength = 512 }) { server in
             let client = try await RawTestClient.connect(port: server.port)
             try await client.send("GET /ws HTTP/1.1\r\nHost: x\r\n")
             for _ in 0..<40 {
@@ -374,7 +370,7 @@ struct ServerUpgradeTests {
 
     @Test("the async API echoes, and graceful shutdown sends 1001 to every open connection")
     func shutdownSendsGoingAway() async throws {
-        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+        var configuration = Server.Configuration(host: "127.0.0.1", port: 0)
         configuration.shutdownGracePeriod = .seconds(2)
         let route = WebSocketRoute(
             path: "/async",
@@ -384,55 +380,62 @@ struct ServerUpgradeTests {
                 }
             }
         )
-        let server = try await WebSocketServer.start(configuration: configuration, routes: [route])
-        var clients: [RawTestClient] = []
-        for index in 0..<3 {
-            let client = try await RawTestClient.connect(port: server.port)
-            try await client.send(
-                Array(upgradeRequest(path: "/async").utf8) + maskedFrame(opcode: 0x1, [UInt8(48 + index)]))
-            let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
-            #expect(RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.payload == [UInt8(48 + index)])
-            clients.append(client)
-        }
-        #expect(server.webSocketCount == 3)
-
-        let shutdown = Task { await server.shutdown() }
-        for client in clients {
-            let bytes = await client.wait { bytes in
-                guard let rest = RawResponse(bytes)?.rest, rest.count > 3 else { return false }
-                return parseServerFrame(Array(rest.dropFirst(3)))?.first == 0x88
+        let server = Server(configuration: configuration, routes: [route])
+        try await server.withRunning { server in
+            var clients: [RawTestClient] = []
+            for index in 0..<3 {
+                let client = try await RawTestClient.connect(port: server.port)
+                try await client.send(
+                    Array(upgradeRequest(path: "/async").utf8) + maskedFrame(opcode: 0x1, [UInt8(48 + index)]))
+                let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
+                #expect(RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.payload == [UInt8(48 + index)])
+                clients.append(client)
             }
-            let rest = try #require(RawResponse(bytes)?.rest)
-            let close = try #require(parseServerFrame(Array(rest.dropFirst(3))))
-            #expect(close.first == 0x88)
-            #expect(close.payload.prefix(2) == [0x03, 0xE9])  // 1001 going away
-            // Answer the close handshake as a client would.
-            try? await client.send(maskedFrame(opcode: 0x8, [0x03, 0xE9]))
+            #expect(server.webSocketCount == 3)
+
+            let port = server.port
+            let shutdown = Task { await server.shutdown() }
+            for client in clients {
+                let bytes = await client.wait { bytes in
+                    guard let rest = RawResponse(bytes)?.rest, rest.count > 3 else { return false }
+                    return parseServerFrame(Array(rest.dropFirst(3)))?.first == 0x88
+                }
+                let rest = try #require(RawResponse(bytes)?.rest)
+                let close = try #require(parseServerFrame(Array(rest.dropFirst(3))))
+                #expect(close.first == 0x88)
+                #expect(close.payload.prefix(2) == [0x03, 0xE9])  // 1001 going away
+                // Answer the close handshake as a client would.
+                try? await client.send(maskedFrame(opcode: 0x8, [0x03, 0xE9]))
+            }
+            let start = ContinuousClock.now
+            await shutdown.value
+            #expect(ContinuousClock.now - start < .seconds(2))
+            for client in clients {
+                await client.wait()
+                #expect(client.isClosed)
+            }
+            // The listening socket is gone.
+            await #expect(throws: (any Error).self) { _ = try await RawTestClient.connect(port: port) }
         }
-        let start = ContinuousClock.now
-        await shutdown.value
-        #expect(ContinuousClock.now - start < .seconds(2))
-        for client in clients {
-            await client.wait()
-            #expect(client.isClosed)
-        }
-        // The listening socket is gone.
-        await #expect(throws: (any Error).self) { _ = try await RawTestClient.connect(port: server.port) }
     }
 
     @Test("shutdown closes connections that do not answer the close frame within the grace period")
     func shutdownBounded() async throws {
-        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+        var configuration = Server.Configuration(host: "127.0.0.1", port: 0)
         configuration.webSocket.connection.closeTimeout = .seconds(30)
-        let route = WebSocketRoute(path: "/ws", handler: .callbacks { _ in EchoDelegate() })
-        let server = try await WebSocketServer.start(configuration: configuration, routes: [route])
-        let client = try await RawTestClient.connect(port: server.port)
-        try await client.send(upgradeRequest())
-        await client.wait { RawResponse.hasHead($0) }
-        let start = ContinuousClock.now
-        await server.shutdown(gracePeriod: .milliseconds(300))
-        #expect(ContinuousClock.now - start < .seconds(20), "bounded by the grace period, not by the 30 s close timeout")
-        await client.wait(timeout: .seconds(2))
-        #expect(client.isClosed)
+        configuration.shutdownGracePeriod = .milliseconds(300)
+        let route = WebSocketRoute(path: "/ws", handler: .delegate { _ in EchoDelegate() })
+        let server = Server(configuration: configuration, routes: [route])
+        try await server.withRunning { server in
+            let client = try await RawTestClient.connect(port: server.port)
+            try await client.send(upgradeRequest())
+            await client.wait { RawResponse.hasHead($0) }
+            let start = ContinuousClock.now
+            await server.shutdown()
+            #expect(
+                ContinuousClock.now - start < .seconds(20), "bounded by the grace period, not by the 30 s close timeout")
+            await client.wait(timeout: .seconds(2))
+            #expect(client.isClosed)
+        }
     }
 }

@@ -44,34 +44,36 @@ struct ServerTLSTests {
                 seenSecure.set(connection.isSecure)
                 return .accept()
             },
-            handler: .callbacks { _ in EchoDelegate() }
+            handler: .delegate { _ in EchoDelegate() }
         )
-        let server = try await WebSocketServer.start(
+        let server = Server(
             configuration: .init(host: "127.0.0.1", port: 0, tls: tls),
             routes: [route]
         )
-        let client = try await RawTestClient.connect(port: server.port, tls: true)
-        let payload = Array("over tls".utf8)
-        try await client.send(Array(upgradeRequest().utf8) + maskedFrame(opcode: 0x1, payload))
-        let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
-        let response = try #require(RawResponse(bytes))
-        #expect(response.status == 101)
-        #expect(parseServerFrame(response.rest)?.payload == payload)
-        #expect(seenSecure.get())
-        await client.close()
-        await server.shutdown(gracePeriod: .milliseconds(200))
+        try await server.withRunning { server in
+            let client = try await RawTestClient.connect(port: server.port, tls: true)
+            let payload = Array("over tls".utf8)
+            try await client.send(Array(upgradeRequest().utf8) + maskedFrame(opcode: 0x1, payload))
+            let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
+            let response = try #require(RawResponse(bytes))
+            #expect(response.status == 101)
+            #expect(parseServerFrame(response.rest)?.payload == payload)
+            #expect(seenSecure.get())
+            await client.close()
+        }
 
         // Plain HTTP on the TLS port gets no HTTP answer.
-        let server2 = try await WebSocketServer.start(
+        let server2 = Server(
             configuration: .init(host: "127.0.0.1", port: 0, tls: tls),
             routes: [route]
         )
-        let plain = try await RawTestClient.connect(port: server2.port)
-        try await plain.send(upgradeRequest())
-        let answer = await plain.wait(timeout: .seconds(3))
-        #expect(RawResponse(answer) == nil)
-        await plain.close()
-        await server2.shutdown(gracePeriod: .milliseconds(200))
+        try await server2.withRunning { server2 in
+            let plain = try await RawTestClient.connect(port: server2.port)
+            try await plain.send(upgradeRequest())
+            let answer = await plain.wait(timeout: .seconds(3))
+            #expect(RawResponse(answer) == nil)
+            await plain.close()
+        }
     }
 }
 
