@@ -22,7 +22,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -30,14 +29,10 @@ let package = Package(
     targets: [
         // Sans-I/O protocol core: stdlib only, no Foundation.
         .target(name: "WebSocketCore", swiftSettings: strict),
-        // Sans-I/O opening handshake rules (RFC 6455 §4).
+        // Sans-I/O opening handshake rules (RFC 6455 §4): stdlib and HTTPTypes only (SHA-1 is our own).
         .target(
             name: "WebSocketHandshake",
-            dependencies: [
-                "WebSocketCore",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
         // zlib from the system (Debian: zlib1g-dev), for permessage-deflate.
@@ -66,10 +61,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -78,14 +71,9 @@ let package = Package(
             dependencies: [
                 "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -105,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "ws-conformance-client",
             dependencies: [
-                "WebSocketClient", "WebSocketCore", "WebSocketDeflate", "WebSocketNIO", "WebSocketHandshake",
+                "WebSocketClient", "WebSocketCore", "WebSocketDeflate", "WebSocketNIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

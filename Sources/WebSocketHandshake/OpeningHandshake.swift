@@ -1,5 +1,3 @@
-import Crypto
-
 /// Constants and the `Sec-WebSocket-Accept` computation of the opening handshake (RFC 6455 §4).
 ///
 /// The server side lives in ``UpgradeRequest`` (``UpgradeRequest/init(validating:httpVersion:)``) and the
@@ -19,13 +17,12 @@ public enum OpeningHandshake {
     ///
     /// The key is used exactly as sent (after removal of surrounding whitespace by the HTTP layer); it is not
     /// decoded. For the RFC example key `dGhlIHNhbXBsZSBub25jZQ==` the result is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`.
+    /// SHA-1 is computed by this module (FIPS 180-4); it serves interoperability, not security (RFC 6455 §10.8).
     public static func acceptValue(forKey key: String) -> String {
-        var hasher = Insecure.SHA1()
-        var input = Array(key.utf8)
-        input.append(contentsOf: acceptGUID.utf8)
-        input.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        let digest = hasher.finalize()
-        return Base64.encode(Array(digest))
+        var sha1 = SHA1()
+        sha1.update(key.utf8)
+        sha1.update(acceptGUID.utf8)
+        return Base64.encode(sha1.finalize())
     }
 
     /// Whether `key` is a valid `Sec-WebSocket-Key`: canonical padded base64 that decodes to exactly 16 bytes
