@@ -47,7 +47,7 @@ let package = Package(
         // Sans-I/O opening handshake rules (RFC 6455 §4), with our own SHA-1 for Sec-WebSocket-Accept.
         .target(
             name: "WebSocketHandshake",
-            dependencies: ["WebSocketCore", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
         // zlib from the system (Debian: zlib1g-dev; macOS: the SDK's), for permessage-deflate.

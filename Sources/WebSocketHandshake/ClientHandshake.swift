@@ -5,8 +5,8 @@ import HTTPTypes
 ///
 /// ```swift
 /// let handshake = ClientHandshake(url: try WebSocketURL("wss://example.com/chat"), subprotocols: ["chat"])
-/// // send handshake.request, read the response head, then:
-/// let negotiated = try handshake.validate(response)   // throws ClientHandshakeError
+/// // send handshake.request, read the response head with HTTPResponseHeadParser, then:
+/// let negotiated = try handshake.validate(head)   // throws ClientHandshakeError
 /// ```
 public struct ClientHandshake: Sendable, Hashable {
     /// Where to connect.
@@ -100,26 +100,47 @@ public struct ClientHandshake: Sendable, Hashable {
         )
     }
 
+    /// Validates the server's answer as read by ``HTTPResponseHeadParser``; see
+    /// ``validate(_:httpVersion:)`` for the rules.
+    public func validate(_ head: HTTPResponseHead) throws(ClientHandshakeError) -> NegotiatedHandshake {
+        try validate(head.response, httpVersion: head.version)
+    }
+
     /// Validates the server's answer (RFC 6455 §4.1, "the client MUST validate the server's response"):
     ///
     /// 1. status 101 (item 1);
-    /// 2. `Upgrade` lists `websocket`, case-insensitively (item 2);
-    /// 3. `Connection` lists `upgrade`, case-insensitively (item 3);
-    /// 4. `Sec-WebSocket-Accept` is present once and equals ``expectedAccept`` exactly (item 4);
-    /// 5. `Sec-WebSocket-Extensions` parses (§9.1) and names only offered extensions (item 5);
-    /// 6. `Sec-WebSocket-Protocol`, if present, is a single subprotocol the client offered (item 6).
+    /// 2. the status line is HTTP/1.1 or higher: `Upgrade` and 101 do not exist in HTTP/1.0 (RFC 9110 §7.8,
+    ///    RFC 6455 §4.2.2 item 5.1);
+    /// 3. `Upgrade` is `websocket`, ASCII case-insensitively, and nothing else (item 2: a value "that is not an
+    ///    ASCII case-insensitive match for the value websocket" fails, so `websocket, h2c` does);
+    /// 4. `Connection` lists `upgrade`, case-insensitively (item 3);
+    /// 5. `Sec-WebSocket-Accept` is present once and equals ``expectedAccept`` exactly (item 4);
+    /// 6. `Sec-WebSocket-Extensions` parses (§9.1) and names only offered extensions (item 5);
+    /// 7. `Sec-WebSocket-Protocol`, if present, is a single subprotocol the client offered (item 6).
     ///
+    /// - Parameters:
+    ///   - response: the response head.
+    ///   - httpVersion: the version of its status line, which `HTTPResponse` does not carry.
     /// - Returns: what was negotiated.
     /// - Throws: ``ClientHandshakeError`` for the first rule broken; the client must then fail the WebSocket
     ///   connection.
-    public func validate(_ response: HTTPResponse) throws(ClientHandshakeError) -> NegotiatedHandshake {
+    public func validate(
+        _ response: HTTPResponse,
+        httpVersion: HTTPProtocolVersion
+    ) throws(ClientHandshakeError) -> NegotiatedHandshake {
         let fields = response.headerFields
         guard response.status.code == 101 else {
             throw .with(.unexpectedStatus, "expected status 101, got \(response.status.code)")
         }
-        guard HTTPSyntax.listContainsToken(fields[values: .upgrade], "websocket") else {
+        guard httpVersion >= .http1_1 else {
+            throw .with(.httpVersionTooOld, "101 Switching Protocols in an \(httpVersion) response")
+        }
+        // `fields[.upgrade]` joins several field lines with ", ", so two lines never pass.
+        guard let upgrade = fields[.upgrade],
+            HTTPSyntax.asciiCaseInsensitiveEquals(HTTPSyntax.trimmed(upgrade), "websocket")
+        else {
             let sent = fields[.upgrade].map { "'\($0)'" } ?? "absent"
-            throw .with(.missingUpgradeWebSocket, "Upgrade header must contain 'websocket' (it is \(sent))")
+            throw .with(.missingUpgradeWebSocket, "Upgrade header must be 'websocket' (it is \(sent))")
         }
         guard HTTPSyntax.listContainsToken(fields[values: .connection], "upgrade") else {
             let sent = fields[.connection].map { "'\($0)'" } ?? "absent"
@@ -184,6 +205,7 @@ public struct NegotiatedHandshake: Sendable, Hashable {
 public struct ClientHandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     private enum Code: Sendable, Hashable {
         case unexpectedStatus
+        case httpVersionTooOld
         case missingUpgradeWebSocket
         case missingConnectionUpgrade
         case missingAccept
@@ -204,7 +226,9 @@ public struct ClientHandshakeError: Error, Sendable, Hashable, CustomStringConve
 
     /// §4.1 response item 1: the status is not 101 (the client may handle redirects or auth itself).
     public static let unexpectedStatus = Self(.unexpectedStatus)
-    /// §4.1 response item 2: `Upgrade` lacks `websocket`.
+    /// RFC 9110 §7.8: a 101 in an HTTP/1.0 status line (upgrading needs HTTP/1.1 or higher).
+    public static let httpVersionTooOld = Self(.httpVersionTooOld)
+    /// §4.1 response item 2: `Upgrade` is absent or is not exactly `websocket` (ASCII case-insensitive).
     public static let missingUpgradeWebSocket = Self(.missingUpgradeWebSocket)
     /// §4.1 response item 3: `Connection` lacks `upgrade`.
     public static let missingConnectionUpgrade = Self(.missingConnectionUpgrade)
@@ -231,7 +255,8 @@ public struct ClientHandshakeError: Error, Sendable, Hashable, CustomStringConve
         let what: String
         switch code {
         case .unexpectedStatus: what = "the server did not answer 101 Switching Protocols"
-        case .missingUpgradeWebSocket: what = "the response's Upgrade header lacks 'websocket'"
+        case .httpVersionTooOld: what = "the 101 response is not HTTP/1.1 or higher"
+        case .missingUpgradeWebSocket: what = "the response's Upgrade header is not 'websocket'"
         case .missingConnectionUpgrade: what = "the response's Connection header lacks 'upgrade'"
         case .missingAccept: what = "the response has no Sec-WebSocket-Accept"
         case .acceptMismatch: what = "the response's Sec-WebSocket-Accept is wrong"

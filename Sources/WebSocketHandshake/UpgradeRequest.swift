@@ -31,7 +31,9 @@ public struct UpgradeRequest: Sendable, Hashable {
     /// 2. HTTP/1.1 or higher (400);
     /// 3. exactly one non-empty `Host`, taken from `request.authority` or a `Host` field (400);
     /// 4. a request path (400);
-    /// 5. `Upgrade` lists the `websocket` token, case-insensitively, over any number of field lines (400);
+    /// 5. `Upgrade` lists the `websocket` token, case-insensitively, over any number of field lines (400); the
+    ///    list may name other protocols, but the WebSocket entry must be exactly `websocket`, without a
+    ///    `/version` (RFC 6455 §4.2.1 item 3, §11.2: the registered protocol name carries no version);
     /// 6. `Connection` lists the `upgrade` token, case-insensitively, over any number of field lines (400);
     /// 7. `Sec-WebSocket-Version: 13` (else 426 with `Sec-WebSocket-Version: 13`);
     /// 8. exactly one `Sec-WebSocket-Key` that is canonical base64 of 16 bytes (400);
@@ -61,7 +63,7 @@ public struct UpgradeRequest: Sendable, Hashable {
 
         guard let target = request.path, !target.isEmpty else { throw .missingPath }
 
-        guard Self.upgradeListsWebSocket(fields[values: .upgrade]) else {
+        guard HTTPSyntax.listContainsToken(fields[values: .upgrade], "websocket") else {
             let sent = fields[.upgrade].map { "'\($0)'" } ?? "absent"
             throw .with(.missingUpgradeWebSocket, "Upgrade header must contain 'websocket' (it is \(sent))")
         }
@@ -109,15 +111,6 @@ public struct UpgradeRequest: Sendable, Hashable {
         self.subprotocols = subprotocols.map(String.init)
         self.extensions = extensions
         self.origin = fields[.origin]
-    }
-
-    /// `Upgrade` is a list of `protocol = protocol-name ["/" protocol-version]` (RFC 9110 §7.8); the
-    /// `websocket` name may carry a version.
-    private static func upgradeListsWebSocket(_ values: [String]) -> Bool {
-        HTTPSyntax.listElements(values).contains { element in
-            let name = element.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)[0]
-            return HTTPSyntax.asciiCaseInsensitiveEquals(HTTPSyntax.trimmed(name), "websocket")
-        }
     }
 
     /// The `name=value` pairs of the query (`application/x-www-form-urlencoded`), percent-decoded, `+` read as

@@ -88,9 +88,13 @@ struct ClientHandshakeTests {
         )
     }
 
-    func response(status: Int = 101, _ overrides: [(String, String?)] = [], extra: [(String, String)] = [])
-        -> HTTPResponse
-    {
+    /// A response head as ``HTTPResponseHeadParser`` would return it: the RFC 6455 §1.3 answer by default.
+    func response(
+        status: Int = 101,
+        version: HTTPProtocolVersion = .http1_1,
+        _ overrides: [(String, String?)] = [],
+        extra: [(String, String)] = []
+    ) -> HTTPResponseHead {
         var fields: [(String, String)] = [
             ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", Self.accept),
         ]
@@ -103,7 +107,10 @@ struct ClientHandshakeTests {
         for (name, value) in fields {
             if let fieldName = HTTPField.Name(name) { headerFields.append(HTTPField(name: fieldName, value: value)) }
         }
-        return HTTPResponse(status: .init(code: status), headerFields: headerFields)
+        return HTTPResponseHead(
+            version: version,
+            response: HTTPResponse(status: .init(code: status), headerFields: headerFields)
+        )
     }
 
     @Test("the request has every required field")
@@ -140,7 +147,7 @@ struct ClientHandshakeTests {
         #expect(server.host == "[::1]:9000")
         #expect(server.subprotocols == ["a"])
         let response = try server.makeResponse(subprotocol: "a")
-        #expect(try client.validate(response).subprotocol == "a")
+        #expect(try client.validate(response, httpVersion: .http1_1).subprotocol == "a")
     }
 
     @Test("keys come from the injected generator")
@@ -170,6 +177,9 @@ struct ClientHandshakeTests {
             (403, [], [], .unexpectedStatus),
             (101, [("Upgrade", nil)], [], .missingUpgradeWebSocket),
             (101, [("Upgrade", "h2c")], [], .missingUpgradeWebSocket),
+            (101, [("Upgrade", "websocket, h2c")], [], .missingUpgradeWebSocket),
+            (101, [("Upgrade", "websocket/13")], [], .missingUpgradeWebSocket),
+            (101, [], [("Upgrade", "websocket")], .missingUpgradeWebSocket),
             (101, [("Connection", nil)], [], .missingConnectionUpgrade),
             (101, [("Connection", "keep-alive")], [], .missingConnectionUpgrade),
             (101, [("Sec-WebSocket-Accept", nil)], [], .missingAccept),
@@ -186,6 +196,34 @@ struct ClientHandshakeTests {
     {
         let client = try handshake()
         #expect(throws: expected) { try client.validate(response(status: status, overrides, extra: extra)) }
+    }
+
+    @Test("RFC 6455 §4.1 item 2: an Upgrade value other than 'websocket' fails, even one that lists it")
+    func upgradeMustBeExactlyWebSocket() throws {
+        let client = try handshake()
+        #expect(throws: ClientHandshakeError.missingUpgradeWebSocket) {
+            try client.validate(response([("Upgrade", "websocket, h2c")]))
+        }
+        #expect(try client.validate(response([("Upgrade", " WEBSOCKET\t")])).subprotocol == nil)
+    }
+
+    @Test("a 101 in an HTTP/1.0 status line is refused; HTTP/1.1 and later minor versions are accepted")
+    func http10SwitchingProtocolsRefused() throws {
+        let client = try handshake()
+        var parser = HTTPResponseHeadParser()
+        let bytes = Array(
+            ("HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: \(Self.accept)\r\n\r\n").utf8)
+        guard case .complete(let head, _) = try parser.parse(bytes) else {
+            Issue.record("the head did not complete")
+            return
+        }
+        #expect(head.version == .http1_0)
+        #expect(throws: ClientHandshakeError.httpVersionTooOld) { try client.validate(head) }
+        #expect(throws: ClientHandshakeError.httpVersionTooOld) {
+            try client.validate(head.response, httpVersion: .http1_0)
+        }
+        _ = try client.validate(head.response, httpVersion: HTTPProtocolVersion(major: 1, minor: 2))
     }
 
     @Test("subprotocol: chosen one must be offered, exactly one")

@@ -171,13 +171,23 @@ struct ServerValidationTests {
     }
 
     @Test(
-        "Upgrade token lists are matched case-insensitively, with product versions",
-        arguments: [["websocket"], ["WebSocket"], ["h2c, websocket"], ["websocket/13"], ["foo", "WEBSOCKET"]]
+        "Upgrade token lists are matched case-insensitively, among other protocols",
+        arguments: [["websocket"], ["WebSocket"], ["h2c, websocket"], ["foo/2", "WEBSOCKET"], [" websocket ,"]]
     )
     func upgradeTokens(lines: [String]) {
         var request = makeUpgradeRequest([("Upgrade", nil)])
         for line in lines { request = appending(request, "Upgrade", line) }
         #expect(rejection(request) == nil)
+    }
+
+    @Test(
+        "the websocket entry of Upgrade must be exactly 'websocket', without a /version",
+        arguments: [["websocket/13"], ["h2c, websocket/13"], ["websocket/"], ["websockets"], ["web socket"]]
+    )
+    func upgradeWithVersionRefused(lines: [String]) {
+        var request = makeUpgradeRequest([("Upgrade", nil)])
+        for line in lines { request = appending(request, "Upgrade", line) }
+        #expect(rejection(request) == .missingUpgradeWebSocket)
     }
 
     @Test("a key with surrounding whitespace is accepted and trimmed")

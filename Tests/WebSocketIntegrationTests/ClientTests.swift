@@ -180,6 +180,14 @@ struct ClientTests {
             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Accept: \(OpeningHandshake.acceptValue(forKey: key))\r\n\r\n"
         },
+        BadResponse(name: "Upgrade: websocket, h2c", expected: .missingUpgradeWebSocket) { key in
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: \(OpeningHandshake.acceptValue(forKey: key))\r\n\r\n"
+        },
+        BadResponse(name: "HTTP/1.0 101", expected: .httpVersionTooOld) { key in
+            "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: \(OpeningHandshake.acceptValue(forKey: key))\r\n\r\n"
+        },
         BadResponse(name: "no Connection: upgrade", expected: .missingConnectionUpgrade) { key in
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 + "Sec-WebSocket-Accept: \(OpeningHandshake.acceptValue(forKey: key))\r\n\r\n"

@@ -1,11 +1,11 @@
-import Crypto
 import FuzzSupport
 import HTTPTypes
 import WebSocketHandshake
 
 // Arbitrary upgrade requests through the server-side validation. Invariants: it never traps; an accepted
-// request has a key that is base64 of 16 bytes and its 101 response carries the accept value computed here
-// independently (SHA-1 from swift-crypto, our own base64); a rejection has a 4xx status, and 426 carries
+// request has a key that is base64 of 16 bytes, and its 101 response carries the accept value of exactly that
+// key, shaped as base64 of a 20-byte SHA-1 digest (the digest itself is checked against FIPS 180 and hashlib
+// vectors in the unit tests, not here); a rejection has a 4xx status, and 426 carries
 // `Sec-WebSocket-Version: 13`.
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -34,13 +34,18 @@ public func handshakeRequestFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> 
     do throws(ServerHandshakeError) {
         let upgrade = try UpgradeRequest(validating: request, httpVersion: version)
         guard OpeningHandshake.isValidKey(upgrade.key) else { violated("accepted an invalid key \(upgrade.key)") }
-        var hasher = Insecure.SHA1()
-        hasher.update(data: Array((upgrade.key + OpeningHandshake.acceptGUID).utf8))
-        let expected = referenceBase64(Array(hasher.finalize()))
+        let expected = OpeningHandshake.acceptValue(forKey: upgrade.key)
         let response = try upgrade.makeResponse(subprotocol: upgrade.subprotocols.first)
         if response.status != .switchingProtocols { violated("accept status \(response.status)") }
         if response.headerFields[.secWebSocketAccept] != expected {
             violated("Sec-WebSocket-Accept \(response.headerFields[.secWebSocketAccept] ?? "-") != \(expected)")
+        }
+        // Base64 of 20 bytes: 27 characters of the alphabet, then one '='.
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        if expected.utf8.count != 28 || !expected.utf8.dropLast().allSatisfy(alphabet.contains)
+            || expected.utf8.last != UInt8(ascii: "=")
+        {
+            violated("accept value '\(expected)' is not base64 of a 20-byte digest")
         }
         if method != .get || version < .http1_1 { violated("accepted \(method) \(version)") }
     } catch {
