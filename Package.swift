@@ -128,9 +128,24 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"], swiftSettings: strict),
+        // Test support without I/O (hand-written frame and HTTP-head builders/parsers, seeded RNG, Connection
+        // feeding): stdlib and WebSocketCore only, so that every test target can use it.
+        .target(name: "WebSocketTestSupport", dependencies: ["WebSocketCore"], path: "Tests/WebSocketTestSupport", swiftSettings: strict),
+        // Test support over sockets: raw TCP client, scripted server peer, echo delegate, timeouts, certificates.
+        .target(
+            name: "WebSocketNIOTestSupport",
+            dependencies: [
+                "WebSocketTestSupport", "WebSocketServer", "WebSocketClient",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                nioSSL,
+            ],
+            path: "Tests/WebSocketNIOTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "WebSocketDeflateTests",
-            dependencies: ["WebSocketDeflate", "WebSocketCore", "WebSocketHandshake"],
+            dependencies: ["WebSocketDeflate", "WebSocketCore", "WebSocketHandshake", "WebSocketTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -144,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "WebSocketIntegrationTests",
             dependencies: [
-                "WebSocketServer", "WebSocketClient",
+                "WebSocketServer", "WebSocketClient", "WebSocketTestSupport", "WebSocketNIOTestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

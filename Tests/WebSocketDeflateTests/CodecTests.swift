@@ -1,8 +1,9 @@
 import Testing
 import WebSocketCore
 import WebSocketDeflate
+import WebSocketTestSupport
 
-/// Sends each message from one side and receives it on the other through real frames.
+/// Sends each message from one side and receives it on the other through real frames, fed in `chunks`.
 private func roundTrip(
     _ messages: [[UInt8]], parameters: PerMessageDeflate.Parameters, from role: Role = .client,
     configuration: PerMessageDeflate.Configuration = .init(), chunks: [Int] = []
@@ -14,36 +15,22 @@ private func roundTrip(
     var sizes: [Int] = []
     for message in messages {
         try message.withUnsafeBytes { try sender.send(.binary, $0) }
-        var wire = sender.withPendingOutput { Array($0) }
+        let wire = sender.takeOutput()
         sizes.append(wire.count)
-        var offset = 0
-        var chunkIndex = 0
-        while offset < wire.count {
-            let size = chunks.isEmpty ? wire.count : chunks[chunkIndex % chunks.count]
-            chunkIndex += 1
-            let end = min(wire.count, offset + size)
-            try wire.withUnsafeMutableBytes { raw in
-                var rest = UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])
-                while true {
-                    let (consumed, event) = try receiver.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    guard let event else { break }
-                    if case .message(_, let payload) = event { received.append(Array(payload)) }
-                }
-            }
-            offset = end
-        }
+        let outcome = receiver.feed(wire, chunks: chunks)
+        if let error = outcome.error { throw error }
+        received += outcome.messages
     }
     return (received, sizes)
 }
 
+/// `count` bytes of UTF-8 text made of words picked by a seeded generator: compressible, reproducible.
 private func sample(_ seed: UInt64, _ count: Int) -> [UInt8] {
-    var state = seed
+    var generator = SeededGenerator(seed: seed)
     let words = ["hello", "world", "websocket", "deflate", "frame", "message", " ", "\n", "κόσμε"]
     var text = ""
     while text.utf8.count < count {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        text += words[Int(state >> 33) % words.count]
+        text += words.randomElement(using: &generator)!
     }
     return Array(text.utf8.prefix(count))
 }
@@ -85,18 +72,7 @@ struct CodecTests {
         try sample(1, 100).withUnsafeBytes { try sender.send(.text, $0) }
         try sample(1, 10).withUnsafeBytes { try sender.send(.text, $0) }
         try sample(1, 100).withUnsafeBytes { try sender.send(.text, $0, encode: false) }
-        let wire = sender.withPendingOutput { Array($0) }
-        var parser = FrameParser(configuration: .init(role: .client, claimedReservedBits: .rsv1))
-        var rsv1: [Bool] = []
-        var copy = wire
-        try copy.withUnsafeMutableBytes { raw in
-            var rest = raw
-            while !rest.isEmpty {
-                let (consumed, item) = try parser.parse(rest)
-                rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                if case .frame(let header, _)? = item { rsv1.append(header.rsv1) }
-            }
-        }
+        let rsv1 = RawFrame.parseAll(sender.takeOutput()).map(\.rsv1)
         #expect(rsv1 == [true, false, false])
     }
 
@@ -107,16 +83,9 @@ struct CodecTests {
         var frame: [UInt8] = [0xC1, 0x07, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]
         // The same message in two fragments (RFC 7692 §7.2.3.1).
         frame += [0x41, 0x03, 0xF2, 0x48, 0xCD, 0x80, 0x04, 0xC9, 0xC9, 0x07, 0x00]
-        var texts: [String] = []
-        try frame.withUnsafeMutableBytes { raw in
-            var rest = raw
-            while true {
-                let (consumed, event) = try receiver.receive(rest)
-                rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                guard let event else { break }
-                if case .message(.text, let payload) = event { texts.append(String(decoding: payload, as: UTF8.self)) }
-            }
-        }
+        let outcome = receiver.feed(frame)
+        #expect(outcome.error == nil)
+        let texts = outcome.messages.map { String(decoding: $0, as: UTF8.self) }
         #expect(texts == ["Hello", "Hello"])
     }
 
@@ -128,30 +97,18 @@ struct CodecTests {
         var bombSender = Connection(role: .client, codec: PerMessageDeflateCodec(role: .client, parameters: .init()))
         let zeros = [UInt8](repeating: 0, count: 10 << 20)
         try zeros.withUnsafeBytes { try bombSender.send(.binary, $0) }
-        var wire = bombSender.withPendingOutput { Array($0) }
+        let wire = bombSender.takeOutput()
         #expect(wire.count < 64 << 10)
         var receiver = Connection(role: .server, configuration: configuration,
                                   codec: PerMessageDeflateCodec(role: .server, parameters: .init()))
-        #expect(throws: ProtocolError.messageTooLarge) {
-            try wire.withUnsafeMutableBytes { raw in
-                var rest = raw
-                while true {
-                    let (consumed, event) = try receiver.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    if event == nil { break }
-                }
-            }
-        }
+        #expect(receiver.feed(wire).error == .messageTooLarge)
         #expect(receiver.closeStatus?.code == .messageTooBig)
     }
 
     @Test("corrupt compressed data fails with 1007")
     func corrupt() {
         var receiver = Connection(role: .client, codec: PerMessageDeflateCodec(role: .client, parameters: .init()))
-        var frame: [UInt8] = [0xC2, 0x04, 0xFF, 0xFF, 0xFF, 0xFF]
-        #expect(throws: ProtocolError.invalidCompressedData) {
-            try frame.withUnsafeMutableBytes { raw in _ = try receiver.receive(raw) }
-        }
+        #expect(receiver.feed([0xC2, 0x04, 0xFF, 0xFF, 0xFF, 0xFF]).error == .invalidCompressedData)
         #expect(receiver.closeStatus?.code == .invalidFramePayloadData)
     }
 
@@ -163,10 +120,9 @@ struct CodecTests {
             var client = Connection(role: .client, codec: PerMessageDeflateCodec(role: .client, parameters: parameters, configuration: configuration))
             try message.withUnsafeBytes { try server.send(.text, $0) }
             try message.withUnsafeBytes { try client.send(.text, $0) }
-            var wire = client.withPendingOutput { Array($0) }
-            let (_, event) = try wire.withUnsafeMutableBytes { try server.receive($0) }
-            guard case .message(.text, let payload)? = event, payload.count == message.count else {
-                Issue.record("message not received")
+            let outcome = server.feed(client.takeOutput())
+            guard case .message(.text, let payload)? = outcome.events.first, payload.count == message.count else {
+                Issue.record("message not received: \(outcome.events), \(String(describing: outcome.error))")
                 return -1
             }
             return (server.codec as? PerMessageDeflateCodec)?.allocatedBytes ?? -1

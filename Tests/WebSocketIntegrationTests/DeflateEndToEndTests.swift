@@ -7,7 +7,9 @@ import WebSocketCore
 import WebSocketDeflate
 import WebSocketHandshake
 import WebSocketNIO
+import WebSocketNIOTestSupport
 import WebSocketServer
+import WebSocketTestSupport
 
 /// permessage-deflate (RFC 7692) end to end on 127.0.0.1: our client against our server with every configuration
 /// pair, compression seen on the wire by raw peers (RSV1 and sizes), negotiation failures on the client
@@ -156,7 +158,7 @@ struct DeflateEndToEndTests {
             #expect(head.header("Sec-WebSocket-Extensions") == nil)
             let message = Array(repeating: UInt8(ascii: "a"), count: 1000)
             try await raw.send(maskedFrame(opcode: 0x1, message))
-            let frame = try #require(await waitForFrame(raw, after: head))
+            let frame = try #require(await raw.waitForFrame())
             #expect(frame.first == 0x81)
             #expect(frame.payload == message)
             await raw.close()
@@ -208,7 +210,7 @@ struct DeflateEndToEndTests {
             // compresses them too): compressed, RSV1 set, much smaller.
             let message = (0..<1000).map { UInt8(ascii: "a") + UInt8($0 / 40 % 26) }
             try await raw.send(maskedFrame(opcode: 0x1, message))
-            let compressed = try #require(await waitForFrame(raw, skipping: head, consumed: consumed))
+            let compressed = try #require(await raw.waitForFrame(after: consumed))
             consumed += compressed.wireLength
             #expect(compressed.first == 0xC1, "expected FIN|RSV1|text, got \(String(compressed.first, radix: 16))")
             #expect(compressed.payload.count < message.count / 2, "compressed to \(compressed.payload.count) bytes")
@@ -217,7 +219,7 @@ struct DeflateEndToEndTests {
             // 31 bytes: under the default threshold (32), sent plain.
             let short = Array(compressibleText(31).utf8)
             try await raw.send(maskedFrame(opcode: 0x2, short))
-            let plain = try #require(await waitForFrame(raw, skipping: head, consumed: consumed))
+            let plain = try #require(await raw.waitForFrame(after: consumed))
             consumed += plain.wireLength
             #expect(plain.first == 0x82)
             #expect(plain.payload == short)
@@ -226,7 +228,7 @@ struct DeflateEndToEndTests {
             // does not shrink goes out as it is (nothing of it stays in the compressor, RFC 7692 §6).
             let threshold = Array(compressibleText(32).utf8)
             try await raw.send(maskedFrame(opcode: 0x2, threshold))
-            let atThreshold = try #require(await waitForFrame(raw, skipping: head, consumed: consumed))
+            let atThreshold = try #require(await raw.waitForFrame(after: consumed))
             if atThreshold.first == 0x82 {
                 #expect(pair.server.serverNoContextTakeover, "only without context takeover may it fall back")
                 #expect(atThreshold.payload == threshold)
@@ -253,7 +255,7 @@ struct DeflateEndToEndTests {
             for _ in 0..<30 { message += block }
             let chunk = Array(message.prefix(30_000))
             try await raw.send(maskedFrame(opcode: 0x2, chunk))
-            let frame = try #require(await waitForFrame(raw, skipping: head, consumed: head.rest.count))
+            let frame = try #require(await raw.waitForFrame(after: head.rest.count))
             #expect(frame.first & 0x40 != 0 || frame.payload == chunk)
             if frame.first & 0x40 != 0 {
                 // Decoding with the real 256-byte window is done by the Python interop test (zlib wbits=-8); here
@@ -281,13 +283,14 @@ struct DeflateEndToEndTests {
         try await ws.send(text: message)
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(5)
-        var frame: (first: UInt8, payload: [UInt8])?
+        var frame: RawFrame?
         while clock.now < deadline {
-            frame = parseMaskedFrame(peer.receivedAfterHead)
+            frame = RawFrame.parse(peer.receivedAfterHead)
             if frame != nil { break }
             try await Task.sleep(for: .milliseconds(5))
         }
         let sent = try #require(frame, "no complete frame from the client")
+        #expect(sent.isMasked, "a client frame must be masked (RFC 6455 §5.3)")
         #expect(sent.first == 0xC1, "expected FIN|RSV1|text, got \(String(sent.first, radix: 16))")
         #expect(sent.payload.count < 500, "compressed to \(sent.payload.count) bytes")
         var decoder = PerMessageDeflateCodec(role: .server, parameters: pair.expected)
@@ -369,7 +372,7 @@ struct DeflateEndToEndTests {
             var iterator = ws.messages.makeAsyncIterator()
             // defaults: random bytes (no codec can shrink them; the client's frame grows).
             // serverWindow8: the client sends them uncompressed; the server's run-length-only compressor grows them.
-            let payload = randomBytes(16 << 20)
+            let payload = testPayload(16 << 20)
             try await ws.send(binary: payload)
             let echo = await iterator.next()
             let closedWith = echo == nil ? "\(await ws.closeStatus)" : "open"
@@ -394,11 +397,10 @@ struct DeflateEndToEndTests {
             var encoder = PerMessageDeflateCodec(role: .client, parameters: .init())
             let bomb = deflate(&encoder, [UInt8](repeating: 0, count: 16 << 20))
             #expect(bomb.count < 64 << 10)
-            var frame = maskedFrame(opcode: 0x2, bomb)
-            frame[0] |= 0x40  // RSV1: compressed
+            let frame = maskedFrame(opcode: 0x2, bomb, rsv: 0x40)  // RSV1: compressed
             try await raw.send(frame)
             let close = try #require(
-                await waitForFrame(raw, skipping: head, consumed: head.rest.count), "no close frame from the server")
+                await raw.waitForFrame(after: head.rest.count), "no close frame from the server")
             #expect(close.first == 0x88)
             #expect(close.payload.prefix(2) == [0x03, 0xF1], "close code \(close.payload.prefix(2))")
             await raw.close()
@@ -430,7 +432,7 @@ private func negotiatedHandshake(
     _ url: String, _ configuration: WebSocketClientConfiguration, close: Bool = true
 ) async throws -> NegotiatedHandshake {
     let connection = try await WebSocketDelegateConnection.connect(to: url, configuration: configuration) { _ in
-        EndToEndEcho()
+        EchoDelegate()
     }
     if close {
         try await connection.withContext { context in try context.close(code: .normalClosure, reason: "") }
@@ -452,7 +454,7 @@ private func withDeflateServer(
     configuration.perMessageDeflate = deflate
     let server = Server(
         configuration: configuration,
-        routes: [WebSocketRoute(path: "/echo", handler: .delegate { _ in EndToEndEcho() })]
+        routes: [WebSocketRoute(path: "/echo", handler: .delegate { _ in EchoDelegate() })]
     )
     try await server.withRunning(body)
 }
@@ -489,84 +491,6 @@ private func compressibleBinary(_ count: Int) -> ByteBuffer {
         return count
     }
     return buffer
-}
-
-/// Incompressible bytes (xorshift64).
-private func randomBytes(_ count: Int) -> ByteBuffer {
-    var buffer = ByteBuffer()
-    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-    buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { bytes in
-        for index in 0..<count {
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            bytes[index] = UInt8(truncatingIfNeeded: state >> 32)
-        }
-        return count
-    }
-    return buffer
-}
-
-/// One server frame (unmasked) on the wire, with its total length on the wire.
-private struct WireFrame {
-    var first: UInt8
-    var payload: [UInt8]
-    var wireLength: Int
-}
-
-/// Parses one unmasked frame (any payload length) at the start of `bytes`.
-private func parseWireFrame(_ bytes: ArraySlice<UInt8>) -> WireFrame? {
-    let bytes = Array(bytes)
-    guard bytes.count >= 2, bytes[1] & 0x80 == 0 else { return nil }
-    var length = Int(bytes[1] & 0x7F)
-    var offset = 2
-    if length == 126 {
-        guard bytes.count >= 4 else { return nil }
-        length = Int(bytes[2]) << 8 | Int(bytes[3])
-        offset = 4
-    } else if length == 127 {
-        guard bytes.count >= 10 else { return nil }
-        length = bytes[2..<10].reduce(0) { $0 << 8 | Int($1) }
-        offset = 10
-    }
-    guard bytes.count >= offset + length else { return nil }
-    return WireFrame(first: bytes[0], payload: Array(bytes[offset..<(offset + length)]), wireLength: offset + length)
-}
-
-/// Waits for the first complete server frame after the response head (plus `consumed` bytes of its rest).
-private func waitForFrame(_ raw: RawTestClient, skipping head: RawResponse, consumed: Int) async -> WireFrame? {
-    let terminator = Array("\r\n\r\n".utf8)
-    guard let end = raw.received.firstRange(of: terminator) else { return nil }
-    let start = end.upperBound + consumed
-    let bytes = await raw.wait(timeout: .seconds(10)) { bytes in
-        bytes.count > start && parseWireFrame(bytes[start...]) != nil
-    }
-    guard bytes.count > start else { return nil }
-    return parseWireFrame(bytes[start...])
-}
-
-private func waitForFrame(_ raw: RawTestClient, after head: RawResponse) async -> WireFrame? {
-    await waitForFrame(raw, skipping: head, consumed: 0)
-}
-
-/// Parses one masked client frame (any length) and unmasks it.
-private func parseMaskedFrame(_ bytes: [UInt8]) -> (first: UInt8, payload: [UInt8])? {
-    guard bytes.count >= 2, bytes[1] & 0x80 != 0 else { return nil }
-    var length = Int(bytes[1] & 0x7F)
-    var offset = 2
-    if length == 126 {
-        guard bytes.count >= 4 else { return nil }
-        length = Int(bytes[2]) << 8 | Int(bytes[3])
-        offset = 4
-    } else if length == 127 {
-        guard bytes.count >= 10 else { return nil }
-        length = bytes[2..<10].reduce(0) { $0 << 8 | Int($1) }
-        offset = 10
-    }
-    guard bytes.count >= offset + 4 + length else { return nil }
-    let key = Array(bytes[offset..<(offset + 4)])
-    let payload = bytes[(offset + 4)..<(offset + 4 + length)].enumerated().map { $0.element ^ key[$0.offset % 4] }
-    return (bytes[0], payload)
 }
 
 private func inflate(_ codec: inout PerMessageDeflateCodec, _ payload: [UInt8]) throws -> [UInt8] {

@@ -4,7 +4,9 @@ import Testing
 import WebSocketClient
 import WebSocketCore
 import WebSocketNIO
+import WebSocketNIOTestSupport
 import WebSocketServer
+import WebSocketTestSupport
 
 /// Our client against our server over 127.0.0.1: messages, fragmentation, control frames, both closing
 /// directions, the heartbeat, early frames behind the handshake, graceful shutdown and backpressure.
@@ -101,7 +103,7 @@ struct EndToEndTests {
             #expect(text.kind == .text)
             #expect(text.text == "fragmented téxt")
 
-            let parts = (0..<5).map { testPayload(70_000, seed: UInt8($0)) }
+            let parts = (0..<5).map { testPayload(70_000, seed: UInt64($0)) }
             try await ws.send(.binary, fragments: parts)
             let binary = try #require(await iterator.next())
             var joined = ByteBuffer()
@@ -217,7 +219,7 @@ struct EndToEndTests {
     @Test("a connection that ends without a close frame reports 1006")
     func abruptEOF() async throws {
         let peer = try await ScriptedPeer.start(closeAfterResponse: true) { key, _ in
-            ScriptedPeer.switchingProtocols(key: key) + ScriptedPeer.frame(opcode: 0x1, Array("bye".utf8))
+            ScriptedPeer.switchingProtocols(key: key) + RawFrame.bytes(opcode: 0x1, Array("bye".utf8))
         }
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         var iterator = ws.messages.makeAsyncIterator()
@@ -232,9 +234,9 @@ struct EndToEndTests {
     func framesBehindTheHandshake() async throws {
         let peer = try await ScriptedPeer.start { key, _ in
             ScriptedPeer.switchingProtocols(key: key)
-                + ScriptedPeer.frame(opcode: 0x1, Array("early".utf8))
-                + ScriptedPeer.frame(opcode: 0x2, [1, 2, 3], fin: false)
-                + ScriptedPeer.frame(opcode: 0x0, [4, 5], fin: true)
+                + RawFrame.bytes(opcode: 0x1, Array("early".utf8))
+                + RawFrame.bytes(opcode: 0x2, [1, 2, 3], fin: false)
+                + RawFrame.bytes(opcode: 0x0, [4, 5], fin: true)
         }
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         var iterator = ws.messages.makeAsyncIterator()
@@ -251,7 +253,7 @@ struct EndToEndTests {
         // RFC 6455 §5.1: a client must fail the connection when a server frame is masked.
         let peer = try await ScriptedPeer.start { key, _ in
             ScriptedPeer.switchingProtocols(key: key)
-                + ScriptedPeer.frame(opcode: 0x1, Array("masked".utf8), maskKey: [1, 2, 3, 4])
+                + RawFrame.bytes(opcode: 0x1, Array("masked".utf8), maskKey: [1, 2, 3, 4])
         }
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/")
         for await _ in ws.messages {}

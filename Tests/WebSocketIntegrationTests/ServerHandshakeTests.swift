@@ -6,14 +6,8 @@ import WebSocketCore
 import WebSocketHandshake
 import WebSocketNIO
 import WebSocketServer
-
-/// Echoes every message with the callback API.
-struct EchoDelegate: WebSocketDelegate {
-    func webSocket(_ webSocket: WebSocketDelegateContext, didReceiveMessage kind: MessageKind, payload: UnsafeRawBufferPointer)
-    {
-        try? webSocket.send(kind, copying: payload)
-    }
-}
+import WebSocketNIOTestSupport
+import WebSocketTestSupport
 
 /// Starts a server with `/ws` (echo, accepts everything, picks the last offered subprotocol), `/auth` (requires
 /// `Authorization: Bearer good` or `?access_token=good`, and rejects Origin `https://evil.example` with 403).
@@ -268,8 +262,8 @@ struct ServerHandshakeTests {
             try await Task.sleep(for: .milliseconds(2500))
             #expect(!client.isClosed)
             try await client.send(maskedFrame(opcode: 0x1, Array("still here".utf8)))
-            let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
-            let frame = try #require(RawResponse(bytes).flatMap { parseServerFrame($0.rest) })
+            let bytes = await client.wait { RawResponse($0).flatMap { RawFrame.parse($0.rest) } != nil }
+            let frame = try #require(RawResponse(bytes).flatMap { RawFrame.parse($0.rest) })
             #expect(frame.payload == Array("still here".utf8))
             await client.close()
         }
@@ -284,10 +278,10 @@ struct ServerUpgradeTests {
             let client = try await RawTestClient.connect(port: server.port)
             let payload = Array("early bird".utf8)
             try await client.send(Array(upgradeRequest().utf8) + maskedFrame(opcode: 0x1, payload))
-            let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
+            let bytes = await client.wait { RawResponse($0).flatMap { RawFrame.parse($0.rest) } != nil }
             let response = try #require(RawResponse(bytes))
             #expect(response.status == 101)
-            let frame = try #require(parseServerFrame(response.rest))
+            let frame = try #require(RawFrame.parse(response.rest))
             #expect(frame.first == 0x81)
             #expect(frame.payload == payload)
             await client.close()
@@ -327,9 +321,9 @@ struct ServerUpgradeTests {
             let idle = try await RawTestClient.connect(port: server.port)
             try await idle.send(upgradeRequest())
             let pinged = await idle.wait(timeout: .seconds(3)) { bytes in
-                RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.first == 0x89
+                RawResponse(bytes).flatMap { RawFrame.parse($0.rest) }?.first == 0x89
             }
-            #expect(RawResponse(pinged).flatMap { parseServerFrame($0.rest) }?.first == 0x89)
+            #expect(RawResponse(pinged).flatMap { RawFrame.parse($0.rest) }?.first == 0x89)
             await idle.close()
 
             // Size limit: a 200-byte message is refused with 1009.
@@ -337,9 +331,9 @@ struct ServerUpgradeTests {
             try await big.send(
                 Array(upgradeRequest().utf8) + maskedFrame(opcode: 0x2, [UInt8](repeating: 7, count: 200)))
             let refused = await big.wait(timeout: .seconds(3)) { bytes in
-                RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.first == 0x88
+                RawResponse(bytes).flatMap { RawFrame.parse($0.rest) }?.first == 0x88
             }
-            let close = try #require(RawResponse(refused).flatMap { parseServerFrame($0.rest) })
+            let close = try #require(RawResponse(refused).flatMap { RawFrame.parse($0.rest) })
             #expect(close.first == 0x88)
             #expect(close.payload.prefix(2) == [0x03, 0xF1])  // 1009 message too big
             await big.close()
@@ -387,8 +381,8 @@ struct ServerUpgradeTests {
                 let client = try await RawTestClient.connect(port: server.port)
                 try await client.send(
                     Array(upgradeRequest(path: "/async").utf8) + maskedFrame(opcode: 0x1, [UInt8(48 + index)]))
-                let bytes = await client.wait { RawResponse($0).flatMap { parseServerFrame($0.rest) } != nil }
-                #expect(RawResponse(bytes).flatMap { parseServerFrame($0.rest) }?.payload == [UInt8(48 + index)])
+                let bytes = await client.wait { RawResponse($0).flatMap { RawFrame.parse($0.rest) } != nil }
+                #expect(RawResponse(bytes).flatMap { RawFrame.parse($0.rest) }?.payload == [UInt8(48 + index)])
                 clients.append(client)
             }
             #expect(server.webSocketCount == 3)
@@ -398,10 +392,10 @@ struct ServerUpgradeTests {
             for client in clients {
                 let bytes = await client.wait { bytes in
                     guard let rest = RawResponse(bytes)?.rest, rest.count > 3 else { return false }
-                    return parseServerFrame(Array(rest.dropFirst(3)))?.first == 0x88
+                    return RawFrame.parse(Array(rest.dropFirst(3)))?.first == 0x88
                 }
                 let rest = try #require(RawResponse(bytes)?.rest)
-                let close = try #require(parseServerFrame(Array(rest.dropFirst(3))))
+                let close = try #require(RawFrame.parse(Array(rest.dropFirst(3))))
                 #expect(close.first == 0x88)
                 #expect(close.payload.prefix(2) == [0x03, 0xE9])  // 1001 going away
                 // Answer the close handshake as a client would.
