@@ -57,6 +57,8 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var timeout: Scheduled<Void>?
     /// A response to HEAD has no body (RFC 9110 §9.3.2), though it announces the body's length.
     private var isHeadRequest = false
+    /// The request is a WebSocket upgrade on a route (its decision may be pending).
+    private var isUpgradeRequest = false
 
     init(
         shared: Server.Shared,
@@ -189,6 +191,7 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             return
         }
+        isUpgradeRequest = true
         if shared.isShuttingDown {
             respond(PlainHTTPResponse(status: .serviceUnavailable, text: "Server is shutting down\n"), context: context)
             return
@@ -430,9 +433,13 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 break
             case .closed:
                 context.close(promise: nil)  // the client read our answer and closed: done
-            case .waitingForHead, .receivingBody, .responding:
+            case .waitingForHead, .receivingBody:
                 // The client will send nothing more; an unfinished request gets no answer.
-                if case .responding = state {} else { context.close(promise: nil) }
+                context.close(promise: nil)
+            case .responding:
+                // A plain HTTP client may half-close after its request and still read the answer; a client that
+                // wants a WebSocket cannot: it went away, so its upgrade decision is cancelled.
+                if isUpgradeRequest { context.close(promise: nil) }
             }
         }
         context.fireUserInboundEventTriggered(event)
