@@ -52,8 +52,9 @@ extension ChannelPipeline.SynchronousOperations {
     ///
     /// Same placement rules and parameters as
     /// ``addWebSocketDelegate(role:configuration:subprotocol:leftoverBytes:registry:codec:delegate:)``. Messages
-    /// are always delivered whole (`configuration.connection.delivery` is forced to `.wholeMessages`); at most
-    /// ``WebSocketConfiguration/inboundMessageBufferLimit`` of them wait for the consumer before reading stops.
+    /// are delivered whole, or as pieces when `configuration.connection.delivery` is `.streaming` (see
+    /// ``WebSocketMessage/isFinal``); at most ``WebSocketConfiguration/inboundMessageBufferLimit`` elements wait
+    /// for the consumer before reading stops.
     /// Hand the returned value to a task that iterates ``WebSocket/messages`` (or calls
     /// ``WebSocket/discardInboundMessages()`` if it only sends).
     /// - Throws: what `addHandler` throws; ``WebSocket/closeStatus`` is then 1006.
@@ -65,8 +66,6 @@ extension ChannelPipeline.SynchronousOperations {
         registry: WebSocketConnectionRegistry? = nil,
         codec: (any MessageCodec)? = nil
     ) throws -> WebSocket {
-        var configuration = configuration
-        configuration.connection.delivery = .wholeMessages
         let limit = max(configuration.inboundMessageBufferLimit, 1)
         let box = ProducerDelegate.WeakHandler()
         let eventLoop = self.eventLoop

@@ -1,20 +1,33 @@
 import NIOCore
 import WebSocketCore
 
-/// One received data message of the async API.
+/// One received data message of the async API, or one piece of it in streaming delivery.
 ///
-/// `payload` owns its bytes (one copy out of the receive buffer). For `.text` the bytes are valid UTF-8
-/// (validated by the core, RFC 6455 §8.1), so ``text`` never replaces anything.
+/// `payload` is a slice of the read it arrived in, without a copy, when the message arrived whole in one read
+/// and is at least 1 KiB and a quarter of that read (the slice keeps the read's storage alive); otherwise it is
+/// a copy (one copy out of the receive or reassembly buffer). For `.text` the bytes are valid UTF-8 (validated
+/// by the core, RFC 6455 §8.1), so ``text`` never replaces anything — except in a streaming piece, which may
+/// end inside a code point.
+///
+/// With `Connection.Configuration.delivery == .streaming` each element is a piece of a message as it arrived
+/// (no reassembly up to the message limit): ``isFirst`` marks a message's first piece, ``isFinal`` its last.
+/// With `.wholeMessages` (the default) both are `true`.
 public struct WebSocketMessage: Sendable, Hashable {
     /// Text or binary (the opcode of the message's first frame).
     public var kind: MessageKind
-    /// The message payload: all fragments joined.
+    /// The message payload (all fragments joined), or this piece's bytes in streaming delivery.
     public var payload: ByteBuffer
+    /// Whether this is the first piece of its message (always `true` for whole messages).
+    public var isFirst: Bool
+    /// Whether this is the last piece of its message (always `true` for whole messages).
+    public var isFinal: Bool
 
-    /// Creates a message.
-    public init(kind: MessageKind, payload: ByteBuffer) {
+    /// Creates a message, or a piece of one.
+    public init(kind: MessageKind, payload: ByteBuffer, isFirst: Bool = true, isFinal: Bool = true) {
         self.kind = kind
         self.payload = payload
+        self.isFirst = isFirst
+        self.isFinal = isFinal
     }
 
     /// The payload decoded as UTF-8 (meaningful for `.text`; binary payloads are decoded leniently).
@@ -234,10 +247,38 @@ final class AsyncMessageBridge: WebSocketDelegate {
         didReceiveMessage kind: MessageKind,
         payload: UnsafeRawBufferPointer
     ) {
-        guard !self.consumerGone else { return }
+        self.yield(WebSocketMessage(kind: kind, payload: Self.buffer(payload, webSocket)), webSocket)
+    }
+
+    func webSocket(
+        _ webSocket: WebSocketDelegateContext,
+        didReceiveFragment kind: MessageKind,
+        payload: UnsafeRawBufferPointer,
+        isFirst: Bool,
+        isFinal: Bool
+    ) {
+        let piece = WebSocketMessage(
+            kind: kind, payload: Self.buffer(payload, webSocket), isFirst: isFirst, isFinal: isFinal)
+        self.yield(piece, webSocket)
+    }
+
+    /// A slice of the current read when the payload lies in it and is worth keeping the read alive for (at
+    /// least 1 KiB and a quarter of the read), else a copy.
+    private static func buffer(_ payload: UnsafeRawBufferPointer, _ webSocket: WebSocketDelegateContext) -> ByteBuffer {
+        if payload.count >= 1024, let read = webSocket.handler.currentRead,
+            payload.count >= read.readableBytes / 4,
+            let slice = webSocket.handler.sliceOfCurrentRead(payload)
+        {
+            return slice
+        }
         var buffer = webSocket.allocator.buffer(capacity: payload.count)
         buffer.writeBytes(payload)
-        switch self.source.yield(WebSocketMessage(kind: kind, payload: buffer)) {
+        return buffer
+    }
+
+    private func yield(_ message: WebSocketMessage, _ webSocket: WebSocketDelegateContext) {
+        guard !self.consumerGone else { return }
+        switch self.source.yield(message) {
         case .produceMore:
             break
         case .stopProducing:

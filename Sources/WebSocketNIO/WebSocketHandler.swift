@@ -11,8 +11,9 @@ import WebSocketCore
 /// HTTP handlers are removed).
 ///
 /// - Inbound (this file): each `ByteBuffer` is handed whole to the core, which consumes every byte (a partial
-///   frame header is kept inside its parser); payloads are unmasked in place and go straight to the
-///   ``WebSocketDelegate`` as borrowed pointers.
+///   frame header is kept inside its parser); payloads are unmasked in place (in a private copy of the read
+///   unless ``WebSocketConfiguration/unmasksInReceivedBuffer``) and go straight to the ``WebSocketDelegate`` as
+///   borrowed pointers.
 /// - Outbound (`WebSocketHandler+Outbound.swift`): the core's pending output (pongs, close echoes) is written
 ///   first, then data frames as a header buffer plus the payload buffer (vectored write). Writes issued while
 ///   a read is processed are flushed once at the end of the read.
@@ -47,6 +48,8 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     /// The bytes the peer sent behind the opening handshake, processed when the handler becomes active.
     var leftoverBytes: ByteBuffer?
+    /// The read being processed, while the core runs over it.
+    var currentRead: ByteBuffer?
     var readPause: ReadPause = []
     var readHeldBack = false
     var isProcessingInbound = false
@@ -235,20 +238,37 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     private func processInbound(context: ChannelHandlerContext, buffer: ByteBuffer) {
         var buffer = buffer
-        self.isProcessingInbound = true
-        let webSocket = WebSocketDelegateContext(handler: self, channel: context.channel)
-        if self.configuration.unmasksInReceivedBuffer {
-            // No copy-on-write copy: see `WebSocketConfiguration.unmasksInReceivedBuffer`.
-            buffer.withUnsafeReadableBytes { readable in
-                self.receive(UnsafeMutableRawBufferPointer(mutating: readable), webSocket: webSocket, context: context)
-            }
-        } else {
-            buffer.withUnsafeMutableReadableBytes { bytes in
-                self.receive(bytes, webSocket: webSocket, context: context)
-            }
+        if !self.configuration.unmasksInReceivedBuffer {
+            // Strict value semantics: unmask in a private copy of the read (the copy that copy-on-write would
+            // make anyway, since the pipeline still references NIO's buffer), never in storage NIO may share.
+            var copy = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+            copy.writeImmutableBuffer(buffer)
+            buffer = copy
         }
+        self.isProcessingInbound = true
+        self.currentRead = buffer
+        let webSocket = WebSocketDelegateContext(handler: self, channel: context.channel)
+        // The core unmasks in place in storage this handler owns (see above and
+        // `WebSocketConfiguration.unmasksInReceivedBuffer`); `currentRead` lets the async API slice payloads
+        // out of it instead of copying them.
+        buffer.withUnsafeReadableBytes { readable in
+            self.receive(UnsafeMutableRawBufferPointer(mutating: readable), webSocket: webSocket, context: context)
+        }
+        self.currentRead = nil
         self.isProcessingInbound = false
         self.afterCoreCall(context: context)
+    }
+
+    /// A slice of the read being processed that holds exactly `payload`, when the payload lies in it (a message
+    /// or fragment that arrived in one read and was not reassembled); nil otherwise. The slice shares the read's
+    /// storage (no copy), so it keeps the whole read alive.
+    func sliceOfCurrentRead(_ payload: UnsafeRawBufferPointer) -> ByteBuffer? {
+        guard let read = self.currentRead, let base = payload.baseAddress else { return nil }
+        return read.withUnsafeReadableBytes { readable -> ByteBuffer? in
+            guard let start = readable.baseAddress, base >= start, base + payload.count <= start + readable.count
+            else { return nil }
+            return read.getSlice(at: read.readerIndex + (base - start), length: payload.count)
+        }
     }
 
     /// Feeds `bytes` to the core, delivering each event. The core consumes every byte it is given (a partial

@@ -30,16 +30,16 @@ struct EngineLifecycleTests {
         let serverStatus = NIOLockedValueBox<CloseStatus?>(nil)
         var configuration = Server.Configuration(
             port: 0,
-            webSocket: self.heartbeat(interval: .milliseconds(100), timeout: .milliseconds(300))
+            webSocket: self.heartbeat(interval: .milliseconds(150), timeout: .seconds(1))
         )
         configuration.shutdownGracePeriod = .seconds(2)
         let route = WebSocketRoute(
             path: "/ticker",
             handler: .async { ws, _ in
                 if discards { ws.discardInboundMessages() }
-                for tick in 0..<30 {
+                for tick in 0..<50 {
                     try await ws.send(text: "tick \(tick)")
-                    try await Task.sleep(for: .milliseconds(50))  // 1.5 s in all: many heartbeat periods
+                    try await Task.sleep(for: .milliseconds(50))  // 2.5 s in all: longer than ping + pong timeout
                 }
                 let status = await ws.close()
                 serverStatus.withLockedValue { $0 = status }
@@ -54,7 +54,7 @@ struct EngineLifecycleTests {
             for await message in ws.messages where message.text.hasPrefix("tick") {
                 ticks += 1
             }
-            #expect(ticks == 30)
+            #expect(ticks == 50)
             return await ws.closeStatus
         }
         #expect(clientStatus.code == .normalClosure)
@@ -307,6 +307,44 @@ struct EngineLifecycleTests {
                 }
             }
         }
+    }
+
+    /// The async API with `.streaming` delivery hands out pieces as they arrive: a 3 MiB message sent as three
+    /// 1 MiB frames arrives as several pieces, first and last marked, never reassembled, bytes intact.
+    @Test func asyncStreamingDelivery() async throws {
+        var webSocket = WebSocketConfiguration()
+        webSocket.connection.delivery = .streaming
+        let pieces = NIOLockedValueBox<[(count: Int, isFirst: Bool, isFinal: Bool, intact: Bool)]>([])
+        let route = WebSocketRoute(
+            path: "/pieces",
+            handler: .async { ws, _ in
+                for await piece in ws.messages {
+                    let intact = piece.payload.readableBytesView.allSatisfy { $0 == 0x5A }
+                    pieces.withLockedValue {
+                        $0.append((piece.payload.readableBytes, piece.isFirst, piece.isFinal, intact))
+                    }
+                    if piece.isFinal { try await ws.send(text: "done") }
+                }
+            }
+        )
+        try await Server(configuration: .init(port: 0, webSocket: webSocket), routes: [route]).withRunning {
+            server in
+            try await WebSocket.withConnection(to: self.url(server, "/pieces")) { ws in
+                let frame = ByteBuffer(repeating: 0x5A, count: 1 << 20)
+                try await ws.send(.binary, fragments: [frame, frame, frame])
+                for await message in ws.messages {
+                    #expect(message.text == "done")
+                    break
+                }
+            }
+        }
+        let seen = pieces.withLockedValue { $0 }
+        #expect(seen.count >= 3)
+        #expect(seen.map(\.count).reduce(0, +) == 3 << 20)
+        #expect(seen.first?.isFirst == true)
+        #expect(seen.last?.isFinal == true)
+        #expect(seen.dropLast().allSatisfy { !$0.isFinal })
+        #expect(seen.allSatisfy { $0.intact })
     }
 
     /// A handler that cannot be installed (closed channel) still completes its close promise: NIO would trap
