@@ -7,27 +7,18 @@ The binaries come from WS_ECHO / WS_CLIENT_BIN, or from .build/release or .build
 """
 
 import signal
-import ssl
-import subprocess
-import threading
 
 import pytest
 
 websockets = pytest.importorskip("websockets")
-from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
-from websockets.sync.server import serve  # noqa: E402
+from wspeers import EchoServer, assert_client_passed, assert_closed_with, client_ssl, run_client, server_ssl  # noqa: E402
 
 MiB = 1 << 20
 
 
 def payload(size: int, seed: int = 7) -> bytes:
     return bytes((seed + i * 31) & 0xFF for i in range(size)) if size < MiB else (bytes(range(256)) * (size // 256 + 1))[:size]
-
-
-def client_ssl(cert: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=cert)
-    return context
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -75,14 +66,12 @@ def test_websockets_client_close_code_and_reason(start_echo):
 
 
 def test_websockets_client_message_too_big(start_echo):
-    echo = start_echo("--max-message-size", "1000")
+    echo = start_echo("--max-message-length", "1000")
     with connect(f"ws://127.0.0.1:{echo.port}/") as ws:
         ws.send(b"x" * 1000)
         assert ws.recv(timeout=5) == b"x" * 1000
         ws.send(b"x" * 1001)
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert_closed_with(ws, 1009, timeout=5)
 
 
 def test_websockets_client_invalid_utf8_is_1007(start_echo):
@@ -93,9 +82,7 @@ def test_websockets_client_invalid_utf8_is_1007(start_echo):
         with ws.protocol_mutex:
             ws.protocol.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))
             ws.send_data()
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+        assert_closed_with(ws, 1007, timeout=5)
 
 
 def test_websockets_client_graceful_shutdown_sends_1001(start_echo):
@@ -104,9 +91,7 @@ def test_websockets_client_graceful_shutdown_sends_1001(start_echo):
         ws.send("before shutdown")
         assert ws.recv(timeout=5) == "before shutdown"
         echo.process.send_signal(signal.SIGTERM)
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert_closed_with(ws, 1001, timeout=10)
     assert echo.process.wait(timeout=10) == 0
 
 
@@ -126,45 +111,12 @@ def test_websockets_client_wss(start_echo, certificate, host):
 # our client -> websockets server
 
 
-class EchoServer:
-    """A websockets echo server in a thread; records the close frames it received."""
-
-    def __init__(self, ssl_context=None, subprotocols=None):
-        self.closes: list[tuple[int, str]] = []
-        self.subprotocols_seen: list[str | None] = []
-
-        def handler(ws):
-            self.subprotocols_seen.append(ws.subprotocol)
-            try:
-                for message in ws:
-                    ws.send(message)
-            except ConnectionClosed:
-                pass
-            rcvd = ws.protocol.close_rcvd
-            self.closes.append((rcvd.code, rcvd.reason) if rcvd else (1006, ""))
-
-        self.server = serve(handler, "127.0.0.1", 0, ssl=ssl_context, subprotocols=subprotocols, max_size=None,
-                            compression=None)
-        self.port = self.server.socket.getsockname()[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-
-
-def run_client(binary: str, url: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([binary, "--interop", "--url", url, *extra], capture_output=True, text=True, timeout=120)
-
-
 def test_our_client_against_websockets_server(ws_client_bin):
     server = EchoServer(subprotocols=["chat.v2"])
     try:
         result = run_client(ws_client_bin, f"ws://127.0.0.1:{server.port}/", "--subprotocol", "chat.v1",
                             "--subprotocol", "chat.v2")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "0 failed" in result.stdout.splitlines()[-1]
+        assert_client_passed(result)
         assert "subprotocol chat.v2" in result.stdout
     finally:
         server.stop()
@@ -175,13 +127,10 @@ def test_our_client_against_websockets_server(ws_client_bin):
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_our_client_against_websockets_server_wss(ws_client_bin, certificate, host):
     cert, key = certificate
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server = EchoServer(ssl_context=context)
+    server = EchoServer(ssl_context=server_ssl(cert, key))
     try:
         result = run_client(ws_client_bin, f"wss://{host}:{server.port}/", "--ca-cert", cert)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "0 failed" in result.stdout.splitlines()[-1]
+        assert_client_passed(result)
     finally:
         server.stop()
     assert server.closes == [(1000, "bye")]
@@ -189,9 +138,7 @@ def test_our_client_against_websockets_server_wss(ws_client_bin, certificate, ho
 
 def test_our_client_rejects_untrusted_certificate(ws_client_bin, certificate):
     cert, key = certificate
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server = EchoServer(ssl_context=context)
+    server = EchoServer(ssl_context=server_ssl(cert, key))
     try:
         result = run_client(ws_client_bin, f"wss://127.0.0.1:{server.port}/")
         assert result.returncode != 0

@@ -6,17 +6,12 @@
 Same binaries and environment as test_interop.py (WS_ECHO / WS_CLIENT_BIN or .build/release|debug).
 """
 
-import ssl
-import subprocess
-import threading
-
 import pytest
 
 websockets = pytest.importorskip("websockets")
-from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
-from websockets.sync.server import serve  # noqa: E402
+from wspeers import EchoServer, assert_client_passed, assert_closed_with, client_ssl, run_client, server_ssl  # noqa: E402
 
 MiB = 1 << 20
 SIZES = [0, 31, 32, 1000, 65536, MiB]
@@ -40,6 +35,18 @@ def negotiated(ws) -> str:
 
 def deflate_extensions(ws) -> list:
     return [e for e in ws.protocol.extensions if isinstance(e, PerMessageDeflate)]
+
+
+def assert_echoes(ws, sizes) -> None:
+    """Compressible bytes, then compressible text, of each size come back unchanged."""
+    for size in sizes:
+        data = compressible_bytes(size)
+        ws.send(data)
+        assert ws.recv(timeout=30) == data
+        text = compressible_text(size)
+        ws.send(text)
+        reply = ws.recv(timeout=30)
+        assert isinstance(reply, str) and reply == text
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -85,13 +92,7 @@ def test_websockets_client_deflate_low_memory(start_echo):
         for parameter in ("server_no_context_takeover", "client_no_context_takeover",
                           "server_max_window_bits=9", "client_max_window_bits=9"):
             assert parameter in header, header
-        for size in SIZES:
-            data = compressible_bytes(size)
-            ws.send(data)
-            assert ws.recv(timeout=30) == data
-            text = compressible_text(size)
-            ws.send(text)
-            assert ws.recv(timeout=30) == text
+        assert_echoes(ws, SIZES)
 
 
 def test_websockets_client_asks_server_window_8(start_echo):
@@ -119,74 +120,33 @@ def test_websockets_client_without_compression(start_echo):
 
 
 def test_websockets_client_deflate_message_too_big(start_echo):
-    """A compressed message that inflates beyond --max-message-size gets 1009."""
-    echo = start_echo("--deflate", "--max-message-size", "100000")
+    """A compressed message that inflates beyond --max-message-length gets 1009."""
+    echo = start_echo("--deflate", "--max-message-length", "100000")
     with connect(f"ws://127.0.0.1:{echo.port}/", max_size=None) as ws:
         assert negotiated(ws).startswith("permessage-deflate")
         ws.send(b"\0" * 100000)
         assert ws.recv(timeout=10) == b"\0" * 100000
         ws.send(b"\0" * (4 * MiB))  # about 4 KiB on the wire
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert_closed_with(ws, 1009, timeout=10)
 
 
 def test_websockets_client_deflate_wss(start_echo, certificate):
     cert, key = certificate
     echo = start_echo("--deflate", "--tls-cert", cert, "--tls-key", key)
-    context = ssl.create_default_context(cafile=cert)
-    with connect(f"wss://127.0.0.1:{echo.port}/", ssl=context, max_size=None, open_timeout=10) as ws:
+    with connect(f"wss://127.0.0.1:{echo.port}/", ssl=client_ssl(cert), max_size=None, open_timeout=10) as ws:
         assert negotiated(ws).startswith("permessage-deflate")
-        for size in (100, MiB):
-            data = compressible_bytes(size)
-            ws.send(data)
-            assert ws.recv(timeout=30) == data
-            text = compressible_text(size)
-            ws.send(text)
-            assert ws.recv(timeout=30) == text
+        assert_echoes(ws, (100, MiB))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # our client -> websockets server with compression
 
 
-class DeflateEchoServer:
-    """A websockets echo server with permessage-deflate on; records the negotiated extensions and closes."""
-
-    def __init__(self, ssl_context=None, compression="deflate"):
-        self.extensions: list[str] = []
-        self.closes: list[tuple[int, str]] = []
-
-        def handler(ws):
-            self.extensions.append(ws.response.headers.get("Sec-WebSocket-Extensions", ""))
-            try:
-                for message in ws:
-                    ws.send(message)
-            except ConnectionClosed:
-                pass
-            rcvd = ws.protocol.close_rcvd
-            self.closes.append((rcvd.code, rcvd.reason) if rcvd else (1006, ""))
-
-        self.server = serve(handler, "127.0.0.1", 0, ssl=ssl_context, max_size=None, compression=compression)
-        self.port = self.server.socket.getsockname()[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-
-
-def run_client(binary: str, url: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([binary, "--interop", "--url", url, *extra], capture_output=True, text=True, timeout=120)
-
-
 def test_our_client_deflate_against_websockets_server(ws_client_bin):
-    server = DeflateEchoServer()
+    server = EchoServer(compression="deflate")
     try:
         result = run_client(ws_client_bin, f"ws://127.0.0.1:{server.port}/", "--deflate")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "0 failed" in result.stdout.splitlines()[-1]
+        assert_client_passed(result)
     finally:
         server.stop()
     assert len(server.extensions) == 1 and server.extensions[0].startswith("permessage-deflate"), server.extensions
@@ -194,11 +154,10 @@ def test_our_client_deflate_against_websockets_server(ws_client_bin):
 
 
 def test_our_client_deflate_against_websockets_server_without_compression(ws_client_bin):
-    server = DeflateEchoServer(compression=None)
+    server = EchoServer(compression=None)
     try:
         result = run_client(ws_client_bin, f"ws://127.0.0.1:{server.port}/", "--deflate")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "0 failed" in result.stdout.splitlines()[-1]
+        assert_client_passed(result)
     finally:
         server.stop()
     assert server.extensions == [""]
@@ -207,13 +166,10 @@ def test_our_client_deflate_against_websockets_server_without_compression(ws_cli
 
 def test_our_client_deflate_against_websockets_server_wss(ws_client_bin, certificate):
     cert, key = certificate
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server = DeflateEchoServer(ssl_context=context)
+    server = EchoServer(ssl_context=server_ssl(cert, key), compression="deflate")
     try:
         result = run_client(ws_client_bin, f"wss://localhost:{server.port}/", "--deflate", "--ca-cert", cert)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "0 failed" in result.stdout.splitlines()[-1]
+        assert_client_passed(result)
     finally:
         server.stop()
     assert len(server.extensions) == 1 and server.extensions[0].startswith("permessage-deflate"), server.extensions
