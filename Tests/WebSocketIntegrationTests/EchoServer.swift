@@ -18,6 +18,8 @@ struct EchoServer: Sendable {
     let server: Server
     /// Close statuses seen by the server's async routes, in order.
     let serverCloses: NIOLockedValueBox<[CloseStatus]>
+    /// How many `/burst` messages the server has finished sending (written to the socket).
+    let burstSent: NIOLockedValueBox<Int>
 
     var port: Int { self.server.port }
 
@@ -37,6 +39,7 @@ struct EchoServer: Sendable {
         _ body: @Sendable (EchoServer) async throws -> Result
     ) async throws -> Result {
         let closes = NIOLockedValueBox<[CloseStatus]>([])
+        let burstSent = NIOLockedValueBox(0)
         let routes = [
             WebSocketRoute(path: "/echo", handler: .delegate { _ in EchoDelegate() }),
             WebSocketRoute(
@@ -71,6 +74,7 @@ struct EchoServer: Sendable {
                         } catch {
                             return
                         }
+                        burstSent.withLockedValue { $0 += 1 }
                     }
                     await ws.close()
                 }
@@ -81,7 +85,7 @@ struct EchoServer: Sendable {
             routes: routes
         )
         return try await server.withRunning { server in
-            try await body(EchoServer(server: server, serverCloses: closes))
+            try await body(EchoServer(server: server, serverCloses: closes, burstSent: burstSent))
         }
     }
 

@@ -189,8 +189,10 @@ struct EndToEndTests {
         try await EchoServer.with { server in
             let first = try await WebSocket.connect(to: server.url())
             let second = try await WebSocket.connect(to: server.url("/async-echo"))
-            #expect(server.server.webSocketCount == 2)
+            // The server registers a connection after it wrote the 101 the client has seen: wait for it.
+            #expect(await eventually { server.server.webSocketCount == 2 }, "count \(server.server.webSocketCount)")
             await server.server.shutdown()
+            #expect(server.server.webSocketCount == 0)
             #expect(await first.closeStatus.code == .goingAway)
             #expect(await second.closeStatus.code == .goingAway)
         }
@@ -209,10 +211,17 @@ struct EndToEndTests {
         let clock = ContinuousClock()
         let start = clock.now
         let status = try await withTimeout(.seconds(30)) { await ws.closeStatus }
+        let elapsed = clock.now - start
         #expect(status.code == .abnormalClosure)
-        #expect(clock.now - start < .seconds(30), "the heartbeat must end the connection, long before the test time limit")
-        // The heartbeat ping went out (masked, opcode 0x9) before the connection was given up.
-        #expect(peer.receivedAfterHead.first == 0x89)
+        // A ping after 200 ms of silence, then 300 ms without an answer: about half a second.
+        #expect(elapsed >= .milliseconds(400), "given up after \(elapsed), before the pong timeout ran out")
+        #expect(elapsed < .seconds(5), "given up after \(elapsed): not by the heartbeat")
+        // What the silent peer received: the heartbeat ping, then our close 1011 (masked, as from a client).
+        await eventually { peer.framesReceived.count >= 2 }
+        let frames = peer.framesReceived
+        #expect(frames.map(\.opcode) == [0x9, 0x8])
+        #expect(frames.allSatisfy { $0.isMasked })
+        #expect(frames.last?.payload.prefix(2) == [0x03, 0xF3], "close code 1011")
         await peer.stop()
     }
 
@@ -265,27 +274,39 @@ struct EndToEndTests {
         await peer.stop()
     }
 
-    @Test("a slow consumer gets every message in order (reading pauses instead of buffering)")
+    @Test("a slow consumer stops the server's sends (reading pauses instead of buffering), then gets every message in order")
     func slowConsumer() async throws {
         var slowConfiguration = WebSocketClientConfiguration()
         slowConfiguration.webSocket.inboundMessageBufferLimit = 4
         let configuration = slowConfiguration
-        try await EchoServer.with(burstCount: 300) { server in
-            let ws = try await WebSocket.connect(
-                to: server.url("/burst"),
-                configuration: configuration
-            )
-            try await Task.sleep(for: .milliseconds(300))  // let the server run into our backpressure
+        let count = 600  // 39 MB: far more than the socket buffers and the server's outbound high-water mark hold
+        try await EchoServer.with(burstCount: count) { server in
+            let ws = try await WebSocket.connect(to: server.url("/burst"), configuration: configuration)
+            // Consume nothing: once 4 messages wait, the client stops reading, the socket buffers fill and the
+            // server's sends stop completing. Wait until its count of completed sends stands still.
+            var sent = -1
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(300))
+                let now = server.burstSent.withLockedValue { $0 }
+                if now == sent { break }
+                sent = now
+            }
+            #expect(sent > 0, "the server sent nothing")
+            #expect(sent < count, "all \(count) messages were sent to a consumer that read none: reading never paused")
+            // Reading resumes as the consumer drains: every message arrives, in order.
             var expected: UInt32 = 0
             for await var message in ws.messages {
                 #expect(message.payload.readableBytes == 65536)
                 #expect(message.payload.readInteger(as: UInt32.self) == expected)
                 expected += 1
-                if expected % 50 == 0 {
+                if expected % 100 == 0 {
                     try await Task.sleep(for: .milliseconds(20))
                 }
             }
-            #expect(expected == 300)
+            #expect(expected == count)
+            #expect(server.burstSent.withLockedValue { $0 } == count)
             #expect(await ws.closeStatus.code == .normalClosure)
         }
     }

@@ -385,7 +385,7 @@ struct ServerUpgradeTests {
                 #expect(RawResponse(bytes).flatMap { RawFrame.parse($0.rest) }?.payload == [UInt8(48 + index)])
                 clients.append(client)
             }
-            #expect(server.webSocketCount == 3)
+            #expect(await eventually { server.webSocketCount == 3 }, "count \(server.webSocketCount)")
 
             let port = server.port
             let shutdown = Task { await server.shutdown() }
