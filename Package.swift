@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "WebSocketHandshakeTests",
             dependencies: [
-                "WebSocketHandshake",
+                "WebSocketHandshake", "WebSocketTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strict

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Testing
+import WebSocketTestSupport
 import WebSocketHandshake
 
 @Suite("ws:// and wss:// URLs (RFC 6455 §3)")
@@ -141,7 +142,7 @@ struct ClientHandshakeTests {
 
     @Test("the request passes the server's own validation")
     func requestValidatesOnServer() throws {
-        var generator = SplitMix64(seed: 1)
+        var generator = SeededGenerator(seed: 1)
         let client = ClientHandshake(url: try WebSocketURL("ws://[::1]:9000/"), subprotocols: ["a"], using: &generator)
         let server = try UpgradeRequest(validating: client.request, httpVersion: .http1_1)
         #expect(server.host == "[::1]:9000")
@@ -152,8 +153,8 @@ struct ClientHandshakeTests {
 
     @Test("keys come from the injected generator")
     func injectedKey() throws {
-        var a = SplitMix64(seed: 9)
-        var b = SplitMix64(seed: 9)
+        var a = SeededGenerator(seed: 9)
+        var b = SeededGenerator(seed: 9)
         let url = try WebSocketURL("ws://h/")
         let first = ClientHandshake(url: url, using: &a)
         let second = ClientHandshake(url: url, using: &b)

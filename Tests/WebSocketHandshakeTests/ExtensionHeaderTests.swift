@@ -1,4 +1,5 @@
 import Testing
+import WebSocketTestSupport
 import WebSocketHandshake
 
 @Suite("Sec-WebSocket-Extensions grammar (RFC 6455 §9.1)")
@@ -114,14 +115,26 @@ struct ExtensionHeaderTests {
         #expect(ext.description == #"x; v="a,b""#)
     }
 
-    @Test("arbitrary bytes never trap the parser")
-    func noTrap() {
-        var generator = SplitMix64(seed: 7)
+    @Test("arbitrary bytes never trap the parser, and whatever parses survives serialize → parse unchanged")
+    func noTrap() throws {
+        var generator = SeededGenerator(seed: 7)
         let alphabet = Array(#"ab=;," \"\#t\x"#.utf8)
+        var parsedCount = 0
+        var refusedCount = 0
         for _ in 0..<2000 {
             let length = Int.random(in: 0..<16, using: &generator)
             let bytes = (0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
-            _ = try? WebSocketExtension.parse(String(decoding: bytes, as: UTF8.self))
+            let text = String(decoding: bytes, as: UTF8.self)
+            guard let parsed = try? WebSocketExtension.parse(text) else {
+                refusedCount += 1
+                continue
+            }
+            parsedCount += 1
+            let again = try WebSocketExtension.parse(WebSocketExtension.serialize(parsed))
+            #expect(again == parsed, "round trip changed \(text.debugDescription)")
         }
+        // Both outcomes must be exercised, or the alphabet no longer tests anything.
+        #expect(parsedCount > 100)
+        #expect(refusedCount > 100)
     }
 }

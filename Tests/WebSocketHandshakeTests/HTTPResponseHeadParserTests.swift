@@ -1,5 +1,6 @@
 import HTTPTypes
 import Testing
+import WebSocketTestSupport
 import WebSocketHandshake
 
 @Suite("HTTP/1.1 response head parser (RFC 9112 §2–§5)")
@@ -93,7 +94,7 @@ struct HTTPResponseHeadParserTests {
         for cut in 0...input.count {
             #expect(Self.feed(input, cuts: [cut]) == whole, "cut at \(cut)")
         }
-        var generator = SplitMix64(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         for _ in 0..<200 {
             let cuts = (0..<Int.random(in: 1...6, using: &generator))
                 .map { _ in Int.random(in: 0...input.count, using: &generator) }.sorted()

@@ -1,4 +1,5 @@
 import Testing
+import WebSocketTestSupport
 
 @testable import WebSocketHandshake
 
@@ -55,8 +56,8 @@ struct OpeningHandshakeTests {
 
     @Test("generated keys are valid, random, and reproducible with a seeded generator")
     func generatedKeys() {
-        var first = SplitMix64(seed: 42)
-        var second = SplitMix64(seed: 42)
+        var first = SeededGenerator(seed: 42)
+        var second = SeededGenerator(seed: 42)
         var system = SystemRandomNumberGenerator()
         let a = OpeningHandshake.makeKey(using: &first)
         let b = OpeningHandshake.makeKey(using: &second)
@@ -72,22 +73,5 @@ struct OpeningHandshakeTests {
         #expect(HTTPProtocolVersion.http1_0 < .http1_1)
         #expect(HTTPProtocolVersion(major: 2, minor: 0) > .http1_1)
         #expect(HTTPProtocolVersion.http1_1.description == "HTTP/1.1")
-    }
-}
-
-/// A small deterministic generator for tests (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
