@@ -23,11 +23,7 @@ private func roundTrip(
             chunkIndex += 1
             let end = min(wire.count, offset + size)
             try wire.withUnsafeMutableBytes { raw in
-                var rest = UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])
-                while true {
-                    let (consumed, event) = try receiver.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    guard let event else { break }
+                try receiver.receive(UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])) { _, event in
                     if case .message(_, let payload) = event { received.append(Array(payload)) }
                 }
             }
@@ -109,11 +105,7 @@ struct CodecTests {
         frame += [0x41, 0x03, 0xF2, 0x48, 0xCD, 0x80, 0x04, 0xC9, 0xC9, 0x07, 0x00]
         var texts: [String] = []
         try frame.withUnsafeMutableBytes { raw in
-            var rest = raw
-            while true {
-                let (consumed, event) = try receiver.receive(rest)
-                rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                guard let event else { break }
+            try receiver.receive(raw) { _, event in
                 if case .message(.text, let payload) = event { texts.append(String(decoding: payload, as: UTF8.self)) }
             }
         }
@@ -133,14 +125,7 @@ struct CodecTests {
         var receiver = Connection(role: .server, configuration: configuration,
                                   codec: PerMessageDeflateCodec(role: .server, parameters: .init()))
         #expect(throws: ProtocolError.messageTooLarge) {
-            try wire.withUnsafeMutableBytes { raw in
-                var rest = raw
-                while true {
-                    let (consumed, event) = try receiver.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    if event == nil { break }
-                }
-            }
+            try wire.withUnsafeMutableBytes { raw in try receiver.receive(raw) { _, _ in } }
         }
         #expect(receiver.closeStatus?.code == .messageTooBig)
     }
