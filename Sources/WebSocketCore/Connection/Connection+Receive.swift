@@ -253,7 +253,9 @@ extension Connection {
         return .fragment(message.kind, bytes, isFirst: isFirst, isFinal: messageComplete)
     }
 
-    private mutating func controlFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws(ProtocolError) -> Event? {
+    private mutating func controlFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws(ProtocolError)
+        -> Event?
+    {
         switch opcode {
         case .ping:
             // Nothing goes out after our close frame, not even a pong.
@@ -292,8 +294,11 @@ extension Connection {
             writeClose(code: payload.count >= 2 ? status.code : nil, reason: "")
         }
         // The handshake is complete. The server closes TCP first; the client waits for it (RFC 6455 §7.1.1).
-        lifecycle = role == .server
-            ? .closed(status, transportEnded: false) : .closeReceived(status, transportDeadline: nil)
+        if role == .server {
+            lifecycle = .closed(status, transportEnded: false)
+        } else {
+            lifecycle = .closeReceived(status, transportDeadline: nil)
+        }
         return status
     }
 

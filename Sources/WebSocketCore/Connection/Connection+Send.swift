@@ -24,7 +24,9 @@ extension Connection {
     ///   - encode: `false` to send this message uncompressed even when an extension is negotiated.
     /// - Throws: ``SendError/connectionClosed`` after our close frame; ``SendError/messageInProgress`` while a
     ///   fragmented message is being sent.
-    public mutating func send(_ kind: MessageKind, _ payload: UnsafeRawBufferPointer, encode: Bool = true) throws(SendError) {
+    public mutating func send(_ kind: MessageKind, _ payload: UnsafeRawBufferPointer, encode: Bool = true)
+        throws(SendError)
+    {
         guard encode, let codec else {
             try sendFrame(kind.opcode, payload, fin: true)
             return
@@ -60,12 +62,15 @@ extension Connection {
     ///   - payloadLength: the payload size in bytes, `>= 0`.
     ///   - fin: whether this frame ends its message.
     /// - Throws: the errors of ``sendFrame(_:_:fin:)``.
-    public mutating func makeFrameHeader(_ opcode: Opcode, payloadLength: Int, fin: Bool) throws(SendError) -> FrameHeader {
+    public mutating func makeFrameHeader(_ opcode: Opcode, payloadLength: Int, fin: Bool) throws(SendError)
+        -> FrameHeader
+    {
         precondition(payloadLength >= 0, "negative payload length")
         try checkDataFrame(opcode, fin: fin)
         if hasPendingPong { materializePong() }
-        return FrameHeader(fin: fin, opcode: opcode, maskKey: role == .client ? maskKeys.next() : nil,
-                           payloadLength: payloadLength)
+        return FrameHeader(
+            fin: fin, opcode: opcode, maskKey: role == .client ? maskKeys.next() : nil,
+            payloadLength: payloadLength)
     }
 
     /// Queues a ping (RFC 6455 §5.5.2).
@@ -148,7 +153,9 @@ extension Connection {
         writeFrame(.close, fin: true, payloadLength: 2 + reasonBytes.count) { destination in
             destination[0] = UInt8(truncatingIfNeeded: code.rawValue >> 8)
             destination[1] = UInt8(truncatingIfNeeded: code.rawValue)
-            reasonBytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: destination[2...]).copyMemory(from: $0) }
+            reasonBytes.withUnsafeBytes {
+                UnsafeMutableRawBufferPointer(rebasing: destination[2...]).copyMemory(from: $0)
+            }
         }
     }
 
@@ -162,7 +169,8 @@ extension Connection {
     ) {
         if hasPendingPong && opcode != .pong { materializePong() }
         let key: MaskKey? = role == .client ? maskKeys.next() : nil
-        let header = FrameHeader(fin: fin, reservedBits: rsv, opcode: opcode, maskKey: key, payloadLength: payloadLength)
+        let header = FrameHeader(
+            fin: fin, reservedBits: rsv, opcode: opcode, maskKey: key, payloadLength: payloadLength)
         let destination = output.appendUninitialized(header.headerLength + payloadLength)
         let headerLength = FrameEncoder.writeHeader(header, into: destination)
         let payload = UnsafeMutableRawBufferPointer(rebasing: destination[headerLength...])

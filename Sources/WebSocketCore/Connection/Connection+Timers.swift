@@ -46,8 +46,9 @@ extension Connection {
         }
         if let sent = pingSentAt {
             if now >= sent + configuration.pongTimeout {
-                fail(closeCode: .internalError, reason: "keepalive ping timeout",
-                     reporting: CloseStatus(code: .abnormalClosure, reason: "no pong or other traffic after ping"))
+                fail(
+                    closeCode: .internalError, reason: "keepalive ping timeout",
+                    reporting: CloseStatus(code: .abnormalClosure, reason: "no pong or other traffic after ping"))
             }
         } else if now >= last + interval {
             pingCounter &+= 1

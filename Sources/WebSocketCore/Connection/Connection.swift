@@ -16,8 +16,12 @@
 ///
 /// ## One owner
 /// `Connection` is noncopyable: it owns reference-typed buffers and a codec with live zlib streams, so two
-/// copies used side by side would corrupt each other. Store it in one place (a channel handler, an actor) and
-/// mutate it there; the compiler rejects a second copy and overlapping accesses.
+/// copies used side by side would corrupt each other. Store it in one place (a channel handler's stored
+/// property, an actor, a local variable) and call its mutating methods there; the compiler rejects a second
+/// copy, and overlapping accesses (statically for a local, at run time for a class property). Inside the
+/// closure given to ``receive(_:_:)`` use the connection passed to it; an owner whose event handling calls
+/// back into itself (a delegate that sends through the owner) loops over ``receive(_:)`` instead. Generic
+/// containers must admit noncopyable values (`Box<Value: ~Copyable>`, `Optional`).
 public struct Connection: ~Copyable {
     /// The role of this endpoint.
     public let role: Role
