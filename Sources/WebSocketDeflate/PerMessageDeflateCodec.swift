@@ -16,7 +16,13 @@ import WebSocketCore
 /// A window of 8 bits: zlib cannot compress raw DEFLATE with a 256-byte window (it silently uses 512), which a
 /// peer limited to 8 bits might not decode. When our agreed window is 8, the compressor uses zlib's `Z_RLE`
 /// strategy, whose matches are all at distance 1, so any window can decode its output.
-public struct PerMessageDeflateCodec: MessageCodec {
+///
+/// A class: it owns two zlib streams whose windows carry over between messages, so there is exactly one of
+/// each per connection. Give one codec to one `Connection` and do not use it elsewhere.
+///
+/// Sizes: messages of any length are compressed and inflated (zlib is fed at most `UInt32.max` bytes per call),
+/// and a message limit of `Int.max` means no limit.
+public final class PerMessageDeflateCodec: MessageCodec {
     private let compressor: ZStream
     private let decompressor: ZStream
     private let minimumMessageLength: Int
@@ -50,11 +56,21 @@ public struct PerMessageDeflateCodec: MessageCodec {
         minimumMessageLength = max(0, configuration.minimumMessageLength)
     }
 
+    /// The most bytes handed to zlib in one call, input or output (zlib counts in 32 bits). Tests lower it to
+    /// exercise the slicing of large messages on small ones.
+    var zlibSliceLimit: Int {
+        get { compressor.sliceLimit }
+        set {
+            compressor.sliceLimit = max(1, newValue)
+            decompressor.sliceLimit = max(1, newValue)
+        }
+    }
+
     /// Bytes zlib holds right now for this connection (compressor and decompressor), measured through zlib's
     /// allocation hooks.
     public var allocatedBytes: Int { compressor.allocatedBytes + decompressor.allocatedBytes }
 
-    public mutating func decode(
+    public func decode(
         _ chunk: UnsafeRawBufferPointer,
         isFinal: Bool,
         limit: Int,
@@ -71,7 +87,7 @@ public struct PerMessageDeflateCodec: MessageCodec {
         }
     }
 
-    public mutating func encode(
+    public func encode(
         _ message: UnsafeRawBufferPointer,
         kind: MessageKind,
         body: (UnsafeRawBufferPointer) -> Void
@@ -105,6 +121,8 @@ final class ZStream {
     private var buffer: UnsafeMutableRawPointer? = nil
     private var bufferCapacity = 0
     private static let inflateChunk = 16 << 10
+    /// The most bytes handed to zlib in one call (`avail_in` and `avail_out` are 32-bit).
+    var sliceLimit = Int(UInt32.max)
 
     init(kind: Kind, windowBits: Int32, freesBetweenMessages: Bool) {
         self.kind = kind
@@ -171,6 +189,7 @@ final class ZStream {
 
     /// Inflates `input`, handing output to `output` in chunks of at most 16 KiB; throws 1009 once the message's
     /// output would pass `limit` (counted by the caller's `output`, which throws), and 1007 on corrupt data.
+    /// Input of any size is fed to zlib in slices of at most ``sliceLimit`` bytes.
     func inflate(
         _ input: UnsafeRawBufferPointer,
         limit: Int,
@@ -178,62 +197,99 @@ final class ZStream {
     ) throws(ProtocolError) {
         guard input.count > 0, let inputBase = input.baseAddress else { return }
         guard start() else { throw ProtocolError.invalidCompressedData.with(reason: "zlib could not start inflating") }
-        let chunk = min(Self.inflateChunk, max(1, limit + 1))
+        // Output room for at most one byte past the limit: enough to see it passed (`limit + 1` is only computed
+        // for a small limit, so `Int.max` cannot overflow).
+        let needed = limit < Self.inflateChunk ? max(1, limit + 1) : Self.inflateChunk
+        let chunk = min(needed, sliceLimit)
         let out = reserve(chunk)
-        stream.next_in = UnsafeMutablePointer(mutating: inputBase.assumingMemoryBound(to: Bytef.self))
-        stream.avail_in = uInt(input.count)
         defer {
             stream.next_in = nil
             stream.avail_in = 0
         }
-        while true {
-            stream.next_out = out.assumingMemoryBound(to: Bytef.self)
-            stream.avail_out = uInt(chunk)
-            let status = CZlib.inflate(&stream, Z_SYNC_FLUSH)
-            let produced = chunk - Int(stream.avail_out)
-            switch status {
-            case Z_OK, Z_BUF_ERROR:
-                break
-            case Z_STREAM_END:
-                // A final block (BFINAL): the next message starts a new stream.
-                inflateReset(&stream)
-            default:
-                let detail = stream.msg.map { String(cString: $0) } ?? "status \(status)"
-                throw ProtocolError.invalidCompressedData.with(reason: "invalid compressed data: \(detail)")
+        var fed = 0
+        while fed < input.count {
+            let slice = min(input.count - fed, sliceLimit)
+            stream.next_in = UnsafeMutablePointer(mutating: (inputBase + fed).assumingMemoryBound(to: Bytef.self))
+            stream.avail_in = uInt(slice)
+            fed += slice
+            while true {
+                stream.next_out = out.assumingMemoryBound(to: Bytef.self)
+                stream.avail_out = uInt(chunk)
+                let status = CZlib.inflate(&stream, Z_SYNC_FLUSH)
+                let produced = chunk - Int(stream.avail_out)
+                switch status {
+                case Z_OK, Z_BUF_ERROR:
+                    break
+                case Z_STREAM_END:
+                    // A final block (BFINAL): the next message starts a new stream.
+                    inflateReset(&stream)
+                default:
+                    let detail = stream.msg.map { String(cString: $0) } ?? "status \(status)"
+                    throw ProtocolError.invalidCompressedData.with(reason: "invalid compressed data: \(detail)")
+                }
+                if produced > 0 { try output(UnsafeRawBufferPointer(start: out, count: produced)) }
+                if status == Z_BUF_ERROR && produced == 0 { break }
+                if stream.avail_in == 0 && stream.avail_out > 0 { break }
             }
-            if produced > 0 { try output(UnsafeRawBufferPointer(start: out, count: produced)) }
-            if status == Z_BUF_ERROR && produced == 0 { return }
-            if stream.avail_in == 0 && stream.avail_out > 0 { return }
         }
     }
 
     /// Compresses one whole message with `Z_SYNC_FLUSH` and returns it without the `00 00 ff ff` tail
     /// (RFC 7692 §7.2.1), borrowed until the next call; `nil` when zlib fails (the message then goes
-    /// uncompressed, which is allowed).
+    /// uncompressed, which is allowed). Input and output of any size go through zlib in slices of at most
+    /// ``sliceLimit`` bytes; only the call that holds the end of the message flushes.
     func deflateMessage(_ message: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard start() else { return nil }
-        var capacity = Int(deflateBound(&stream, uLong(message.count))) + 16
+        let bound = Int(clamping: deflateBound(&stream, uLong(clamping: message.count)))
+        var capacity = bound > Int.max - 16 ? Int.max : bound + 16
         var out = reserve(capacity)
         var written = 0
-        stream.next_in = message.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
-        stream.avail_in = uInt(message.count)
+        var consumed = 0
         defer {
             stream.next_in = nil
             stream.avail_in = 0
         }
         while true {
+            // zlib repeats the flush marker when a sync flush fills the output exactly: keep more than 6 bytes
+            // of room in every call.
+            let room = 64
+            if capacity - written < room {
+                capacity = capacity > Int.max / 2 ? Int.max : max(capacity * 2, written + room)
+                out = reserve(capacity)
+            }
+            let inputSlice = min(message.count - consumed, sliceLimit)
+            let outputSlice = min(capacity - written, max(sliceLimit, room))
+            stream.next_in = message.baseAddress.map {
+                UnsafeMutablePointer(mutating: ($0 + consumed).assumingMemoryBound(to: Bytef.self))
+            }
+            stream.avail_in = uInt(inputSlice)
             stream.next_out = (out + written).assumingMemoryBound(to: Bytef.self)
-            stream.avail_out = uInt(capacity - written)
-            let status = CZlib.deflate(&stream, Z_SYNC_FLUSH)
-            written = capacity - Int(stream.avail_out)
-            guard status == Z_OK || status == Z_BUF_ERROR else { return nil }
-            if stream.avail_out > 0 { break }
-            capacity *= 2
-            out = reserve(capacity)
+            stream.avail_out = uInt(outputSlice)
+            let isLast = consumed + inputSlice == message.count
+            let status = CZlib.deflate(&stream, isLast ? Z_SYNC_FLUSH : Z_NO_FLUSH)
+            guard status == Z_OK || status == Z_BUF_ERROR else { return abandon() }
+            let taken = inputSlice - Int(stream.avail_in)
+            let produced = outputSlice - Int(stream.avail_out)
+            consumed += taken
+            written += produced
+            if status == Z_BUF_ERROR && taken == 0 && produced == 0 {
+                // Nothing left to do: the flush is complete, or zlib is stuck.
+                if isLast && consumed == message.count { break }
+                return abandon()
+            }
+            // Done when the flush completed: all input taken and room left in the output.
+            if isLast && stream.avail_in == 0 && stream.avail_out > 0 { break }
         }
         // A sync flush ends with an empty stored block: 00 00 ff ff.
-        guard written >= 4 else { return nil }
+        guard written >= 4 else { return abandon() }
         return UnsafeRawBufferPointer(start: out, count: written - 4)
+    }
+
+    /// Gives up on a message zlib failed to compress: the stream has taken part of it into its window, which
+    /// the peer will never see, so it is dropped and the next message starts a fresh one (always decodable).
+    private func abandon() -> UnsafeRawBufferPointer? {
+        end()
+        return nil
     }
 
     fileprivate func counted(_ delta: Int) { allocatedBytes += delta }

@@ -49,14 +49,14 @@ struct ConnectionControlTests {
         configuration.autoPong = false
         var connection = Connection(role: .server, configuration: configuration)
         #expect(connection.feed(clientFrame(.ping, [1])).events == [.ping([1])])
-        #expect(!connection.hasPendingOutput)
+        #expect(connection.hasPendingOutput == false)
     }
 
     @Test("unsolicited pongs are delivered and not answered")
     func unsolicitedPong() {
         var connection = Connection(role: .server)
         #expect(connection.feed(clientFrame(.pong, [5])).events == [.pong([5])])
-        #expect(!connection.hasPendingOutput)
+        #expect(connection.hasPendingOutput == false)
     }
 
     @Test("a control frame split across reads is reassembled")
@@ -77,7 +77,7 @@ struct ConnectionCloseTests {
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.count == 1 && out[0].0.opcode == .close && out[0].1 == closePayload(1000))
         #expect(connection.state == .closed)
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == true)
     }
 
     @Test("a client echoes the close and waits for the server to close TCP, at most closeTimeout")
@@ -86,12 +86,13 @@ struct ConnectionCloseTests {
         _ = connection.feed(wireFrame(.close, closePayload(4000)))
         let out = try frames(writtenBy: .client, connection.takeOutput())
         #expect(out.first?.1 == closePayload(4000))
-        #expect(!connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == false)
         connection.tick(now: Instant(nanoseconds: 1_000))
-        #expect(!connection.shouldCloseTransport)
-        let deadline = try #require(connection.nextDeadline)
+        #expect(connection.shouldCloseTransport == false)
+        let next = connection.nextDeadline
+        let deadline = try #require(next)
         connection.tick(now: deadline)
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == true)
         #expect(connection.closeStatus?.code == CloseCode(4000))
     }
 
@@ -120,8 +121,8 @@ struct ConnectionCloseTests {
         #expect(connection.feed(clientFrame(.text, [0x41])).events == [.message(.text, [0x41])])
         _ = connection.feed(clientFrame(.close, closePayload(1001)))
         #expect(connection.state == .closed)
-        #expect(!connection.hasPendingOutput)
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.hasPendingOutput == false)
+        #expect(connection.shouldCloseTransport == true)
     }
 
     @Test("the close handshake times out when the peer never answers: 1006")
@@ -133,9 +134,9 @@ struct ConnectionCloseTests {
         connection.tick(now: Instant(nanoseconds: 10))
         #expect(connection.nextDeadline == Instant(nanoseconds: 10) + .seconds(2))
         connection.tick(now: Instant(nanoseconds: 10) + .seconds(1))
-        #expect(!connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == false)
         connection.tick(now: Instant(nanoseconds: 10) + .seconds(2))
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == true)
         #expect(connection.closeStatus?.code == .abnormalClosure)
     }
 
@@ -201,7 +202,7 @@ struct ConnectionCloseTests {
         connection.receiveEOF()
         #expect(connection.closeStatus?.code == .abnormalClosure)
         #expect(connection.state == .closed)
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == true)
     }
 
     @Test("after a protocol error the connection sends its close frame and nothing else")
@@ -221,5 +222,157 @@ struct ConnectionCloseTests {
         #expect(throws: SendError.invalidCloseCode) { try connection.close(code: CloseCode(2000)) }
         #expect(throws: SendError.controlPayloadTooLong) { try connection.close(reason: String(repeating: "x", count: 124)) }
         #expect(throws: Never.self) { try connection.close(reason: String(repeating: "x", count: 123)) }
+    }
+}
+
+@Suite("Connection: lifecycle edges (RFC 6455 §7.1.5, §7.1.7)")
+struct ConnectionLifecycleTests {
+    @Test("the peer drops TCP after our close frame: 1006 'during the close handshake'", arguments: [Role.server, .client])
+    func eofAfterOurClose(role: Role) throws {
+        var connection = Connection(role: role)
+        try connection.close(code: .goingAway)
+        connection.receiveEOF()
+        #expect(connection.closeStatus == CloseStatus(code: .abnormalClosure, reason: "connection closed during the close handshake"))
+        #expect(connection.state == .closed)
+        #expect(connection.shouldCloseTransport == true)
+        #expect(connection.nextDeadline == nil)
+    }
+
+    @Test("EOF after the close handshake timed out keeps 'close handshake timed out'")
+    func eofAfterCloseTimeout() throws {
+        var configuration = Connection.Configuration()
+        configuration.closeTimeout = .seconds(1)
+        var connection = Connection(role: .client, configuration: configuration)
+        try connection.close()
+        connection.tick(now: Instant(nanoseconds: 1))
+        connection.tick(now: Instant(nanoseconds: 1) + .seconds(1))
+        let timedOut = CloseStatus(code: .abnormalClosure, reason: "close handshake timed out")
+        #expect(connection.closeStatus == timedOut)
+        connection.receiveEOF()
+        #expect(connection.closeStatus == timedOut)
+    }
+
+    @Test("EOF after a completed close handshake keeps the peer's status", arguments: [Role.server, .client])
+    func eofAfterHandshake(role: Role) {
+        var connection = Connection(role: role)
+        _ = connection.feed(peerFrame(role, .close, closePayload(4001, Array("done".utf8))))
+        connection.receiveEOF()
+        #expect(connection.closeStatus == CloseStatus(code: CloseCode(4001), reason: "done"))
+        #expect(connection.hasPendingOutput == false, "queued output is discarded once the transport ended")
+    }
+
+    @Test("fail(code:reason:) after a completed close handshake keeps the peer's status and sends nothing",
+          arguments: [Role.server, .client])
+    func failAfterHandshake(role: Role) {
+        var connection = Connection(role: role)
+        _ = connection.feed(peerFrame(role, .close, closePayload(1000, Array("bye".utf8))))
+        _ = connection.takeOutput()
+        connection.fail(code: .policyViolation, reason: "too late")
+        #expect(connection.closeStatus == CloseStatus(code: .normalClosure, reason: "bye"))
+        #expect(connection.hasPendingOutput == false)
+        #expect(connection.shouldCloseTransport == true, "failing still closes the transport now")
+        #expect(connection.nextDeadline == nil)
+    }
+
+    @Test("fail(code:reason:) after a failure, a timeout or EOF changes nothing")
+    func failAfterEnd() throws {
+        var failed = Connection(role: .server)
+        _ = failed.feed([0x83, 0x80, 0, 0, 0, 0])  // reserved opcode: 1002
+        _ = failed.takeOutput()
+        failed.fail(code: .internalError, reason: "later")
+        #expect(failed.closeStatus?.code == .protocolError)
+        #expect(failed.hasPendingOutput == false)
+
+        var ended = Connection(role: .client)
+        ended.receiveEOF()
+        ended.fail(code: .internalError, reason: "later")
+        #expect(ended.closeStatus?.reason == "connection closed without a close frame")
+        #expect(ended.hasPendingOutput == false)
+    }
+
+    @Test("fail(code:reason:) while closing reports its code without a second close frame")
+    func failWhileClosing() throws {
+        var connection = Connection(role: .server)
+        try connection.close()
+        _ = connection.takeOutput()
+        connection.fail(code: .policyViolation, reason: "stop")
+        #expect(connection.closeStatus == CloseStatus(code: .policyViolation, reason: "stop"))
+        #expect(connection.hasPendingOutput == false)
+        #expect(connection.shouldCloseTransport == true)
+    }
+
+    @Test("fail(code:reason:) with a code not allowed on the wire sends and reports 1011")
+    func failWithReservedCode() throws {
+        var connection = Connection(role: .server)
+        connection.fail(code: .abnormalClosure, reason: "x")
+        #expect(connection.closeStatus?.code == .internalError)
+        let out = try frames(writtenBy: .server, connection.takeOutput())
+        #expect(out.first.map { Array($0.1.prefix(2)) } == closePayload(1011))
+    }
+}
+
+@Suite("Connection: receive(_:_:), the event loop helper")
+struct ConnectionReceiveHelperTests {
+    @Test("events come in order and every byte is consumed, for any split")
+    func order() throws {
+        let wire = clientFrame(.text, Array("a".utf8)) + clientFrame(.ping, [1]) + clientFrame(.binary, [2, 3])
+        for size in [1, 2, 5, wire.count] {
+            var connection = Connection(role: .server)
+            var events: [OwnedEvent] = []
+            var bytes = wire
+            try bytes.withUnsafeMutableBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let end = min(raw.count, offset + size)
+                    try connection.receive(UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])) { _, event in
+                        events.append(OwnedEvent(event))
+                    }
+                    offset = end
+                }
+            }
+            #expect(events == [.message(.text, [0x61]), .ping([1]), .message(.binary, [2, 3])])
+        }
+    }
+
+    @Test("the body can answer on the connection while the payload is valid (echo without a copy)")
+    func echo() throws {
+        var connection = Connection(role: .server)
+        var bytes = clientFrame(.text, Array("Hel".utf8), fin: false) + clientFrame(.continuation, Array("lo".utf8))
+        try bytes.withUnsafeMutableBytes { raw in
+            try connection.receive(raw) { connection, event in
+                if case .message(let kind, let payload) = event { try? connection.send(kind, payload) }
+            }
+        }
+        #expect(connection.takeOutput() == wireFrame(.text, Array("Hello".utf8)))
+    }
+
+    @Test("failing the connection in the body stops delivery; the rest of the buffer is ignored")
+    func failInBody() throws {
+        var connection = Connection(role: .server)
+        var bytes = clientFrame(.text, [0x61]) + clientFrame(.text, [0x62]) + [0xFF, 0xFF]
+        var events = 0
+        try bytes.withUnsafeMutableBytes { raw in
+            try connection.receive(raw) { connection, _ in
+                events += 1
+                connection.fail(code: .policyViolation, reason: "enough")
+            }
+        }
+        #expect(events == 1)
+        #expect(connection.closeStatus == CloseStatus(code: .policyViolation, reason: "enough"))
+    }
+
+    @Test("a protocol error is thrown after the events before it were delivered")
+    func throwsAfterEvents() {
+        var connection = Connection(role: .server)
+        var bytes = clientFrame(.text, [0x61]) + clientFrame(.text, [0xFF])
+        var events: [OwnedEvent] = []
+        let result = bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(ProtocolError) in
+                try connection.receive(raw) { _, event in events.append(OwnedEvent(event)) }
+            }
+        }
+        #expect(events == [.message(.text, [0x61])])
+        #expect(throws: ProtocolError.invalidUTF8) { try result.get() }
+        #expect(connection.closeStatus?.code == .invalidFramePayloadData)
     }
 }

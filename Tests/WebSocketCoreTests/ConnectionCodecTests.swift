@@ -3,11 +3,16 @@ import WebSocketCore
 
 /// A toy per-message codec: encoding XORs every byte with 0x55; decoding XORs back and repeats each byte
 /// `expansion` times (to exercise the decoded-size limit like a decompression bomb would).
-struct XORCodec: MessageCodec {
-    var expansion = 1
-    var threshold = 0
+final class XORCodec: MessageCodec {
+    let expansion: Int
+    let threshold: Int
 
-    mutating func decode(
+    init(expansion: Int = 1, threshold: Int = 0) {
+        self.expansion = expansion
+        self.threshold = threshold
+    }
+
+    func decode(
         _ chunk: UnsafeRawBufferPointer, isFinal: Bool, limit: Int,
         output: (UnsafeRawBufferPointer) throws(ProtocolError) -> Void
     ) throws(ProtocolError) {
@@ -18,7 +23,7 @@ struct XORCodec: MessageCodec {
         try result.get()
     }
 
-    mutating func encode(_ message: UnsafeRawBufferPointer, kind: MessageKind, body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    func encode(_ message: UnsafeRawBufferPointer, kind: MessageKind, body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         guard message.count >= threshold else { return false }
         let encoded = message.map { $0 ^ 0x55 }
         encoded.withUnsafeBytes { body($0) }

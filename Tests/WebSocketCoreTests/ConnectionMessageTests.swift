@@ -109,7 +109,7 @@ struct ConnectionUTF8Tests {
         let outcome = connection.feed(peerFrame(role, .text, bad, fin: false))
         #expect(outcome.error == .invalidUTF8)
         #expect(connection.closeStatus?.code == .invalidFramePayloadData)
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == true)
     }
 
     @Test("fail-fast also inside a frame whose payload has not fully arrived")
@@ -193,5 +193,132 @@ struct ConnectionLimitTests {
         #expect(connection.feed(wire, chunks: [4096]).events.count == 1)
         // The next call starts from scratch; a small message still works.
         #expect(connection.feed(wireFrame(.binary, [2])).events == [.message(.binary, [2])])
+    }
+}
+
+@Suite("Connection: extreme configured values never trap")
+struct ConnectionSaturationTests {
+    static func unlimited() -> Connection.Configuration {
+        var configuration = Connection.Configuration()
+        configuration.maxMessageLength = .max
+        configuration.maxFramePayloadLength = .max
+        configuration.maxFragmentsPerMessage = .max
+        return configuration
+    }
+
+    @Test("Int.max limits mean no limit, with and without a codec, whole or streamed",
+          arguments: [Connection.MessageDelivery.wholeMessages, .streaming])
+    func intMaxLimits(delivery: Connection.MessageDelivery) {
+        var configuration = Self.unlimited()
+        configuration.delivery = delivery
+        let payload = (0..<70_000).map { UInt8(truncatingIfNeeded: $0) }
+        let wire = wireFrame(.binary, Array(payload[..<1000]), fin: false)
+            + wireFrame(.continuation, Array(payload[1000...]))
+        for codec in [nil, XORCodec()] as [XORCodec?] {
+            for chunks in [[], [7], [4096]] {
+                var connection = Connection(role: .client, configuration: configuration, codec: codec)
+                let outcome = connection.feed(wire, chunks: chunks)
+                #expect(outcome.error == nil)
+                let received = outcome.events.flatMap { event -> [UInt8] in
+                    switch event {
+                    case .message(_, let bytes), .fragment(_, let bytes, _, _): return bytes
+                    default: return []
+                    }
+                }
+                #expect(received == payload)
+            }
+        }
+    }
+
+    @Test("Int.max limits still refuse a 64-bit length with its most significant bit set")
+    func intMaxStillRefusesMSB() {
+        var connection = Connection(role: .client, configuration: Self.unlimited())
+        let header: [UInt8] = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0]
+        #expect(connection.feed(header).error == .payloadLengthMostSignificantBitSet)
+    }
+
+    @Test("a frame announcing Int.max bytes under Int.max limits waits for its payload without reserving it")
+    func intMaxFrame() {
+        var connection = Connection(role: .client, configuration: Self.unlimited())
+        let header: [UInt8] = [0x02, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + [1, 2, 3]
+        let outcome = connection.feed(header)
+        #expect(outcome.error == nil)
+        #expect(outcome.events.isEmpty)
+    }
+
+    @Test("negative limits count as zero: empty messages pass, anything larger fails with 1009")
+    func negativeLimits() {
+        var configuration = Connection.Configuration()
+        configuration.maxMessageLength = -1
+        configuration.maxFramePayloadLength = .min
+        for codec in [nil, XORCodec()] as [XORCodec?] {
+            var connection = Connection(role: .client, configuration: configuration, codec: codec)
+            #expect(connection.feed(wireFrame(.binary, [])).events == [.message(.binary, [])])
+            #expect(connection.feed(wireFrame(.binary, [1])).error == .frameTooLarge)
+        }
+        var parser = FrameParser(configuration: FrameParser.Configuration(role: .client))
+        parser.configuration.maxFramePayloadLength = -5
+        var frame = wireFrame(.binary, [1])
+        _ = frame.withUnsafeMutableBytes { raw in
+            #expect(throws: ProtocolError.frameTooLarge) { _ = try parser.parse(raw) }
+        }
+    }
+
+    @Test(".seconds(Int64.max) timeouts and interval never expire and never trap")
+    func hugeDurations() throws {
+        var configuration = Connection.Configuration()
+        configuration.pingInterval = .seconds(Int64.max)
+        configuration.pongTimeout = .seconds(Int64.max)
+        configuration.closeTimeout = .seconds(Int64.max)
+        let end = Instant(nanoseconds: .max)
+        var connection = Connection(role: .client, configuration: configuration)
+        connection.tick(now: Instant(nanoseconds: 5))
+        #expect(connection.nextDeadline == end)
+        connection.tick(now: Instant(nanoseconds: .max - 1))
+        #expect(connection.hasPendingOutput == false, "no ping before the saturated deadline")
+        try connection.close()
+        _ = connection.takeOutput()
+        connection.tick(now: Instant(nanoseconds: .max - 1))
+        #expect(connection.nextDeadline == end)
+        connection.tick(now: Instant(nanoseconds: .max - 1))
+        #expect(connection.state == .closing)
+
+        // A ping interval of 1 ns and a pong timeout of Int64.max seconds: the ping goes out, the peer is
+        // never declared dead.
+        configuration.pingInterval = .nanoseconds(1)
+        var pinging = Connection(role: .server, configuration: configuration)
+        pinging.tick(now: Instant(nanoseconds: 0))
+        pinging.tick(now: Instant(nanoseconds: 1))
+        #expect(pinging.hasPendingOutput == true)
+        #expect(pinging.nextDeadline == end)
+        pinging.tick(now: Instant(nanoseconds: .max - 1))
+        #expect(pinging.state == .open)
+    }
+}
+
+@Suite("Instant and Duration arithmetic")
+struct InstantTests {
+    @Test("adding saturates at the largest instant")
+    func saturates() {
+        #expect(Instant(nanoseconds: 1) + .seconds(Int64.max) == Instant(nanoseconds: .max))
+        #expect(Instant(nanoseconds: .max - 3) + .nanoseconds(10) == Instant(nanoseconds: .max))
+        #expect(Instant(nanoseconds: .max) + .nanoseconds(Int64.max) == Instant(nanoseconds: .max))
+        // 18 446 744 073 s fit in UInt64 nanoseconds; 18 446 744 074 s do not.
+        #expect(Instant(nanoseconds: 0) + .seconds(18_446_744_073) == Instant(nanoseconds: 18_446_744_073_000_000_000))
+        #expect(Instant(nanoseconds: 0) + .seconds(18_446_744_074) == Instant(nanoseconds: .max))
+    }
+
+    @Test("negative durations count as zero")
+    func negative() {
+        #expect(Instant(nanoseconds: 50) + .seconds(-1) == Instant(nanoseconds: 50))
+        #expect(Instant(nanoseconds: 50) + .nanoseconds(-1) == Instant(nanoseconds: 50))
+        #expect(Instant(nanoseconds: 50) + .seconds(Int64.min) == Instant(nanoseconds: 50))
+    }
+
+    @Test("fractions of a second are kept to the nanosecond; below a nanosecond they are dropped")
+    func fractions() {
+        #expect(Instant(nanoseconds: 0) + .milliseconds(1500) == Instant(nanoseconds: 1_500_000_000))
+        #expect(Instant(nanoseconds: 0) + .nanoseconds(7) == Instant(nanoseconds: 7))
+        #expect(Instant(nanoseconds: 0) + Duration(secondsComponent: 2, attosecondsComponent: 999_999_999) == Instant(nanoseconds: 2_000_000_000))
     }
 }

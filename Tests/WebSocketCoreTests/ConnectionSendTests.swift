@@ -47,7 +47,7 @@ struct ConnectionSendTests {
         let big = [UInt8](repeating: 0, count: 126)
         #expect(throws: SendError.controlPayloadTooLong) { try big.withUnsafeBytes { try connection.ping($0) } }
         #expect(throws: SendError.controlPayloadTooLong) { try big.withUnsafeBytes { try connection.pong($0) } }
-        #expect(!connection.hasPendingOutput)
+        #expect(connection.hasPendingOutput == false)
     }
 
     @Test("the zero-copy path returns a header the peer parses with the payload written after it")
@@ -78,8 +78,8 @@ struct ConnectionSendTests {
         #expect(server.feed(client.takeOutput()).events == [.close(CloseStatus(code: .normalClosure, reason: "done"))])
         #expect(client.feed(server.takeOutput()).events == [.close(CloseStatus(code: .normalClosure))])
         #expect(client.state == .closed && server.state == .closed)
-        #expect(server.shouldCloseTransport)
-        #expect(!client.shouldCloseTransport, "the client waits for the server to close TCP")
+        #expect(server.shouldCloseTransport == true)
+        #expect(client.shouldCloseTransport == false, "the client waits for the server to close TCP")
     }
 }
 
@@ -98,7 +98,7 @@ struct ConnectionHeartbeatTests {
         var connection = Connection(role: .server)
         #expect(connection.nextDeadline == nil)
         connection.tick(now: Self.at(1000))
-        #expect(!connection.hasPendingOutput)
+        #expect(connection.hasPendingOutput == false)
     }
 
     @Test("an idle connection sends a ping after the interval; a pong keeps it alive")
@@ -108,7 +108,7 @@ struct ConnectionHeartbeatTests {
         connection.tick(now: Self.at(0))
         #expect(connection.nextDeadline == Self.at(10))
         connection.tick(now: Self.at(9))
-        #expect(!connection.hasPendingOutput)
+        #expect(connection.hasPendingOutput == false)
         connection.tick(now: Self.at(10))
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.map(\.0.opcode) == [.ping])
@@ -126,7 +126,7 @@ struct ConnectionHeartbeatTests {
         for second in stride(from: 8, through: 80, by: 8) {
             _ = connection.feed(clientFrame(.binary, [1]))
             connection.tick(now: Self.at(second))
-            #expect(!connection.hasPendingOutput)
+            #expect(connection.hasPendingOutput == false)
         }
     }
 
@@ -137,9 +137,9 @@ struct ConnectionHeartbeatTests {
         connection.tick(now: Self.at(10))
         _ = connection.takeOutput()
         connection.tick(now: Self.at(14))
-        #expect(!connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == false)
         connection.tick(now: Self.at(15))
-        #expect(connection.shouldCloseTransport)
+        #expect(connection.shouldCloseTransport == true)
         #expect(connection.closeStatus?.code == .abnormalClosure)
         let out = try frames(writtenBy: .client, connection.takeOutput())
         #expect(out.first?.0.opcode == .close)

@@ -107,17 +107,14 @@ extension Connection {
             chunkIndex += 1
             let end = min(input.count, position + size)
             let failed: Bool = input.withUnsafeMutableBytes { raw in
-                var slice = UnsafeMutableRawBufferPointer(rebasing: raw[position..<end])
-                while true {
-                    do throws(ProtocolError) {
-                        let (consumed, event) = try receive(slice)
-                        slice = UnsafeMutableRawBufferPointer(rebasing: slice[consumed...])
-                        guard let event else { return false }
+                do throws(ProtocolError) {
+                    try receive(UnsafeMutableRawBufferPointer(rebasing: raw[position..<end])) { _, event in
                         outcome.events.append(OwnedEvent(event))
-                    } catch {
-                        outcome.error = error
-                        return true
                     }
+                    return false
+                } catch {
+                    outcome.error = error
+                    return true
                 }
             }
             position = end

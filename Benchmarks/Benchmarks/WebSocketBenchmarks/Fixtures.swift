@@ -132,10 +132,11 @@ enum Corpus {
     }
 }
 
-/// A mutable value shared between a benchmark's setup and its closure (benchmarks run one at a time).
-final class Box<Value>: @unchecked Sendable {
+/// A mutable value shared between a benchmark's setup and its closure (benchmarks run one at a time); it may be
+/// noncopyable (`Connection`).
+final class Box<Value: ~Copyable>: @unchecked Sendable {
     var value: Value
-    init(_ value: Value) { self.value = value }
+    init(_ value: consuming Value) { self.value = value }
 }
 
 extension ByteBuffer {

@@ -88,12 +88,8 @@ func parseBenchmarks() {
         let connection = Box(Connection(role: .server))
         Benchmark("\(name).ours-Connection", configuration: .init(thresholds: noAllocations)) { benchmark in
             for _ in benchmark.scaledIterations {
-                var rest = storage.bytes
                 var messages = 0
-                while true {
-                    let (consumed, event) = try! connection.value.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    guard let event else { break }
+                try! connection.value.receive(storage.bytes) { _, event in
                     if case .message(.binary, let payload) = event {
                         messages += 1
                         blackHole(payload.count)
@@ -315,11 +311,7 @@ func echoStreamBenchmarks() {
             benchmark.startMeasurement()
             var messages = 0
             for read in reads {
-                var rest = UnsafeMutableRawBufferPointer(rebasing: work.bytes[read])
-                while true {
-                    let (consumed, event) = try! connection.value.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    guard let event else { break }
+                try! connection.value.receive(UnsafeMutableRawBufferPointer(rebasing: work.bytes[read])) { _, event in
                     if case .message(_, let payload) = event {
                         messages += 1
                         blackHole(payload.count)

@@ -43,12 +43,12 @@ func binaryPayload(_ count: Int) -> [UInt8] {
 func receiveAll(_ receiver: inout Connection, _ wire: inout [UInt8]) -> Int {
     var delivered = 0
     wire.withUnsafeMutableBytes { raw in
-        var rest = raw
-        while true {
-            guard let (consumed, event) = try? receiver.receive(rest) else { fatalError("receive failed") }
-            rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-            guard let event else { break }
-            if case .message(_, let payload) = event { delivered += payload.count }
+        do throws(ProtocolError) {
+            try receiver.receive(raw) { _, event in
+                if case .message(_, let payload) = event { delivered += payload.count }
+            }
+        } catch {
+            fatalError("receive failed: \(error)")
         }
     }
     return delivered

@@ -2,7 +2,7 @@ import FuzzSupport
 import WebSocketCore
 
 // The whole Connection state machine driven by the input: bytes in fuzzer-chosen pieces, clock ticks, sends,
-// closes, EOF. Invariants: no crash; text messages are valid UTF-8; messages respect the limit; nothing is
+// closes, EOF, and (when chosen) messages echoed from inside the receive handler. Invariants: no crash; text messages are valid UTF-8; messages respect the limit; nothing is
 // delivered after the peer's close or a failure; every failure carries a code allowed on the wire; everything
 // the connection writes is a valid frame stream for the peer, and nothing follows our close frame.
 
@@ -25,6 +25,7 @@ public func connectionFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if timers & 1 != 0 { configuration.pingInterval = .milliseconds(Int(timers >> 1) * 10 + 1) }
     configuration.pongTimeout = .milliseconds(Int(timers & 0x0F) * 7 + 1)
     configuration.closeTimeout = .milliseconds(Int(timers >> 4) * 11 + 1)
+    let echoes = timers & 0x80 != 0
 
     var connection = Connection(role: role, configuration: configuration)
     var written: [UInt8] = []
@@ -43,16 +44,8 @@ public func connectionFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             // Feed the next n bytes from the input as bytes from the peer.
             var chunk = input.take(Int(op >> 3) * 3 + 1)
             chunk.withUnsafeMutableBytes { raw in
-                var rest = raw
-                while true {
-                    do throws(ProtocolError) {
-                        let (consumed, event) = try connection.receive(rest)
-                        if consumed > rest.count { violated("consumed more than given") }
-                        rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                        guard let event else {
-                            if !rest.isEmpty { violated("bytes left unconsumed without an event") }
-                            return
-                        }
+                do throws(ProtocolError) {
+                    try connection.receive(raw) { connection, event in
                         if finished { violated("event after close or failure") }
                         switch event {
                         case .message(let kind, let payload):
@@ -73,12 +66,13 @@ public func connectionFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                             }
                             finished = true
                         }
-                    } catch {
-                        if !error.closeCode.isAllowedOnWire { violated("failure with code \(error.closeCode)") }
-                        if !connection.shouldCloseTransport || connection.state != .closed { violated("failure did not close") }
-                        finished = true
-                        return
+                        // Answer from inside the handler (as an echo server does) while the payload is valid.
+                        if echoes, case .message(let kind, let payload) = event { try? connection.send(kind, payload) }
                     }
+                } catch {
+                    if !error.closeCode.isAllowedOnWire { violated("failure with code \(error.closeCode)") }
+                    if !connection.shouldCloseTransport || connection.state != .closed { violated("failure did not close") }
+                    finished = true
                 }
             }
         case 4:

@@ -34,21 +34,16 @@ public func inflateFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     outer: while offset < wire.count {
         let end = min(wire.count, offset + chunk)
         let stop: Bool = wire.withUnsafeMutableBytes { raw in
-            var rest = UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])
-            while true {
-                do throws(ProtocolError) {
-                    let (consumed, event) = try server.receive(rest)
-                    rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                    guard let event else { return false }
+            do throws(ProtocolError) {
+                try server.receive(UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])) { _, event in
                     if case .message(_, let bytes) = event, bytes.count > limit { violated("message above limit") }
-                } catch {
-                    if error != .invalidCompressedData && error != .messageTooLarge && error != .frameTooLarge
-                        && error != .messageTooLarge
-                    {
-                        violated("unexpected error \(error)")
-                    }
-                    return true
                 }
+                return false
+            } catch {
+                if error != .invalidCompressedData && error != .messageTooLarge && error != .frameTooLarge {
+                    violated("unexpected error \(error)")
+                }
+                return true
             }
         }
         offset = end

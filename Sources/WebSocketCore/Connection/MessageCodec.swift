@@ -6,7 +6,12 @@
 /// message (RSV1 on a continuation or control frame fails with 1002); control frames are never encoded; a message
 /// sent in fragments with ``Connection/sendFrame(_:_:fin:)`` or ``Connection/makeFrameHeader(_:payloadLength:fin:)``
 /// is sent as it is (RSV1 clear).
-public protocol MessageCodec {
+///
+/// A codec holds live state that outlives a message (e.g. zlib streams with their sliding windows), so the
+/// protocol is class-bound: a reference read out of ``Connection/codec`` is the connection's own codec, never a
+/// copy that silently shares or forks that state. Give each connection its own codec and do not call it
+/// elsewhere while the connection uses it.
+public protocol MessageCodec: AnyObject {
     /// Decodes the payload of a received message whose first frame had RSV1 set.
     ///
     /// - Parameters:
@@ -18,7 +23,7 @@ public protocol MessageCodec {
     ///   - output: receives the decoded bytes in order, borrowed for each call; may be called any number of times.
     /// - Throws: ``ProtocolError/messageTooLarge`` (1009) past `limit`, ``ProtocolError/invalidCompressedData``
     ///   (1007) for undecodable input, or whatever `output` throws.
-    mutating func decode(
+    func decode(
         _ chunk: UnsafeRawBufferPointer,
         isFinal: Bool,
         limit: Int,
@@ -33,7 +38,7 @@ public protocol MessageCodec {
     ///   - body: called at most once with the encoded payload (borrowed for the call).
     /// - Returns: `true` when the message was encoded and `body` called (the frame then carries RSV1); `false` to
     ///   send it as it is (e.g. below a size threshold), without calling `body`.
-    mutating func encode(
+    func encode(
         _ message: UnsafeRawBufferPointer,
         kind: MessageKind,
         body: (UnsafeRawBufferPointer) -> Void

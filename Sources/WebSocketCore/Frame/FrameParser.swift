@@ -20,7 +20,8 @@ public struct FrameParser: Sendable {
         /// rejects them (RFC 6455 §5.1).
         public var role: Role
         /// The largest payload accepted in one frame, in bytes. Checked from the header, before any payload is
-        /// buffered (``ProtocolError/frameTooLarge``). Default: 16 MiB.
+        /// buffered (``ProtocolError/frameTooLarge``). Negative values count as zero; `Int.max` means no limit
+        /// beyond RFC 6455's own (2^63 - 1). Default: 16 MiB.
         public var maxFramePayloadLength: Int
         /// Accept payload lengths that are not encoded in the minimal number of bytes. RFC 6455 §5.2 says the
         /// minimal number MUST be used; default `false` (strict).
@@ -215,7 +216,8 @@ public struct FrameParser: Sendable {
                     reason: "payload length \(length) encoded in 64 bits")
             }
         }
-        if length > UInt64(configuration.maxFramePayloadLength) {
+        // Clamped: the limit may have been set to a negative value after `init`.
+        if length > UInt64(clamping: configuration.maxFramePayloadLength) {
             throw ProtocolError.frameTooLarge.with(
                 reason: "frame of \(length) bytes exceeds limit of \(configuration.maxFramePayloadLength)")
         }
