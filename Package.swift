@@ -114,11 +114,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The README's server and client programs, compiled and run by Tests/Readme.
+        // The README's programs (the core endpoint, a server, a client), compiled and run by Tests/Readme.
         .executableTarget(
             name: "example-echo-server",
             dependencies: ["WebSocketServer"],
             path: "Examples/EchoServer",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "example-core-echo",
+            dependencies: ["WebSocketCore"],
+            path: "Examples/CoreEcho",
             swiftSettings: strict
         ),
         .executableTarget(

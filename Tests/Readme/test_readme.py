@@ -1,4 +1,4 @@
-"""The README's server and client programs: the code in README.md is the code in Examples/ (checked byte for
+"""The README's programs (the core endpoint, a server, a client): the code in README.md is the code in Examples/ (checked byte for
 byte), and both programs are run: the server echoes for an authorized python-websockets client, refuses one
 without a token with 401, and on SIGINT / SIGTERM sends close 1001 to open connections and exits 0; the client
 program prints the echo of "hello"."""
@@ -61,12 +61,19 @@ def echo_server():
         process.wait(timeout=10)
 
 
-@pytest.mark.parametrize("path", ["Examples/EchoServer/main.swift", "Examples/EchoClient/main.swift"])
+@pytest.mark.parametrize("path", ["Examples/CoreEcho/Endpoint.swift", "Examples/EchoServer/main.swift",
+                                  "Examples/EchoClient/main.swift"])
 def test_readme_shows_the_example_verbatim(path):
     # The README introduces each program with a line naming its file, then a ```swift block.
     match = re.search(r"`" + re.escape(path) + r"`[^\n]*\n+```swift\n(.*?)```", README, re.S)
     assert match, f"README.md has no swift block introduced by `{path}`"
     assert match.group(1) == (ROOT / path).read_text(), f"README.md and {path} differ"
+
+
+def test_core_endpoint_echoes():
+    result = subprocess.run([binary("example-core-echo")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "core echo ok" in result.stdout
 
 
 def test_server_echoes_and_refuses_without_token(echo_server):
