@@ -190,9 +190,26 @@ struct ConnectionLimitTests {
         var connection = Connection(role: .client)
         let big = [UInt8](repeating: 7, count: 1 << 20)
         let wire = wireFrame(.binary, big, fin: false) + wireFrame(.continuation, [1])
-        #expect(connection.feed(wire, chunks: [4096]).events.count == 1)
-        // The next call starts from scratch; a small message still works.
+        var bytes = wire
+        var messageLength = 0
+        var heldWithMessage = 0
+        bytes.withUnsafeMutableBytes { raw in
+            var rest = raw
+            while messageLength == 0, let (consumed, event) = try? connection.receive(rest) {
+                rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
+                if case .message(_, let payload) = event {
+                    messageLength = payload.count
+                    // The reassembled message is held while its payload is handed out.
+                    heldWithMessage = connection.bufferCapacity
+                }
+                if event == nil { break }
+            }
+        }
+        #expect(messageLength == (1 << 20) + 1)
+        #expect(heldWithMessage > 1 << 20)
+        // The next call releases it (down to the 64 KiB kept for reuse); a small message still works.
         #expect(connection.feed(wireFrame(.binary, [2])).events == [.message(.binary, [2])])
+        #expect(connection.bufferCapacity <= (64 << 10) + 2 * 128 + (64 << 10))
     }
 }
 

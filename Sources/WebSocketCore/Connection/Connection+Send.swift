@@ -1,4 +1,12 @@
 extension Connection {
+    /// The bytes of buffer memory this connection holds right now: message reassembly, the output queue and
+    /// the two 128-byte control-frame slots (capacity, not content). A reassembly buffer grown for a large
+    /// message is cut back to at most 64 KiB at the next call to ``receive(_:)`` after the message was handed
+    /// out, and the output queue to 64 KiB after each drain; the codec's own state (zlib) is not counted.
+    public var bufferCapacity: Int {
+        reassembly.capacity + output.capacity + controlPayload.capacity + pongSlot.capacity
+    }
+
     /// Whether ``withPendingOutput(_:)`` has bytes to hand out.
     public var hasPendingOutput: Bool { hasPendingPong || output.count > 0 }
 
