@@ -117,7 +117,7 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
 public struct SendError: Error, Sendable, Hashable, CustomStringConvertible {
     private enum Kind: Sendable, Hashable {
         case connectionClosed, controlPayloadTooLong, invalidCloseCode, noMessageInProgress
-        case messageInProgress, notADataOpcode, invalidUTF8
+        case messageInProgress, notADataOpcode
     }
     private let kind: Kind
     private init(_ kind: Kind) { self.kind = kind }
@@ -134,8 +134,6 @@ public struct SendError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let messageInProgress = SendError(.messageInProgress)
     /// A control opcode was passed where a data frame (text, binary, continuation) is expected.
     public static let notADataOpcode = SendError(.notADataOpcode)
-    /// A close reason that is not valid UTF-8 (RFC 6455 §5.5.1).
-    public static let invalidUTF8 = SendError(.invalidUTF8)
 
     public var description: String {
         switch kind {
@@ -145,7 +143,6 @@ public struct SendError: Error, Sendable, Hashable, CustomStringConvertible {
         case .noMessageInProgress: return "continuation frame without a fragmented message in progress"
         case .messageInProgress: return "a fragmented message is in progress"
         case .notADataOpcode: return "not a data opcode"
-        case .invalidUTF8: return "invalid UTF-8"
         }
     }
 }
