@@ -285,7 +285,12 @@ public final class WebSocketHandler: ChannelDuplexHandler {
             while true {
                 let (consumed, event) = try self.connection.receive(rest)
                 rest = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                guard let event else { break }
+                guard let event else {
+                    // The core never leaves bytes behind (a partial header or payload is kept or delivered),
+                    // so no read is ever carried over to the next one here.
+                    assert(rest.isEmpty, "Connection.receive returned no event with bytes left")
+                    break
+                }
                 guard !self.transportClosing else { continue }
                 self.deliver(event, to: webSocket, context: context)
             }
