@@ -133,7 +133,7 @@ let package = Package(
             path: "Examples/EchoClient",
             swiftSettings: strict
         ),
-        .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore"], swiftSettings: strict),
+        .testTarget(name: "WebSocketCoreTests", dependencies: ["WebSocketCore", "WebSocketTestSupport"], swiftSettings: strict),
         // Test support without I/O (hand-written frame and HTTP-head builders/parsers, seeded RNG, Connection
         // feeding): stdlib and WebSocketCore only, so that every test target can use it.
         .target(name: "WebSocketTestSupport", dependencies: ["WebSocketCore"], path: "Tests/WebSocketTestSupport", swiftSettings: strict),

@@ -1,9 +1,6 @@
 import Testing
 import WebSocketCore
-
-func closePayload(_ code: UInt16, _ reason: [UInt8] = []) -> [UInt8] {
-    [UInt8(code >> 8), UInt8(code & 0xFF)] + reason
-}
+import WebSocketTestSupport
 
 /// Parses what a connection of `role` wrote (so the reader is the other role).
 func frames(writtenBy role: Role, _ bytes: [UInt8]) throws -> [(FrameHeader, [UInt8])] {
@@ -27,7 +24,7 @@ struct ConnectionControlTests {
     func pongCoalescing() throws {
         var connection = Connection(role: .server)
         var wire: [UInt8] = []
-        for i in 0..<1000 { wire += clientFrame(.ping, [UInt8(i & 0xFF), UInt8(i >> 8)]) }
+        for i in 0..<1000 { wire += maskedFrame(.ping, [UInt8(i & 0xFF), UInt8(i >> 8)]) }
         #expect(connection.feed(wire).events.count == 1000)
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.count == 1)
@@ -37,7 +34,7 @@ struct ConnectionControlTests {
     @Test("an unsent pong goes out before a data frame queued after its ping")
     func pongOrdering() throws {
         var connection = Connection(role: .server)
-        _ = connection.feed(clientFrame(.ping, [7]))
+        _ = connection.feed(maskedFrame(.ping, [7]))
         try [UInt8]([1]).withUnsafeBytes { try connection.send(.binary, $0) }
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.map(\.0.opcode) == [.pong, .binary])
@@ -48,14 +45,14 @@ struct ConnectionControlTests {
         var configuration = Connection.Configuration()
         configuration.autoPong = false
         var connection = Connection(role: .server, configuration: configuration)
-        #expect(connection.feed(clientFrame(.ping, [1])).events == [.ping([1])])
+        #expect(connection.feed(maskedFrame(.ping, [1])).events == [.ping([1])])
         #expect(connection.hasPendingOutput == false)
     }
 
     @Test("unsolicited pongs are delivered and not answered")
     func unsolicitedPong() {
         var connection = Connection(role: .server)
-        #expect(connection.feed(clientFrame(.pong, [5])).events == [.pong([5])])
+        #expect(connection.feed(maskedFrame(.pong, [5])).events == [.pong([5])])
         #expect(connection.hasPendingOutput == false)
     }
 
@@ -63,7 +60,7 @@ struct ConnectionControlTests {
     func splitControlFrame() {
         var connection = Connection(role: .server)
         let payload = (0..<125).map { UInt8($0) }
-        #expect(connection.feed(clientFrame(.ping, payload), chunks: [3, 50]).events == [.ping(payload)])
+        #expect(connection.feed(maskedFrame(.ping, payload), chunks: [3, 50]).events == [.ping(payload)])
     }
 }
 
@@ -72,7 +69,7 @@ struct ConnectionCloseTests {
     @Test("the peer's close is echoed with its code; the server then closes TCP first")
     func peerInitiatedServer() throws {
         var connection = Connection(role: .server)
-        let outcome = connection.feed(clientFrame(.close, closePayload(1000, Array("bye".utf8))))
+        let outcome = connection.feed(maskedFrame(.close, closePayload(1000, "bye")))
         #expect(outcome.events == [.close(CloseStatus(code: .normalClosure, reason: "bye"))])
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.count == 1 && out[0].0.opcode == .close && out[0].1 == closePayload(1000))
@@ -83,7 +80,7 @@ struct ConnectionCloseTests {
     @Test("a client echoes the close and waits for the server to close TCP, at most closeTimeout")
     func peerInitiatedClient() throws {
         var connection = Connection(role: .client)
-        _ = connection.feed(wireFrame(.close, closePayload(4000)))
+        _ = connection.feed(unmaskedFrame(.close, closePayload(4000)))
         let out = try frames(writtenBy: .client, connection.takeOutput())
         #expect(out.first?.1 == closePayload(4000))
         #expect(connection.shouldCloseTransport == false)
@@ -99,7 +96,7 @@ struct ConnectionCloseTests {
     @Test("a close without payload is echoed without payload and reported as 1005")
     func emptyClose() throws {
         var connection = Connection(role: .server)
-        #expect(connection.feed(clientFrame(.close, [])).events == [.close(CloseStatus(code: .noStatusReceived))])
+        #expect(connection.feed(maskedFrame(.close, [])).events == [.close(CloseStatus(code: .noStatusReceived))])
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.first?.1 == [])
     }
@@ -113,13 +110,13 @@ struct ConnectionCloseTests {
         #expect(throws: SendError.connectionClosed) { try connection.close() }
         #expect(throws: SendError.connectionClosed) { try [UInt8]().withUnsafeBytes { try connection.ping($0) } }
         // A ping arriving now is not answered: nothing goes out after our close frame.
-        _ = connection.feed(clientFrame(.ping, [1]))
+        _ = connection.feed(maskedFrame(.ping, [1]))
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.map(\.0.opcode) == [.close])
-        #expect(out.first?.1 == closePayload(1001, Array("shutdown".utf8)))
+        #expect(out.first?.1 == closePayload(1001, "shutdown"))
         // Data still arriving before the peer's close is delivered.
-        #expect(connection.feed(clientFrame(.text, [0x41])).events == [.message(.text, [0x41])])
-        _ = connection.feed(clientFrame(.close, closePayload(1001)))
+        #expect(connection.feed(maskedFrame(.text, [0x41])).events == [.message(.text, [0x41])])
+        _ = connection.feed(maskedFrame(.close, closePayload(1001)))
         #expect(connection.state == .closed)
         #expect(connection.hasPendingOutput == false)
         #expect(connection.shouldCloseTransport == true)
@@ -143,15 +140,15 @@ struct ConnectionCloseTests {
     @Test("a 1-byte close payload is a protocol error (1002)")
     func oneByteClose() throws {
         var connection = Connection(role: .server)
-        #expect(connection.feed(clientFrame(.close, [0x03])).error == .closePayloadTooShort)
+        #expect(connection.feed(maskedFrame(.close, [0x03])).error == .closePayloadTooShort)
         let out = try frames(writtenBy: .server, connection.takeOutput())
-        #expect(out.first?.1 == closePayload(1002, Array("close frame payload of 1 byte".utf8)))
+        #expect(out.first?.1 == closePayload(1002, "close frame payload of 1 byte"))
     }
 
     @Test("a close reason that is not UTF-8 fails with 1007")
     func invalidReason() {
         var connection = Connection(role: .server)
-        #expect(connection.feed(clientFrame(.close, closePayload(1000, [0xCE, 0xBA, 0xFF]))).error == .invalidCloseReason)
+        #expect(connection.feed(maskedFrame(.close, closePayload(1000, [0xCE, 0xBA, 0xFF]))).error == .invalidCloseReason)
         #expect(connection.closeStatus?.code == .invalidFramePayloadData)
     }
 
@@ -161,14 +158,14 @@ struct ConnectionCloseTests {
     @Test("close codes allowed on the wire are echoed", arguments: validCodes)
     func validCode(code: UInt16) throws {
         var connection = Connection(role: .server)
-        #expect(connection.feed(clientFrame(.close, closePayload(code))).events == [.close(CloseStatus(code: CloseCode(code)))])
+        #expect(connection.feed(maskedFrame(.close, closePayload(code))).events == [.close(CloseStatus(code: CloseCode(code)))])
         #expect(try frames(writtenBy: .server, connection.takeOutput()).first?.1 == closePayload(code))
     }
 
     @Test("close codes not allowed on the wire fail with 1002", arguments: invalidCodes)
     func invalidCode(code: UInt16) {
         var connection = Connection(role: .server)
-        #expect(connection.feed(clientFrame(.close, closePayload(code))).error == .invalidCloseCode)
+        #expect(connection.feed(maskedFrame(.close, closePayload(code))).error == .invalidCloseCode)
         #expect(connection.closeStatus?.code == .protocolError)
     }
 
@@ -183,7 +180,7 @@ struct ConnectionCloseTests {
     @Test("frames after the peer's close are ignored")
     func framesAfterClose() {
         var connection = Connection(role: .server)
-        let outcome = connection.feed(clientFrame(.close, closePayload(1000)) + clientFrame(.text, [0x41]) + [0xFF, 0xFF])
+        let outcome = connection.feed(maskedFrame(.close, closePayload(1000)) + maskedFrame(.text, [0x41]) + [0xFF, 0xFF])
         #expect(outcome.events == [.close(CloseStatus(code: .normalClosure))])
         #expect(outcome.error == nil)
     }
@@ -191,14 +188,14 @@ struct ConnectionCloseTests {
     @Test("a close between fragments of a message is valid")
     func closeAfterFragment() {
         var connection = Connection(role: .server)
-        let outcome = connection.feed(clientFrame(.text, [0x41], fin: false) + clientFrame(.close, closePayload(1000)))
+        let outcome = connection.feed(maskedFrame(.text, [0x41], fin: false) + maskedFrame(.close, closePayload(1000)))
         #expect(outcome.events == [.close(CloseStatus(code: .normalClosure))])
     }
 
     @Test("TCP closing without a close frame reports 1006 (abnormal closure)")
     func eofWithoutClose() {
         var connection = Connection(role: .client)
-        _ = connection.feed(wireFrame(.text, [0x41], fin: false))
+        _ = connection.feed(unmaskedFrame(.text, [0x41], fin: false))
         connection.receiveEOF()
         #expect(connection.closeStatus?.code == .abnormalClosure)
         #expect(connection.state == .closed)
@@ -208,7 +205,7 @@ struct ConnectionCloseTests {
     @Test("after a protocol error the connection sends its close frame and nothing else")
     func nothingAfterFailure() throws {
         var connection = Connection(role: .server)
-        _ = connection.feed(clientFrame(.ping, [1]) + [0x83, 0x80, 0, 0, 0, 0])  // reserved opcode 0x3
+        _ = connection.feed(maskedFrame(.ping, [1]) + [0x83, 0x80, 0, 0, 0, 0])  // reserved opcode 0x3
         #expect(throws: SendError.connectionClosed) { try [UInt8]([1]).withUnsafeBytes { try connection.send(.text, $0) } }
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.map(\.0.opcode) == [.close])
@@ -255,7 +252,7 @@ struct ConnectionLifecycleTests {
     @Test("EOF after a completed close handshake keeps the peer's status", arguments: [Role.server, .client])
     func eofAfterHandshake(role: Role) {
         var connection = Connection(role: role)
-        _ = connection.feed(peerFrame(role, .close, closePayload(4001, Array("done".utf8))))
+        _ = connection.feed(peerFrame(role, .close, closePayload(4001, "done")))
         connection.receiveEOF()
         #expect(connection.closeStatus == CloseStatus(code: CloseCode(4001), reason: "done"))
         #expect(connection.hasPendingOutput == false, "queued output is discarded once the transport ended")
@@ -265,7 +262,7 @@ struct ConnectionLifecycleTests {
           arguments: [Role.server, .client])
     func failAfterHandshake(role: Role) {
         var connection = Connection(role: role)
-        _ = connection.feed(peerFrame(role, .close, closePayload(1000, Array("bye".utf8))))
+        _ = connection.feed(peerFrame(role, .close, closePayload(1000, "bye")))
         _ = connection.takeOutput()
         connection.fail(code: .policyViolation, reason: "too late")
         #expect(connection.closeStatus == CloseStatus(code: .normalClosure, reason: "bye"))
@@ -315,7 +312,7 @@ struct ConnectionLifecycleTests {
 struct ConnectionReceiveHelperTests {
     @Test("events come in order and every byte is consumed, for any split")
     func order() throws {
-        let wire = clientFrame(.text, Array("a".utf8)) + clientFrame(.ping, [1]) + clientFrame(.binary, [2, 3])
+        let wire = maskedFrame(.text, Array("a".utf8)) + maskedFrame(.ping, [1]) + maskedFrame(.binary, [2, 3])
         for size in [1, 2, 5, wire.count] {
             var connection = Connection(role: .server)
             var events: [OwnedEvent] = []
@@ -337,19 +334,19 @@ struct ConnectionReceiveHelperTests {
     @Test("the body can answer on the connection while the payload is valid (echo without a copy)")
     func echo() throws {
         var connection = Connection(role: .server)
-        var bytes = clientFrame(.text, Array("Hel".utf8), fin: false) + clientFrame(.continuation, Array("lo".utf8))
+        var bytes = maskedFrame(.text, Array("Hel".utf8), fin: false) + maskedFrame(.continuation, Array("lo".utf8))
         try bytes.withUnsafeMutableBytes { raw in
             try connection.receive(raw) { connection, event in
                 if case .message(let kind, let payload) = event { try? connection.send(kind, payload) }
             }
         }
-        #expect(connection.takeOutput() == wireFrame(.text, Array("Hello".utf8)))
+        #expect(connection.takeOutput() == unmaskedFrame(.text, Array("Hello".utf8)))
     }
 
     @Test("failing the connection in the body stops delivery; the rest of the buffer is ignored")
     func failInBody() throws {
         var connection = Connection(role: .server)
-        var bytes = clientFrame(.text, [0x61]) + clientFrame(.text, [0x62]) + [0xFF, 0xFF]
+        var bytes = maskedFrame(.text, [0x61]) + maskedFrame(.text, [0x62]) + [0xFF, 0xFF]
         var events = 0
         try bytes.withUnsafeMutableBytes { raw in
             try connection.receive(raw) { connection, _ in
@@ -364,7 +361,7 @@ struct ConnectionReceiveHelperTests {
     @Test("a protocol error is thrown after the events before it were delivered")
     func throwsAfterEvents() {
         var connection = Connection(role: .server)
-        var bytes = clientFrame(.text, [0x61]) + clientFrame(.text, [0xFF])
+        var bytes = maskedFrame(.text, [0x61]) + maskedFrame(.text, [0xFF])
         var events: [OwnedEvent] = []
         let result = bytes.withUnsafeMutableBytes { raw in
             Result { () throws(ProtocolError) in

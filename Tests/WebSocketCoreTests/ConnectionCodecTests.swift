@@ -1,5 +1,6 @@
 import Testing
 import WebSocketCore
+import WebSocketTestSupport
 
 /// A toy per-message codec: encoding XORs every byte with 0x55; decoding XORs back and repeats each byte
 /// `expansion` times (to exercise the decoded-size limit like a decompression bomb would).
@@ -51,26 +52,26 @@ struct ConnectionCodecTests {
     @Test("decoded text is validated: invalid UTF-8 after decoding fails with 1007")
     func validatesDecodedText() {
         var connection = Connection(role: .client, codec: XORCodec())
-        let outcome = connection.feed(wireFrame(.text, [0xFF ^ 0x55], fin: false, rsv: .rsv1))
+        let outcome = connection.feed(unmaskedFrame(.text, [0xFF ^ 0x55], fin: false, rsv: .rsv1))
         #expect(outcome.error == .invalidUTF8)
         // Encoded bytes that are not UTF-8 themselves are fine.
         var ok = Connection(role: .client, codec: XORCodec())
         let encodedAcute: [UInt8] = [0xC3 ^ 0x55, 0xA9 ^ 0x55]
-        let events = ok.feed(wireFrame(.text, encodedAcute, rsv: .rsv1)).events
+        let events = ok.feed(unmaskedFrame(.text, encodedAcute, rsv: .rsv1)).events
         #expect(events == [.message(.text, [0xC3, 0xA9])])
     }
 
     @Test("RSV1 on a continuation frame or a control frame fails with 1002")
     func rsv1Placement() {
         var continuation = Connection(role: .client, codec: XORCodec())
-        let fragments: [UInt8] = wireFrame(.text, [0x41], fin: false, rsv: .rsv1)
-            + wireFrame(.continuation, [0x41], rsv: .rsv1)
+        let fragments: [UInt8] = unmaskedFrame(.text, [0x41], fin: false, rsv: .rsv1)
+            + unmaskedFrame(.continuation, [0x41], rsv: .rsv1)
         #expect(continuation.feed(fragments).error == .reservedBitsSet)
         var control = Connection(role: .client, codec: XORCodec())
-        #expect(control.feed(wireFrame(.ping, [], rsv: .rsv1)).error == .reservedBitsSet)
+        #expect(control.feed(unmaskedFrame(.ping, [], rsv: .rsv1)).error == .reservedBitsSet)
         #expect(control.closeStatus?.code == .protocolError)
         var noCodec = Connection(role: .client)
-        #expect(noCodec.feed(wireFrame(.text, [0x41], rsv: .rsv1)).error == .reservedBitsSet)
+        #expect(noCodec.feed(unmaskedFrame(.text, [0x41], rsv: .rsv1)).error == .reservedBitsSet)
     }
 
     @Test("decoded size is capped by maxMessageLength (1009), whatever the encoded size")
@@ -78,13 +79,13 @@ struct ConnectionCodecTests {
         var configuration = Connection.Configuration()
         configuration.maxMessageLength = 1000
         var connection = Connection(role: .client, configuration: configuration, codec: XORCodec(expansion: 100))
-        let outcome = connection.feed(wireFrame(.binary, [UInt8](repeating: 0, count: 11), rsv: .rsv1))
+        let outcome = connection.feed(unmaskedFrame(.binary, [UInt8](repeating: 0, count: 11), rsv: .rsv1))
         #expect(outcome.error == .messageTooLarge)
         #expect(connection.closeStatus?.code == .messageTooBig)
         // Across chunks: each within the limit alone, together above it.
         var chunked = Connection(role: .client, configuration: configuration, codec: XORCodec(expansion: 100))
-        let split = chunked.feed(wireFrame(.binary, [UInt8](repeating: 0, count: 6), fin: false, rsv: .rsv1)
-            + wireFrame(.continuation, [UInt8](repeating: 0, count: 6)))
+        let split = chunked.feed(unmaskedFrame(.binary, [UInt8](repeating: 0, count: 6), fin: false, rsv: .rsv1)
+            + unmaskedFrame(.continuation, [UInt8](repeating: 0, count: 6)))
         #expect(split.error == .messageTooLarge)
     }
 
@@ -93,7 +94,7 @@ struct ConnectionCodecTests {
         var configuration = Connection.Configuration()
         configuration.delivery = .streaming
         var connection = Connection(role: .client, configuration: configuration, codec: XORCodec())
-        let wire: [UInt8] = wireFrame(.binary, [1, 2], fin: false, rsv: .rsv1) + wireFrame(.continuation, [3])
+        let wire: [UInt8] = unmaskedFrame(.binary, [1, 2], fin: false, rsv: .rsv1) + unmaskedFrame(.continuation, [3])
         let outcome = connection.feed(wire)
         let first: [UInt8] = [1 ^ 0x55, 2 ^ 0x55]
         let second: [UInt8] = [3 ^ 0x55]

@@ -1,9 +1,10 @@
 import Testing
 import WebSocketCore
+import WebSocketTestSupport
 
 /// Frames as the peer of `role` sends them: masked when we are the server.
 func peerFrame(_ role: Role, _ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, rsv: ReservedBits = []) -> [UInt8] {
-    role == .server ? clientFrame(opcode, payload, fin: fin, rsv: rsv) : wireFrame(opcode, payload, fin: fin, rsv: rsv)
+    role == .server ? maskedFrame(opcode, payload, fin: fin, rsv: rsv) : unmaskedFrame(opcode, payload, fin: fin, rsv: rsv)
 }
 
 @Suite("Connection: messages and fragmentation (RFC 6455 §5.4, §5.6)")
@@ -59,7 +60,7 @@ struct ConnectionMessageTests {
 
     @Test("a single-frame message in one buffer is delivered without copying")
     func zeroCopyDelivery() throws {
-        var bytes = clientFrame(.binary, [9, 8, 7, 6])
+        var bytes = maskedFrame(.binary, [9, 8, 7, 6])
         var connection = Connection(role: .server)
         try bytes.withUnsafeMutableBytes { raw in
             let (_, event) = try connection.receive(raw)
@@ -115,7 +116,7 @@ struct ConnectionUTF8Tests {
     @Test("fail-fast also inside a frame whose payload has not fully arrived")
     func failFastWithinFrame() {
         var connection = Connection(role: .client)
-        let frame = wireFrame(.text, [0x41, 0xFF] + [UInt8](repeating: 0x41, count: 1000))
+        let frame = unmaskedFrame(.text, [0x41, 0xFF] + [UInt8](repeating: 0x41, count: 1000))
         // Only the header and the first 2 payload bytes.
         let outcome = connection.feed(Array(frame.prefix(4 + 2)), chunks: [4, 2])
         #expect(outcome.error == .invalidUTF8)
@@ -124,8 +125,8 @@ struct ConnectionUTF8Tests {
     @Test("a code point split across fragments and reads is valid")
     func splitCodePoint() {
         let euro: [UInt8] = [0xE2, 0x82, 0xAC]
-        let wire = wireFrame(.text, [euro[0]], fin: false) + wireFrame(.continuation, [euro[1]], fin: false)
-            + wireFrame(.continuation, [euro[2]], fin: true)
+        let wire = unmaskedFrame(.text, [euro[0]], fin: false) + unmaskedFrame(.continuation, [euro[1]], fin: false)
+            + unmaskedFrame(.continuation, [euro[2]], fin: true)
         for chunks in [[], [1], [3]] {
             var connection = Connection(role: .client)
             #expect(connection.feed(wire, chunks: chunks).events == [.message(.text, euro)])
@@ -135,13 +136,13 @@ struct ConnectionUTF8Tests {
     @Test("a text message that ends inside a code point fails with 1007")
     func truncatedAtEnd() {
         var connection = Connection(role: .client)
-        #expect(connection.feed(wireFrame(.text, [0xE2, 0x82])).error == .invalidUTF8)
+        #expect(connection.feed(unmaskedFrame(.text, [0xE2, 0x82])).error == .invalidUTF8)
     }
 
     @Test("binary messages are not validated")
     func binaryNotValidated() {
         var connection = Connection(role: .client)
-        #expect(connection.feed(wireFrame(.binary, [0xFF, 0xFE])).events == [.message(.binary, [0xFF, 0xFE])])
+        #expect(connection.feed(unmaskedFrame(.binary, [0xFF, 0xFE])).events == [.message(.binary, [0xFF, 0xFE])])
     }
 }
 
@@ -152,7 +153,7 @@ struct ConnectionLimitTests {
         var configuration = Connection.Configuration()
         configuration.maxFramePayloadLength = 100
         var connection = Connection(role: .client, configuration: configuration)
-        let header = Array(wireFrame(.binary, [UInt8](repeating: 0, count: 101)).prefix(4))
+        let header = Array(unmaskedFrame(.binary, [UInt8](repeating: 0, count: 101)).prefix(4))
         let outcome = connection.feed(header)
         #expect(outcome.error == .frameTooLarge)
         #expect(connection.closeStatus?.code == .messageTooBig)
@@ -163,13 +164,13 @@ struct ConnectionLimitTests {
         var configuration = Connection.Configuration()
         configuration.maxMessageLength = 10
         var connection = Connection(role: .client, configuration: configuration)
-        let wire = wireFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
-            + Array(wireFrame(.continuation, [UInt8](repeating: 1, count: 5)).prefix(2))
+        let wire = unmaskedFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
+            + Array(unmaskedFrame(.continuation, [UInt8](repeating: 1, count: 5)).prefix(2))
         #expect(connection.feed(wire).error == .messageTooLarge)
         // Exactly at the limit is fine.
         var exact = Connection(role: .client, configuration: configuration)
-        let ok = wireFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
-            + wireFrame(.continuation, [UInt8](repeating: 1, count: 4))
+        let ok = unmaskedFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
+            + unmaskedFrame(.continuation, [UInt8](repeating: 1, count: 4))
         #expect(exact.feed(ok).events == [.message(.binary, [UInt8](repeating: 1, count: 10))])
     }
 
@@ -178,8 +179,8 @@ struct ConnectionLimitTests {
         var configuration = Connection.Configuration()
         configuration.maxFragmentsPerMessage = 100
         var connection = Connection(role: .client, configuration: configuration)
-        var wire = wireFrame(.binary, [], fin: false)
-        for _ in 0..<100 { wire += wireFrame(.continuation, [], fin: false) }
+        var wire = unmaskedFrame(.binary, [], fin: false)
+        for _ in 0..<100 { wire += unmaskedFrame(.continuation, [], fin: false) }
         let outcome = connection.feed(wire)
         #expect(outcome.error == .tooManyFragments)
         #expect(connection.closeStatus?.code == .messageTooBig)
@@ -189,7 +190,7 @@ struct ConnectionLimitTests {
     func releaseAfterLargeMessage() {
         var connection = Connection(role: .client)
         let big = [UInt8](repeating: 7, count: 1 << 20)
-        let wire = wireFrame(.binary, big, fin: false) + wireFrame(.continuation, [1])
+        let wire = unmaskedFrame(.binary, big, fin: false) + unmaskedFrame(.continuation, [1])
         var bytes = wire
         var messageLength = 0
         var heldWithMessage = 0
@@ -208,7 +209,7 @@ struct ConnectionLimitTests {
         #expect(messageLength == (1 << 20) + 1)
         #expect(heldWithMessage > 1 << 20)
         // The next call releases it (down to the 64 KiB kept for reuse); a small message still works.
-        #expect(connection.feed(wireFrame(.binary, [2])).events == [.message(.binary, [2])])
+        #expect(connection.feed(unmaskedFrame(.binary, [2])).events == [.message(.binary, [2])])
         #expect(connection.bufferCapacity <= (64 << 10) + 2 * 128 + (64 << 10))
     }
 }
@@ -229,8 +230,8 @@ struct ConnectionSaturationTests {
         var configuration = Self.unlimited()
         configuration.delivery = delivery
         let payload = (0..<70_000).map { UInt8(truncatingIfNeeded: $0) }
-        let wire = wireFrame(.binary, Array(payload[..<1000]), fin: false)
-            + wireFrame(.continuation, Array(payload[1000...]))
+        let wire = unmaskedFrame(.binary, Array(payload[..<1000]), fin: false)
+            + unmaskedFrame(.continuation, Array(payload[1000...]))
         for codec in [nil, XORCodec()] as [XORCodec?] {
             for chunks in [[], [7], [4096]] {
                 var connection = Connection(role: .client, configuration: configuration, codec: codec)
@@ -270,12 +271,12 @@ struct ConnectionSaturationTests {
         configuration.maxFramePayloadLength = .min
         for codec in [nil, XORCodec()] as [XORCodec?] {
             var connection = Connection(role: .client, configuration: configuration, codec: codec)
-            #expect(connection.feed(wireFrame(.binary, [])).events == [.message(.binary, [])])
-            #expect(connection.feed(wireFrame(.binary, [1])).error == .frameTooLarge)
+            #expect(connection.feed(unmaskedFrame(.binary, [])).events == [.message(.binary, [])])
+            #expect(connection.feed(unmaskedFrame(.binary, [1])).error == .frameTooLarge)
         }
         var parser = FrameParser(configuration: FrameParser.Configuration(role: .client))
         parser.configuration.maxFramePayloadLength = -5
-        var frame = wireFrame(.binary, [1])
+        var frame = unmaskedFrame(.binary, [1])
         _ = frame.withUnsafeMutableBytes { raw in
             #expect(throws: ProtocolError.frameTooLarge) { _ = try parser.parse(raw) }
         }

@@ -1,5 +1,6 @@
 import Testing
 import WebSocketCore
+import WebSocketTestSupport
 
 @Suite("Connection: sending (RFC 6455 §5.1, §5.3, §5.4)")
 struct ConnectionSendTests {
@@ -53,7 +54,7 @@ struct ConnectionSendTests {
     @Test("the zero-copy path returns a header the peer parses with the payload written after it")
     func zeroCopyHeader() throws {
         var client = Connection(role: .client, maskKeyGenerator: FixedMaskKeys(MaskKey(9, 9, 9, 9)))
-        _ = client.feed(wireFrame(.ping, [1]))  // leaves a pending pong that must be written first
+        _ = client.feed(unmaskedFrame(.ping, [1]))  // leaves a pending pong that must be written first
         let header = try client.makeFrameHeader(.binary, payloadLength: 3, fin: true)
         #expect(header.maskKey == MaskKey(9, 9, 9, 9))
         var wire = client.takeOutput()
@@ -113,7 +114,7 @@ struct ConnectionHeartbeatTests {
         let out = try frames(writtenBy: .server, connection.takeOutput())
         #expect(out.map(\.0.opcode) == [.ping])
         #expect(connection.nextDeadline == Self.at(15))
-        _ = connection.feed(clientFrame(.pong, out[0].1))
+        _ = connection.feed(maskedFrame(.pong, out[0].1))
         connection.tick(now: Self.at(12))
         #expect(connection.state == .open)
         #expect(connection.nextDeadline == Self.at(22))
@@ -124,7 +125,7 @@ struct ConnectionHeartbeatTests {
         var connection = Connection(role: .server, configuration: Self.configuration())
         connection.tick(now: Self.at(0))
         for second in stride(from: 8, through: 80, by: 8) {
-            _ = connection.feed(clientFrame(.binary, [1]))
+            _ = connection.feed(maskedFrame(.binary, [1]))
             connection.tick(now: Self.at(second))
             #expect(connection.hasPendingOutput == false)
         }

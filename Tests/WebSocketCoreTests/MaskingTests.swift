@@ -1,5 +1,6 @@
 import Testing
 import WebSocketCore
+import WebSocketTestSupport
 
 @Suite("Masking (RFC 6455 §5.3)")
 struct MaskingTests {

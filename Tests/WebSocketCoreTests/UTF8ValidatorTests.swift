@@ -1,5 +1,6 @@
 import Testing
 import WebSocketCore
+import WebSocketTestSupport
 
 @Suite("UTF-8 validation (RFC 6455 §8.1, RFC 3629)")
 struct UTF8ValidatorTests {

@@ -1,5 +1,6 @@
 import Testing
 import WebSocketCore
+import WebSocketTestSupport
 
 @testable import WebSocketDeflate
 
@@ -10,12 +11,7 @@ struct DeflateSizeTests {
     /// The same payloads on every call: empty, one byte, compressible text, incompressible noise.
     static func payloads() -> [[UInt8]] {
         let text = Array(String(repeating: "the websocket frame carries a message ", count: 3000).utf8)
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        let noise = (0..<50_000).map { _ -> UInt8 in
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return UInt8(truncatingIfNeeded: state >> 56)
-        }
-        return [[], [0x41], text, noise]
+        return [[], [0x41], text, seededBytes(50_000)]
     }
 
     /// Sends every payload through `sender` and receives it on `receiver`, `chunk` bytes per read.
@@ -25,17 +21,9 @@ struct DeflateSizeTests {
         var received: [[UInt8]] = []
         for payload in payloads() {
             try payload.withUnsafeBytes { try sender.send(.binary, $0) }
-            var wire = sender.withPendingOutput { Array($0) }
-            try wire.withUnsafeMutableBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let end = raw.count - offset > chunk ? offset + chunk : raw.count
-                    try receiver.receive(UnsafeMutableRawBufferPointer(rebasing: raw[offset..<end])) { _, event in
-                        if case .message(_, let bytes) = event { received.append(Array(bytes)) }
-                    }
-                    offset = end
-                }
-            }
+            let outcome = receiver.feed(sender.takeOutput(), chunks: [chunk])
+            if let error = outcome.error { throw error }
+            received += outcome.messages
         }
         return received
     }
@@ -77,13 +65,11 @@ struct DeflateSizeTests {
         var sender = Connection(role: .client, codec: PerMessageDeflateCodec(role: .client, parameters: .init()))
         let zeros = [UInt8](repeating: 0, count: 1 << 20)
         try zeros.withUnsafeBytes { try sender.send(.binary, $0) }
-        var wire = sender.withPendingOutput { Array($0) }
+        let wire = sender.takeOutput()
         let codec = PerMessageDeflateCodec(role: .server, parameters: .init())
         codec.zlibSliceLimit = 5
         var receiver = Connection(role: .server, configuration: configuration, codec: codec)
-        #expect(throws: ProtocolError.messageTooLarge) {
-            try wire.withUnsafeMutableBytes { raw in try receiver.receive(raw) { _, _ in } }
-        }
+        #expect(receiver.feed(wire).error == .messageTooLarge)
     }
 
     @Test("the codec is a reference: the connection's codec is the one given, not a copy")

@@ -203,7 +203,7 @@ struct DeflateEndToEndTests {
             let parameters = try #require(try PerMessageDeflate.accept(response: [element]))
             #expect(parameters.serverMaxWindowBits == pair.expected.serverMaxWindowBits)
             #expect(parameters.serverNoContextTakeover == pair.expected.serverNoContextTakeover)
-            var decoder = PerMessageDeflateCodec(role: .client, parameters: parameters)
+            let decoder = PerMessageDeflateCodec(role: .client, parameters: parameters)
             var consumed = head.rest.count
 
             // 1000 compressible bytes (runs of one letter, so that zlib's run-length strategy used for 8-bit windows
@@ -214,7 +214,7 @@ struct DeflateEndToEndTests {
             consumed += compressed.wireLength
             #expect(compressed.first == 0xC1, "expected FIN|RSV1|text, got \(String(compressed.first, radix: 16))")
             #expect(compressed.payload.count < message.count / 2, "compressed to \(compressed.payload.count) bytes")
-            #expect(try inflate(&decoder, compressed.payload) == message)
+            #expect(try inflate(decoder, compressed.payload) == message)
 
             // 31 bytes: under the default threshold (32), sent plain.
             let short = Array(compressibleText(31).utf8)
@@ -234,7 +234,7 @@ struct DeflateEndToEndTests {
                 #expect(atThreshold.payload == threshold)
             } else {
                 #expect(atThreshold.first == 0xC2)
-                #expect(try inflate(&decoder, atThreshold.payload) == threshold)
+                #expect(try inflate(decoder, atThreshold.payload) == threshold)
             }
             await raw.close()
         }
@@ -260,8 +260,8 @@ struct DeflateEndToEndTests {
             if frame.first & 0x40 != 0 {
                 // Decoding with the real 256-byte window is done by the Python interop test (zlib wbits=-8); here
                 // at least the stream decodes and did not use distance-1000 matches (which would make it tiny).
-                var decoder = PerMessageDeflateCodec(role: .client, parameters: .init(serverMaxWindowBits: 8))
-                #expect(try inflate(&decoder, frame.payload) == chunk)
+                let decoder = PerMessageDeflateCodec(role: .client, parameters: .init(serverMaxWindowBits: 8))
+                #expect(try inflate(decoder, frame.payload) == chunk)
                 #expect(frame.payload.count > chunk.count / 4, "compressed to \(frame.payload.count): long matches?")
             }
             await raw.close()
@@ -293,8 +293,8 @@ struct DeflateEndToEndTests {
         #expect(sent.isMasked, "a client frame must be masked (RFC 6455 §5.3)")
         #expect(sent.first == 0xC1, "expected FIN|RSV1|text, got \(String(sent.first, radix: 16))")
         #expect(sent.payload.count < 500, "compressed to \(sent.payload.count) bytes")
-        var decoder = PerMessageDeflateCodec(role: .server, parameters: pair.expected)
-        #expect(try inflate(&decoder, sent.payload) == Array(message.utf8))
+        let decoder = PerMessageDeflateCodec(role: .server, parameters: pair.expected)
+        #expect(try inflate(decoder, sent.payload) == Array(message.utf8))
         try await ws.channel.close()
         await peer.stop()
     }
@@ -394,8 +394,8 @@ struct DeflateEndToEndTests {
             #expect(head.header("Sec-WebSocket-Extensions")?.hasPrefix("permessage-deflate") == true)
 
             // 16 MiB of zeros compress to about 16 KiB: well under the limit on the wire, 256 times over it inflated.
-            var encoder = PerMessageDeflateCodec(role: .client, parameters: .init())
-            let bomb = deflate(&encoder, [UInt8](repeating: 0, count: 16 << 20))
+            let encoder = PerMessageDeflateCodec(role: .client, parameters: .init())
+            let bomb = deflate(encoder, [UInt8](repeating: 0, count: 16 << 20))
             #expect(bomb.count < 64 << 10)
             let frame = maskedFrame(opcode: 0x2, bomb, rsv: 0x40)  // RSV1: compressed
             try await raw.send(frame)
@@ -493,7 +493,7 @@ private func compressibleBinary(_ count: Int) -> ByteBuffer {
     return buffer
 }
 
-private func inflate(_ codec: inout PerMessageDeflateCodec, _ payload: [UInt8]) throws -> [UInt8] {
+private func inflate(_ codec: PerMessageDeflateCodec, _ payload: [UInt8]) throws -> [UInt8] {
     var output: [UInt8] = []
     let result: Result<Void, ProtocolError> = payload.withUnsafeBytes { raw in
         Result { () throws(ProtocolError) in
@@ -504,7 +504,7 @@ private func inflate(_ codec: inout PerMessageDeflateCodec, _ payload: [UInt8]) 
     return output
 }
 
-private func deflate(_ codec: inout PerMessageDeflateCodec, _ message: [UInt8]) -> [UInt8] {
+private func deflate(_ codec: PerMessageDeflateCodec, _ message: [UInt8]) -> [UInt8] {
     var output: [UInt8] = []
     let compressed = message.withUnsafeBytes { raw in
         codec.encode(raw, kind: .binary) { output = Array($0) }

@@ -43,11 +43,13 @@ public final class RawTestClient: Sendable {
         autoRead: Bool = true
     ) async throws -> RawTestClient {
         let recorder = Recorder()
-        var sslContext: NIOSSLContext?
+        let sslContext: NIOSSLContext?
         if tls {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             sslContext = try NIOSSLContext(configuration: configuration)
+        } else {
+            sslContext = nil
         }
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.allowRemoteHalfClosure, value: false)
@@ -82,7 +84,7 @@ public final class RawTestClient: Sendable {
 
     /// Turns reading on (for a client connected with `autoRead: false`).
     public func startReading() async throws {
-        try await self.channel.setOption(.autoRead, value: true)
+        try await self.channel.setOption(.autoRead, value: true).get()
     }
 
     public var received: [UInt8] { self.recorder.received.withLockedValue { $0.bytes } }

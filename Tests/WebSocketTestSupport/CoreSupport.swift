@@ -30,12 +30,22 @@ public func hexString(_ bytes: [UInt8]) -> String {
 }
 
 extension RawFrame {
-    /// A frame with a `WebSocketCore` opcode and mask key.
+    /// A frame with a `WebSocketCore` opcode, reserved bits and mask key.
     public static func bytes(
-        _ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0, key: MaskKey? = nil
+        _ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, rsv: ReservedBits = [], key: MaskKey? = nil
     ) -> [UInt8] {
-        bytes(opcode: opcode.rawValue, payload, fin: fin, rsv: rsv, maskKey: key?.bytes)
+        bytes(opcode: opcode.rawValue, payload, fin: fin, rsv: rsv.rawValue, maskKey: key?.bytes)
     }
+}
+
+/// A client frame with a `WebSocketCore` opcode (masked with ``RawFrame/testMaskKey``, RFC 6455 §5.3).
+public func maskedFrame(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, rsv: ReservedBits = []) -> [UInt8] {
+    maskedFrame(opcode: opcode.rawValue, payload, fin: fin, rsv: rsv.rawValue)
+}
+
+/// A server frame with a `WebSocketCore` opcode (unmasked).
+public func unmaskedFrame(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, rsv: ReservedBits = []) -> [UInt8] {
+    unmaskedFrame(opcode: opcode.rawValue, payload, fin: fin, rsv: rsv.rawValue)
 }
 
 /// An owned copy of a `Connection.Event`, for comparisons.
@@ -94,7 +104,7 @@ extension Connection {
         while position < input.count {
             let size = chunks.isEmpty ? input.count - position : max(1, chunks[chunkIndex % chunks.count])
             chunkIndex += 1
-            let end = min(input.count, position + size)
+            let end = position + min(size, input.count - position)  // `size` may be `Int.max`
             let failed: Bool = input.withUnsafeMutableBytes { raw in
                 var slice = UnsafeMutableRawBufferPointer(rebasing: raw[position..<end])
                 while true {

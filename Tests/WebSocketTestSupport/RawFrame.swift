@@ -102,5 +102,10 @@ public func unmaskedFrame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true, r
 
 /// A close frame's payload: the code in network byte order, then the reason.
 public func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
-    [UInt8(code >> 8), UInt8(code & 0xFF)] + Array(reason.utf8)
+    closePayload(code, Array(reason.utf8))
+}
+
+/// A close frame's payload with a reason given as bytes (which may be invalid UTF-8).
+public func closePayload(_ code: UInt16, _ reason: [UInt8]) -> [UInt8] {
+    [UInt8(code >> 8), UInt8(code & 0xFF)] + reason
 }
