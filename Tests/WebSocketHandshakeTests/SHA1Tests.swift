@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WebSocketTestSupport
 
 @testable import WebSocketHandshake
 
@@ -19,26 +20,11 @@ struct SHA1Tests {
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count == 3, !line.hasPrefix("#"), let length = Int(fields[0]) else { return nil }
-            let message = fields[1] == "-" ? [] : bytes(fromHex: fields[1])
+            let message = fields[1] == "-" ? [] : hex(String(fields[1]))
             guard message.count == length else { return nil }
             return Vector(message: message, digest: String(fields[2]))
         }
     }()
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
-
-    static func bytes(fromHex text: Substring) -> [UInt8] {
-        var result: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex) {
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return [] }
-            result.append(byte)
-            index = next
-        }
-        return result
-    }
 
     @Test(
         "FIPS 180 examples and the empty message",
@@ -57,7 +43,7 @@ struct SHA1Tests {
         ]
     )
     func fipsExamples(message: String, digest: String) {
-        #expect(Self.hex(SHA1.hash(message.utf8)) == digest)
+        #expect(hexString(SHA1.hash(message.utf8)) == digest)
     }
 
     @Test("one million 'a' (FIPS 180 long message), fed in uneven chunks")
@@ -70,7 +56,7 @@ struct SHA1Tests {
             sha1.update(chunk[..<count])
             remaining -= count
         }
-        #expect(Self.hex(sha1.finalize()) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
+        #expect(hexString(sha1.finalize()) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
     }
 
     @Test("the vector file is present and complete")
@@ -82,13 +68,13 @@ struct SHA1Tests {
     @Test("digests match hashlib's for messages of 0…300 bytes, whole and split")
     func hashlibVectors() {
         for vector in Self.vectors {
-            #expect(Self.hex(SHA1.hash(vector.message)) == vector.digest, "\(vector)")
+            #expect(hexString(SHA1.hash(vector.message)) == vector.digest, "\(vector)")
             // A split inside the message must not change the digest.
             var split = SHA1()
             let cut = vector.message.count / 3
             split.update(vector.message[..<cut])
             split.update(vector.message[cut...])
-            #expect(Self.hex(split.finalize()) == vector.digest, "\(vector) cut at \(cut)")
+            #expect(hexString(split.finalize()) == vector.digest, "\(vector) cut at \(cut)")
         }
     }
 
@@ -97,7 +83,7 @@ struct SHA1Tests {
         let digest = SHA1.hash(Array("dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11".utf8))
         // The RFC gives the digest as the bytes 0xb3 0x7a 0x4f 0x2c 0xc0 0x62 0x4f 0x16 0x90 0xf6 0x46 0x06
         // 0xcf 0x38 0x59 0x45 0xb2 0xbe 0xc4 0xea.
-        #expect(Self.hex(digest) == "b37a4f2cc0624f1690f64606cf385945b2bec4ea")
+        #expect(hexString(digest) == "b37a4f2cc0624f1690f64606cf385945b2bec4ea")
         #expect(Base64.encode(digest) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
         #expect(OpeningHandshake.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     }

@@ -42,7 +42,7 @@ struct ClientTests {
     @Test("wss: an untrusted certificate fails the connection", .enabled(if: TestCertificate.isAvailable))
     func untrustedCertificate() async throws {
         let certificate = try TestCertificate.make()
-        try await EchoServer.with(tls: try certificate.serverTLS()) { server in
+        _ = try await EchoServer.with(tls: try certificate.serverTLS()) { server in
             await #expect(throws: WebSocketClientError.closedDuringHandshake) {
                 _ = try await WebSocket.connect(to: "wss://127.0.0.1:\(server.port)/echo")
             }
