@@ -3,6 +3,8 @@ import MetricsTestKit
 import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
+import WebSocketNIOTestSupport
+import WebSocketTestSupport
 import WebSocketClient
 import WebSocketServer
 
@@ -114,15 +116,11 @@ struct EngineLifecycleTests {
             handler: .async { _, _ in }
         )
         try await Server(configuration: .init(port: 0), routes: [route]).withRunning { server in
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: server.port).get()
-            let request =
-                "GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            try await channel.writeAndFlush(ByteBuffer(string: request))
-            try await waitUntil { started.withLockedValue { $0 } }
-            try await channel.close()
-            try await waitUntil { sawCancellation.withLockedValue { $0 } }
+            let client = try await RawTestClient.connect(port: server.port)
+            try await client.send(upgradeRequest(path: "/slow"))
+            #expect(await eventually { started.withLockedValue { $0 } })
+            await client.close()
+            await eventually(timeout: .seconds(10)) { sawCancellation.withLockedValue { $0 } }
         }
         #expect(sawCancellation.withLockedValue { $0 })
     }
@@ -145,7 +143,7 @@ struct EngineLifecycleTests {
             await #expect(throws: BodyFailure.self) {
                 try await WebSocket.withConnection(to: self.url(server, "/record")) { _ in throw BodyFailure() }
             }
-            try await waitUntil { statuses.withLockedValue { $0.count } == 2 }
+            await eventually(timeout: .seconds(10)) { statuses.withLockedValue { $0.count } == 2 }
         }
         #expect(statuses.withLockedValue { $0 } == [.normalClosure, .internalError])
     }
@@ -165,7 +163,7 @@ struct EngineLifecycleTests {
                 let ws = try await WebSocket.connect(to: self.url(server, "/record"))
                 try await ws.send(text: "then forgotten")
             }  // released here, still open
-            try await waitUntil { status.withLockedValue { $0 } != nil }
+            await eventually(timeout: .seconds(10)) { status.withLockedValue { $0 } != nil }
         }
         #expect(status.withLockedValue { $0 }?.code == .goingAway)
     }
@@ -194,7 +192,7 @@ struct EngineLifecycleTests {
             await #expect(throws: WebSocketClientError.self) {
                 try await WebSocket.withConnection(to: self.url(server, "/private")) { _ in }
             }
-            try await waitUntil { metrics.counterTotal(label: "websocket_close_codes_total") == 1 }
+            await eventually(timeout: .seconds(10)) { metrics.counterTotal(label: "websocket_close_codes_total") == 1 }
         }
         #expect(metrics.counterTotal(label: "websocket_upgrades_total", dimensions: [("status", "101")]) == 1)
         #expect(metrics.counterTotal(label: "websocket_upgrades_total", dimensions: [("status", "401")]) == 1)
@@ -217,16 +215,12 @@ struct EngineLifecycleTests {
         configuration.logger.logLevel = .info
         let route = WebSocketRoute(path: "/echo", handler: .delegate { _ in WebSocketClosureDelegate() })
         try await Server(configuration: configuration, routes: [route]).withRunning { server in
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: server.port).get()
-            let request =
-                "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            try await channel.writeAndFlush(ByteBuffer(string: request))
-            try await Task.sleep(for: .milliseconds(200))
-            try await channel.writeAndFlush(ByteBuffer(bytes: [0x81, 0x02, 0x68, 0x69]))  // unmasked: 1002
-            try await waitUntil { records.messages.contains { $0.message == "WebSocket connection failed" } }
-            try? await channel.close()
+            let client = try await RawTestClient.connect(port: server.port)
+            try await client.send(upgradeRequest(path: "/echo"))
+            #expect(await client.waitForResponse()?.status == 101)
+            try await client.send([0x81, 0x02, 0x68, 0x69])  // an unmasked frame from a client: 1002
+            await eventually { records.messages.contains { $0.message == "WebSocket connection failed" } }
+            await client.close()
         }
         let failure = try #require(records.messages.first { $0.message == "WebSocket connection failed" })
         #expect(failure.level == .info)
@@ -309,8 +303,8 @@ struct EngineLifecycleTests {
         }
     }
 
-    /// The async API with `.streaming` delivery hands out pieces as they arrive: a 3 MiB message sent as three
-    /// 1 MiB frames arrives as several pieces, first and last marked, never reassembled, bytes intact.
+    /// The async API with `.streaming` delivery hands out pieces as they arrive: a 768 KiB message sent as three
+    /// 256 KiB frames arrives as several pieces, first and last marked, never reassembled, bytes intact.
     @Test func asyncStreamingDelivery() async throws {
         var webSocket = WebSocketConfiguration()
         webSocket.connection.delivery = .streaming
@@ -330,7 +324,7 @@ struct EngineLifecycleTests {
         try await Server(configuration: .init(port: 0, webSocket: webSocket), routes: [route]).withRunning {
             server in
             try await WebSocket.withConnection(to: self.url(server, "/pieces")) { ws in
-                let frame = ByteBuffer(repeating: 0x5A, count: 1 << 20)
+                let frame = ByteBuffer(repeating: 0x5A, count: 256 << 10)
                 try await ws.send(.binary, fragments: [frame, frame, frame])
                 for await message in ws.messages {
                     #expect(message.text == "done")
@@ -340,7 +334,7 @@ struct EngineLifecycleTests {
         }
         let seen = pieces.withLockedValue { $0 }
         #expect(seen.count >= 3)
-        #expect(seen.map(\.count).reduce(0, +) == 3 << 20)
+        #expect(seen.map(\.count).reduce(0, +) == 3 * (256 << 10))
         #expect(seen.first?.isFirst == true)
         #expect(seen.last?.isFinal == true)
         #expect(seen.dropLast().allSatisfy { !$0.isFinal })
@@ -367,17 +361,6 @@ struct EngineLifecycleTests {
         try await server.close()
     }
 }
-
-/// Polls `condition` every 10 ms for at most `timeout`.
-private func waitUntil(timeout: Duration = .seconds(10), _ condition: @Sendable () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw WaitTimeout() }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
-
-private struct WaitTimeout: Error {}
 
 /// A swift-log handler that keeps every record, for assertions. A value (as swift-log expects): metadata set on
 /// one logger copy stays there; the records are shared by all copies.
