@@ -4,12 +4,11 @@ certificate made with the openssl CLI, and ws-echo processes stopped by PID."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from testprocs import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,25 +39,6 @@ def ws_client_bin() -> str:
     if not path:
         pytest.skip("ws-conformance-client not found: set WS_CLIENT_BIN or build it")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited early with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,11 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from testprocs import free_port, wait_for_port
 import websockets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,24 +26,6 @@ def binary(name: str) -> str:
         if candidate.exists():
             return str(candidate)
     pytest.fail(f"{name} not built: run `swift build` (scripts/test.sh sets WS_BIN_DIR)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"server exited early with {process.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 @pytest.fixture
