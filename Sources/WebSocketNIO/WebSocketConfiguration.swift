@@ -25,6 +25,8 @@ public struct WebSocketConfiguration: Sendable {
     ///
     /// While reading is paused for the consumer the heartbeat does not judge the peer (our pause is not the
     /// peer's silence), and starting the close handshake resumes reading so the peer's close frame is seen.
+    /// A pause because the channel is unwritable does count: a peer that reads nothing of what we send for
+    /// `pingInterval + pongTimeout` is dropped like a silent one.
     /// A task that only sends calls ``WebSocket/discardInboundMessages()`` so that reading never pauses.
     public var inboundMessageBufferLimit: Int
 

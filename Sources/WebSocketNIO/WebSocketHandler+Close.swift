@@ -11,9 +11,22 @@ extension WebSocketHandler {
     func closeTransport(context: ChannelHandlerContext) {
         guard !self.transportClosing else { return }
         self.transportClosing = true
+        if self.role == .client || self.connection.closeStatus?.code == .abnormalClosure {
+            // Nothing to wait for: a client closes TCP only after the close handshake and the server's own close
+            // (or its timeout, RFC 6455 §7.1.1), and 1006 means a timeout or a dead peer. Close right after the
+            // flush instead of lingering another `closeTimeout` for the peer's FIN.
+            self.fullCloseAfterFlush = true
+        }
         self.needsFlush = false
         self.cancelTimer()
         self.readPause = []
+        if self.connection.closeStatus?.code == .abnormalClosure && self.role == .server {
+            // A dead or silent peer (heartbeat or close timeout): what is queued for it would wait for a reader
+            // that does not come, so write what we can and close now.
+            context.flush()
+            context.close(promise: nil)
+            return
+        }
         let flushed = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(
             self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)),
@@ -131,8 +144,10 @@ extension WebSocketHandler {
         self.timer = nil
         self.timerDeadline = nil
         guard let context = self.context, !self.transportClosing else { return }
-        if !self.readPause.isEmpty {
-            // We stopped reading, so the peer's pongs cannot be seen: our pause is not its silence.
+        if self.readPause.contains(.consumer) {
+            // We stopped reading for our own consumer, so the peer's pongs cannot be seen: our pause is not its
+            // silence. (A pause because the channel is unwritable is the peer's doing: it does not read what we
+            // send. It proves itself alive by reading, which makes the channel writable and resumes reading.)
             self.connection.notePeerActivity()
         }
         self.connection.tick(now: Self.now())

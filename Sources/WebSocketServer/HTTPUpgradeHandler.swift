@@ -115,11 +115,16 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         #if TLS
         if error is NIOSSLError || error is BoringSSLError {
-            // No HTTP answer is possible on a broken TLS session.
-            shared.logger.info(
-                "TLS handshake failed",
-                metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"]
-            )
+            // No HTTP answer is possible on a broken TLS session. Before a request head it is a failed handshake
+            // (logged at info); later it is usually a client that left without close_notify.
+            if case .waitingForHead = state, Self.isHandshakeFailure(error) {
+                shared.logger.info(
+                    "TLS handshake failed",
+                    metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"]
+                )
+            } else {
+                shared.logger.debug("TLS error", metadata: ["error": "\(error)"])
+            }
             state = .closed
             context.close(promise: nil)
             return
@@ -128,9 +133,17 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch state {
         case .waitingForHead, .receivingBody:
             state = .responding
-            if error is RequestHeadLimitHandler.RequestHeadTooLarge
-                || (error as? HTTPParserError) == .headerOverflow
-            {
+            let tooLarge =
+                error is RequestHeadLimitHandler.RequestHeadTooLarge || (error as? HTTPParserError) == .headerOverflow
+            shared.logger.info(
+                "refused malformed HTTP request",
+                metadata: [
+                    "peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")",
+                    "status": "\(tooLarge ? 431 : 400)",
+                    "error": "\(error)",
+                ]
+            )
+            if tooLarge {
                 respond(
                     PlainHTTPResponse(status: .init(code: 431), text: "Request Header Fields Too Large\n"),
                     context: context
@@ -144,6 +157,14 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
         }
     }
+
+    #if TLS
+    private static func isHandshakeFailure(_ error: any Error) -> Bool {
+        if error is BoringSSLError { return true }
+        if let error = error as? NIOSSLError, case .handshakeFailed = error { return true }
+        return false
+    }
+    #endif
 
     // MARK: - Dispatch
 
@@ -353,7 +374,11 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                         run: {
                             do {
                                 try await body(webSocket, accepted)
-                                await webSocket.close()
+                                // A route cancelled because the server stops is "going away" (RFC 6455 §7.4.1).
+                                await webSocket.close(code: Task.isCancelled ? .goingAway : .normalClosure)
+                            } catch let error as WebSocketError where error == .connectionClosed {
+                                // A send raced the peer's close: nothing went wrong on our side.
+                                logger.debug("WebSocket route ended by a send after the close", metadata: [:])
                             } catch {
                                 logger.info("WebSocket route threw", metadata: ["error": "\(error)"])
                                 await webSocket.close(code: .internalError, reason: "internal error")

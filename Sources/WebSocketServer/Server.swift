@@ -75,6 +75,7 @@ public final class Server: Service, Sendable {
 
     private enum Phase {
         case idle
+        case binding
         case running(any Channel)
         case stopping
         case stopped
@@ -121,10 +122,21 @@ public final class Server: Service, Sendable {
         self.shared.tasks.cancelQueued()
     }
 
-    /// The address the server listens on, once ``run()`` has bound it; nil before.
-    public var localAddress: SocketAddress? { self.state.withLockedValue { $0.address } }
+    /// The errors of the server's lifecycle.
+    public enum LifecycleError: Error, Sendable {
+        /// ``Server/run()`` was called on a server that had already been started (a server runs once).
+        case alreadyStarted
+    }
 
-    /// The port the server listens on once bound (useful with `port: 0`); 0 before.
+    /// The address the server listens on while ``run()`` serves; nil before it has bound and after it stopped.
+    public var localAddress: SocketAddress? {
+        self.state.withLockedValue { state in
+            if case .stopped = state.phase { return nil }
+            return state.address
+        }
+    }
+
+    /// The port the server listens on once bound (useful with `port: 0`); 0 before and after.
     public var port: Int { self.localAddress?.port ?? 0 }
 
     /// The number of open WebSocket connections.
@@ -135,9 +147,9 @@ public final class Server: Service, Sendable {
     public func listeningAddress() async throws -> SocketAddress {
         try await withCheckedThrowingContinuation { continuation in
             let result: Result<SocketAddress, any Error>? = self.state.withLockedValue { state in
-                if let address = state.address { return .success(address) }
                 if let error = state.bindError { return .failure(error) }
                 if case .stopped = state.phase { return .failure(CancellationError()) }
+                if let address = state.address { return .success(address) }
                 state.addressWaiters.append(continuation)
                 return nil
             }
@@ -152,8 +164,29 @@ public final class Server: Service, Sendable {
     /// are closed; every open WebSocket gets close 1001 "going away" (RFC 6455 §7.4.1) and up to
     /// ``Configuration/shutdownGracePeriod`` to answer; then every connection is closed, the route tasks still
     /// running are cancelled, and `run()` returns when the last of them has returned.
-    /// - Throws: TLS context creation or bind errors (then nothing runs). Call it once.
+    /// Cancelling the task that runs `run()` also stops the server, but without the grace period: the route
+    /// tasks are cancelled with it at once, and a route that returns because of that closes its connection with
+    /// 1001 (going away). Prefer ``shutdown()`` or a `ServiceGroup`'s graceful shutdown.
+    ///
+    /// - Throws: TLS context creation or bind errors (then nothing runs); ``LifecycleError/alreadyStarted`` when
+    ///   called a second time. A `shutdown()` before `run()` makes `run()` return at once without binding.
     public func run() async throws {
+        let start = self.state.withLockedValue { state -> Bool? in
+            guard case .idle = state.phase else { return nil }
+            if state.stopRequested { return false }
+            state.phase = .binding
+            return true
+        }
+        switch start {
+        case nil:
+            throw LifecycleError.alreadyStarted
+        case false?:
+            self.shared.tasks.cancelQueued()
+            self.signalStopped()
+            return
+        case true?:
+            break
+        }
         let channel: any Channel
         do {
             channel = try await self.bind()
@@ -201,9 +234,10 @@ public final class Server: Service, Sendable {
     /// server is not running).
     public func shutdown() async {
         let running = self.state.withLockedValue { state -> Bool in
-            if case .running = state.phase { return true }
-            if case .stopping = state.phase { return true }
-            return false
+            switch state.phase {
+            case .binding, .running, .stopping: return true
+            case .idle, .stopped: return false
+            }
         }
         self.requestStop()
         guard running else { return }
@@ -361,12 +395,16 @@ public final class Server: Service, Sendable {
     }
 
     private func signalStopped() {
-        let waiters = self.state.withLockedValue { state in
+        let (waiters, addressWaiters) = self.state.withLockedValue { state in
             state.phase = .stopped
-            defer { state.stoppedWaiters = [] }
-            return state.stoppedWaiters
+            defer {
+                state.stoppedWaiters = []
+                state.addressWaiters = []
+            }
+            return (state.stoppedWaiters, state.addressWaiters)
         }
         for waiter in waiters { waiter.resume() }
+        for waiter in addressWaiters { waiter.resume(throwing: CancellationError()) }
     }
 }
 

@@ -48,8 +48,10 @@ struct WSEcho: AsyncParsableCommand {
     @Option(help: "Send a ping after this many idle seconds and drop peers that do not answer (0: no heartbeat).")
     var pingInterval = 0
 
-    @Option(help: "With --ping-interval: seconds to wait for the pong (or any traffic) before dropping the peer.")
-    var pongTimeout = 20
+    @Option(
+        help: "With --ping-interval: seconds to wait for the pong (or any traffic) before dropping the peer (default 20)."
+    )
+    var pongTimeout: Int?
 
     @Flag(help: "Accept permessage-deflate (RFC 7692) offers and compress echoed messages.")
     var deflate = false
@@ -64,8 +66,15 @@ struct WSEcho: AsyncParsableCommand {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
-        if self.pingInterval < 0 || self.pongTimeout < 1 {
-            throw ValidationError("--ping-interval must be >= 0 and --pong-timeout >= 1")
+        if !(0...65535).contains(self.port) {
+            throw ValidationError("--port must be 0...65535 (0 picks a free port)")
+        }
+        if self.pingInterval < 0 {
+            throw ValidationError("--ping-interval must be >= 0 (0: no heartbeat)")
+        }
+        if let pongTimeout = self.pongTimeout {
+            guard self.pingInterval > 0 else { throw ValidationError("--pong-timeout needs --ping-interval") }
+            guard pongTimeout >= 1 else { throw ValidationError("--pong-timeout must be >= 1") }
         }
         if self.maxMessageLength < 1 {
             throw ValidationError("--max-message-length must be positive")
@@ -91,15 +100,27 @@ struct WSEcho: AsyncParsableCommand {
         webSocket.unmasksInReceivedBuffer = true
         if self.pingInterval > 0 {
             webSocket.connection.pingInterval = .seconds(self.pingInterval)
-            webSocket.connection.pongTimeout = .seconds(self.pongTimeout)
+            webSocket.connection.pongTimeout = .seconds(self.pongTimeout ?? 20)
         }
 
         var configuration = Server.Configuration(host: self.host, port: self.port, webSocket: webSocket)
         configuration.logger = logger
         if let tlsCert, let tlsKey {
+            let chain: [NIOSSLCertificate]
+            let key: NIOSSLPrivateKey
+            do {
+                chain = try NIOSSLCertificate.fromPEMFile(tlsCert)
+            } catch {
+                throw ValidationError("cannot load --tls-cert \(tlsCert): \(error)")
+            }
+            do {
+                key = try NIOSSLPrivateKey(file: tlsKey, format: .pem)
+            } catch {
+                throw ValidationError("cannot load --tls-key \(tlsKey): \(error)")
+            }
             configuration.tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCert).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
+                certificateChain: chain.map { .certificate($0) },
+                privateKey: .privateKey(key)
             )
         }
         if self.deflate {

@@ -341,6 +341,51 @@ struct EngineLifecycleTests {
         #expect(seen.allSatisfy { $0.intact })
     }
 
+    /// A peer that stops reading while we send is not alive for the heartbeat: our read pause because the
+    /// channel is unwritable is its doing, so after `pingInterval + pongTimeout` it is dropped (1006).
+    @Test func peerThatStopsReadingIsDroppedByTheHeartbeat() async throws {
+        let closed = NIOLockedValueBox<CloseStatus?>(nil)
+        let route = WebSocketRoute(
+            path: "/firehose",
+            handler: .delegate { _ in
+                WebSocketClosureDelegate(
+                    onOpen: { context in
+                        for _ in 0..<16 {
+                            try? context.send(.binary, ByteBuffer(repeating: 1, count: 1 << 20))
+                        }
+                    },
+                    onClosed: { _, status in closed.withLockedValue { $0 = status } }
+                )
+            }
+        )
+        let configuration = Server.Configuration(
+            port: 0,
+            webSocket: self.heartbeat(interval: .milliseconds(200), timeout: .milliseconds(500))
+        )
+        try await Server(configuration: configuration, routes: [route]).withRunning { server in
+            let client = try await RawTestClient.connect(port: server.port, receiveBufferSize: 4096, autoRead: false)
+            try await client.send(upgradeRequest(path: "/firehose"))
+            await eventually(timeout: .seconds(15)) { closed.withLockedValue { $0 } != nil }
+            await client.close()
+        }
+        #expect(closed.withLockedValue { $0 }?.code == .abnormalClosure)
+    }
+
+    /// When the peer never answers our close frame, `close()` returns after about `closeTimeout`, not twice that
+    /// (the core's close timeout, then no second linger for a FIN).
+    @Test func unansweredCloseEndsAfterOneCloseTimeout() async throws {
+        let peer = try await ScriptedPeer.start { key, _ in ScriptedPeer.switchingProtocols(key: key) }
+        var client = WebSocketClientConfiguration()
+        client.webSocket.connection.closeTimeout = .seconds(2)
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(peer.port)/", configuration: client)
+        let started = ContinuousClock.now
+        let status = await ws.close()
+        let elapsed = ContinuousClock.now - started
+        await peer.stop()
+        #expect(status.code == .abnormalClosure)
+        #expect(elapsed >= .seconds(2) && elapsed < .milliseconds(3500), "took \(elapsed)")
+    }
+
     /// A handler that cannot be installed (closed channel) still completes its close promise: NIO would trap
     /// on the leaked promise in a debug build, and `closeStatus` would never return.
     @Test func failedInstallationCompletesTheClosePromise() async throws {
