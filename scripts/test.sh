@@ -7,22 +7,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage_start=$(date +%s)
-stage() {
+stage() {  # ends the current stage (printing its duration) and names the next one
     local now
     now=$(date +%s)
-    echo "== [$((now - stage_start))s] $*"
+    echo "== (that took $((now - stage_start))s) $*"
     stage_start=$now
 }
 
 bash scripts/setup.sh
-stage "setup done; swift build --build-tests (debug: one build for every test below)"
+stage "setup done. Next: swift build --build-tests (debug: one build for every test below)"
 swift build --build-tests
 BIN="$(swift build --show-bin-path)"
 
-stage "build done; swift test (serial: CPU-heavy cases would starve the timing of others on 2 cores)"
+stage "build done. Next: swift test (serial: CPU-heavy cases would starve the timing of others on 2 cores)"
 swift test --skip-build --no-parallel
 
-stage "swift test done; README programs, conformance and interop (pytest)"
+stage "swift test done. Next: README programs, conformance and interop (pytest)"
 export WS_BIN_DIR="$BIN"
 export WS_ECHO="$BIN/ws-echo"
 export WS_CLIENT_BIN="$BIN/ws-conformance-client"

@@ -126,6 +126,8 @@ public final class Server: Service, Sendable {
     public enum LifecycleError: Error, Sendable {
         /// ``Server/run()`` was called on a server that had already been started (a server runs once).
         case alreadyStarted
+        /// ``Configuration/port`` is outside 0...65535.
+        case invalidPort(Int)
     }
 
     /// The address the server listens on while ``run()`` serves; nil before it has bound and after it stopped.
@@ -168,7 +170,8 @@ public final class Server: Service, Sendable {
     /// tasks are cancelled with it at once, and a route that returns because of that closes its connection with
     /// 1001 (going away). Prefer ``shutdown()`` or a `ServiceGroup`'s graceful shutdown.
     ///
-    /// - Throws: TLS context creation or bind errors (then nothing runs); ``LifecycleError/alreadyStarted`` when
+    /// - Throws: ``LifecycleError/invalidPort(_:)``, TLS context creation or bind errors (then nothing runs);
+    ///   ``LifecycleError/alreadyStarted`` when
     ///   called a second time. A `shutdown()` before `run()` makes `run()` return at once without binding.
     public func run() async throws {
         let start = self.state.withLockedValue { state -> Bool? in
@@ -254,6 +257,7 @@ public final class Server: Service, Sendable {
     /// Runs the server while `body` runs: returns `body`'s result after a graceful shutdown. The server is
     /// listening when `body` starts (read ``port``).
     /// - Throws: bind errors, or what `body` throws (after the shutdown).
+    @discardableResult
     public func withRunning<Result: Sendable>(
         _ body: @Sendable (Server) async throws -> Result
     ) async throws -> Result {
@@ -277,6 +281,7 @@ public final class Server: Service, Sendable {
 
     private func bind() async throws -> any Channel {
         let configuration = self.shared.configuration
+        guard (0...65535).contains(configuration.port) else { throw LifecycleError.invalidPort(configuration.port) }
         let shared = self.shared
         #if TLS
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }

@@ -386,6 +386,22 @@ struct EngineLifecycleTests {
         #expect(elapsed >= .seconds(2) && elapsed < .milliseconds(3500), "took \(elapsed)")
     }
 
+    @Test func lifecycleMisuseIsRefused() async throws {
+        await #expect(throws: Server.LifecycleError.self) {
+            try await Server(configuration: .init(port: 70_000), routes: []).run()
+        }
+        let server = Server(configuration: .init(port: 0), routes: [])
+        try await server.withRunning { server in
+            await #expect(throws: Server.LifecycleError.self) { try await server.run() }
+        }
+        #expect(server.localAddress == nil)
+        // shutdown() before run(): run() returns at once without binding.
+        let idle = Server(configuration: .init(port: 0), routes: [])
+        await idle.shutdown()
+        try await idle.run()
+        #expect(idle.port == 0)
+    }
+
     /// A handler that cannot be installed (closed channel) still completes its close promise: NIO would trap
     /// on the leaked promise in a debug build, and `closeStatus` would never return.
     @Test func failedInstallationCompletesTheClosePromise() async throws {
