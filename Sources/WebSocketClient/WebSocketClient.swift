@@ -119,27 +119,19 @@ public struct WebSocketDelegateConnection: Sendable {
             configuration: configuration,
             eventLoopGroup: eventLoopGroup
         ) { pipeline, negotiated, leftover, codec in
-            let closed = pipeline.eventLoop.makePromise(of: CloseStatus.self)
-            let delegate = ClosingDelegate(base: makeDelegate(negotiated), closed: closed)
-            let context: WebSocketDelegateContext
-            do {
-                context = try pipeline.addWebSocketDelegate(
-                    role: .client,
-                    configuration: webSocketConfiguration,
-                    subprotocol: negotiated.subprotocol,
-                    leftoverBytes: leftover,
-                    codec: codec,
-                    delegate: delegate
-                )
-            } catch {
-                closed.succeed(CloseStatus(code: .abnormalClosure, reason: "\(error)"))
-                throw error
-            }
+            let context = try pipeline.addWebSocketDelegate(
+                role: .client,
+                configuration: webSocketConfiguration,
+                subprotocol: negotiated.subprotocol,
+                leftoverBytes: leftover,
+                codec: codec,
+                delegate: makeDelegate(negotiated)
+            )
             return WebSocketDelegateConnection(
                 context: context,
                 subprotocol: negotiated.subprotocol,
                 handshake: negotiated,
-                closed: closed.futureResult
+                closed: context.closed
             )
         }
     }
@@ -310,55 +302,4 @@ extension WebSocketClientConfiguration {
 struct ClientConnectorError: Error, CustomStringConvertible {
     static let tlsTraitDisabled = ClientConnectorError()
     var description: String { "wss:// needs the WebSocketEngine package trait TLS, which is off" }
-}
-
-/// Forwards every event to the user's delegate and completes the `closed` promise at the end.
-private struct ClosingDelegate: WebSocketDelegate {
-    let base: any WebSocketDelegate
-    let closed: EventLoopPromise<CloseStatus>
-
-    func webSocketDidOpen(_ webSocket: WebSocketDelegateContext) {
-        self.base.webSocketDidOpen(webSocket)
-    }
-
-    func webSocket(
-        _ webSocket: WebSocketDelegateContext,
-        didReceiveMessage kind: MessageKind,
-        payload: UnsafeRawBufferPointer
-    ) {
-        self.base.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
-    }
-
-    func webSocket(
-        _ webSocket: WebSocketDelegateContext,
-        didReceiveFragment kind: MessageKind,
-        payload: UnsafeRawBufferPointer,
-        isFirst: Bool,
-        isFinal: Bool
-    ) {
-        self.base.webSocket(
-            webSocket,
-            didReceiveFragment: kind,
-            payload: payload,
-            isFirst: isFirst,
-            isFinal: isFinal
-        )
-    }
-
-    func webSocket(_ webSocket: WebSocketDelegateContext, didReceivePing payload: UnsafeRawBufferPointer) {
-        self.base.webSocket(webSocket, didReceivePing: payload)
-    }
-
-    func webSocket(_ webSocket: WebSocketDelegateContext, didReceivePong payload: UnsafeRawBufferPointer) {
-        self.base.webSocket(webSocket, didReceivePong: payload)
-    }
-
-    func webSocket(_ webSocket: WebSocketDelegateContext, didReceiveClose status: CloseStatus) {
-        self.base.webSocket(webSocket, didReceiveClose: status)
-    }
-
-    func webSocket(_ webSocket: WebSocketDelegateContext, didCloseWith status: CloseStatus) {
-        self.base.webSocket(webSocket, didCloseWith: status)
-        self.closed.succeed(status)
-    }
 }

@@ -8,6 +8,7 @@ public struct HTTPResponseHead: Sendable, Hashable {
     /// The status, reason phrase and header fields, in the order received.
     public var response: HTTPResponse
 
+    /// Creates a head from its status-line version and the response (status, reason, header fields).
     public init(version: HTTPProtocolVersion, response: HTTPResponse) {
         self.version = version
         self.response = response

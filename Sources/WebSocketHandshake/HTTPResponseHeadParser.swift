@@ -37,6 +37,7 @@ public struct HTTPResponseHeadParser: Sendable {
         /// have the same name.
         public var maxFieldCount: Int
 
+        /// Creates limits: `maxHeadLength` in bytes (default 16 KiB), `maxFieldCount` in field lines (default 100).
         public init(maxHeadLength: Int = 16 * 1024, maxFieldCount: Int = 100) {
             self.maxHeadLength = maxHeadLength
             self.maxFieldCount = maxFieldCount

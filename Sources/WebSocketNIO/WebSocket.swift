@@ -228,12 +228,23 @@ public final class WebSocket: Sendable {
 }
 
 /// Bridges the handler's callbacks to the async sequence, with backpressure both ways.
+///
+/// Limit: at most ``WebSocketConfiguration/inboundMessageBufferLimit`` messages wait for the consumer; past it
+/// reading pauses. Once the close handshake has started reading cannot pause (the peer's close frame must be
+/// read), so messages that arrive while the consumer is still over the limit are dropped instead of queued.
 final class AsyncMessageBridge: WebSocketDelegate {
     private let source: WebSocketInboundMessages.Producer.Source
     private var consumerGone = false
+    /// The producer said stop and the consumer has not asked for more since.
+    private var overLimit = false
 
     init(source: WebSocketInboundMessages.Producer.Source) {
         self.source = source
+    }
+
+    /// The consumer took enough messages to be below the limit again.
+    func consumerCaughtUp() {
+        self.overLimit = false
     }
 
     /// The consumer is gone (or said it discards messages): drop what arrives and read freely.
@@ -278,10 +289,14 @@ final class AsyncMessageBridge: WebSocketDelegate {
 
     private func yield(_ message: WebSocketMessage, _ webSocket: WebSocketDelegateContext) {
         guard !self.consumerGone else { return }
+        if self.overLimit && webSocket.handler.connection.state != .open {
+            return  // closing, the consumer lags and reading cannot pause: drop (see the type's limit)
+        }
         switch self.source.yield(message) {
         case .produceMore:
             break
         case .stopProducing:
+            self.overLimit = true
             webSocket.handler.pauseReadingForConsumer()
         case .dropped:
             self.consumerGone = true
@@ -307,6 +322,7 @@ struct ProducerDelegate: NIOAsyncSequenceProducerDelegate {
     func produceMore() {
         let box = self.box
         self.eventLoop.execute {
+            box.value.bridge?.consumerCaughtUp()
             box.value.handler?.resumeReadingForConsumer()
         }
     }

@@ -27,7 +27,9 @@ public struct WebSocketConfiguration: Sendable {
     /// peer's silence), and starting the close handshake resumes reading so the peer's close frame is seen.
     /// A pause because the channel is unwritable does count: a peer that reads nothing of what we send for
     /// `pingInterval + pongTimeout` is dropped like a silent one.
-    /// A task that only sends calls ``WebSocket/discardInboundMessages()`` so that reading never pauses.
+    /// A task that only sends calls ``WebSocket/discardInboundMessages()`` so that reading never pauses. Once
+    /// the close handshake has started, reading cannot pause, so messages that arrive while the consumer is over
+    /// this limit are dropped rather than queued without bound.
     public var inboundMessageBufferLimit: Int
 
     /// Payloads up to this many bytes are copied into the header buffer so the frame leaves in one write;

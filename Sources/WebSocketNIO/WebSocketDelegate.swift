@@ -187,6 +187,10 @@ public struct WebSocketDelegateContext {
     /// The final close status once the connection is over, else nil.
     public var closeStatus: CloseStatus? { self.handler.finalStatus }
 
+    /// Succeeds with the final close status when the connection is over, right after
+    /// ``WebSocketDelegate/webSocket(_:didCloseWith:)``; never fails.
+    public var closed: EventLoopFuture<CloseStatus> { self.handler.closed }
+
     /// False while the outbound queue is above the configured high-water mark; the delegate is told when
     /// this changes (``WebSocketDelegate/webSocket(_:writabilityChanged:)``).
     public var isWritable: Bool { self.channel.isWritable }

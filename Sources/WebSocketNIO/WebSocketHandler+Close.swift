@@ -11,21 +11,20 @@ extension WebSocketHandler {
     func closeTransport(context: ChannelHandlerContext) {
         guard !self.transportClosing else { return }
         self.transportClosing = true
-        if self.role == .client || self.connection.closeStatus?.code == .abnormalClosure {
-            // Nothing to wait for: a client closes TCP only after the close handshake and the server's own close
-            // (or its timeout, RFC 6455 §7.1.1), and 1006 means a timeout or a dead peer. Close right after the
-            // flush instead of lingering another `closeTimeout` for the peer's FIN.
-            self.fullCloseAfterFlush = true
-        }
         self.needsFlush = false
         self.cancelTimer()
         self.readPause = []
-        if self.connection.closeStatus?.code == .abnormalClosure && self.role == .server {
+        if self.connection.closeStatus?.code == .abnormalClosure {
             // A dead or silent peer (heartbeat or close timeout): what is queued for it would wait for a reader
             // that does not come, so write what we can and close now.
             context.flush()
             context.close(promise: nil)
             return
+        }
+        if self.role == .client {
+            // A client closes TCP only after the close handshake and the server's own close or its timeout
+            // (RFC 6455 §7.1.1): nothing to linger for after the flush.
+            self.fullCloseAfterFlush = true
         }
         let flushed = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(
