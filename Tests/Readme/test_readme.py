@@ -66,6 +66,11 @@ def test_server_echoes_and_refuses_without_token(echo_server):
             assert await asyncio.wait_for(ws.recv(), 10) == "hello"
             await ws.send(b"\x00\x01\xff")
             assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\x01\xff"
+            # A fragmented 300 kB message from websockets (three frames) comes back whole: the async API
+            # reassembles it (and hands out slices of reads where it can).
+            pieces = [bytes([n]) * 100_000 for n in (1, 2, 3)]
+            await ws.send(pieces)
+            assert await asyncio.wait_for(ws.recv(), 10) == b"".join(pieces)
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
             async with websockets.connect(f"ws://127.0.0.1:{port}/chat"):
                 pass
