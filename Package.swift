@@ -1,6 +1,6 @@
 // swift-tools-version:6.2
-// Swift 6.2 or later: swift-log 1.16 and swift-metrics 2.13 declare tools version 6.2 (swift-nio 2.101,
-// swift-nio-ssl 2.37 and swift-crypto 3.12 need 6.1). Package traits (`TLS`) need 6.1.
+// Swift 6.2 or later: swift-log 1.16, swift-metrics 2.13 and swift-service-lifecycle 2.13 declare tools version
+// 6.2 (swift-nio 2.101 and swift-nio-ssl 2.37 need 6.1). Package traits (`TLS`) need 6.1.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
