@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "WebSocketServer", targets: ["WebSocketServer"]),
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
         .executable(name: "ws-echo", targets: ["ws-echo"]),
+        .library(name: "HubProtocol", targets: ["HubProtocol"]),
         .executable(name: "ws-conformance-client", targets: ["ws-conformance-client"]),
     ],
     traits: [
@@ -172,6 +173,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // SignalR hub protocol without I/O (JSON and MessagePack codecs, handshake, negotiate): stdlib only.
+        .target(name: "HubProtocol", swiftSettings: strict),
+        .testTarget(
+            name: "HubProtocolTests",
+            dependencies: ["HubProtocol", "WebSocketTestSupport"],
+            swiftSettings: strict
+        ),
+        // Writes MessagePack/JSON hub messages as hex for Tests/HubProtocol (cross-checked with Python's msgpack).
+        .executableTarget(name: "hubproto-vectors", dependencies: ["HubProtocol"], path: "Tests/HubProtocolVectors", swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
