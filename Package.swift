@@ -174,7 +174,12 @@ let package = Package(
             swiftSettings: strict
         ),
         // SignalR hub protocol without I/O (JSON and MessagePack codecs, handshake, negotiate): stdlib only.
-        .target(name: "HubProtocol", swiftSettings: strict),
+        // libm: the stdlib's exact Double->Int conversions call rint/trunc/… and nothing else links it on Linux.
+        .target(
+            name: "HubProtocol",
+            swiftSettings: strict,
+            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
+        ),
         .testTarget(
             name: "HubProtocolTests",
             dependencies: ["HubProtocol", "WebSocketTestSupport"],
