@@ -72,13 +72,14 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
     }
 
     /// Encodes `value` into `node`, with the special cases of the mapping above.
-    func encodeValue(_ value: some Encodable, into node: Node, path: [any CodingKey]? = nil) throws {
+    func encodeValue<T: Encodable>(_ value: T, into node: Node, path: [any CodingKey]? = nil) throws {
         let path = path ?? codingPath
-        if let bytes = value as? [UInt8] {
+        // Static type checks: a dynamic `as? [UInt8]` also succeeds for an empty array of any element type.
+        if T.self == [UInt8].self, let bytes = value as? [UInt8] {
             node.state = .value(Value.bytes(bytes))
-        } else if let json = value as? JSONValue {
+        } else if T.self == JSONValue.self, let json = value as? JSONValue {
             node.state = .value(try Self.convert(path) { () throws(HubProtocolError) in try Value.converting(json) })
-        } else if let messagePack = value as? MessagePackValue {
+        } else if T.self == MessagePackValue.self, let messagePack = value as? MessagePackValue {
             node.state = .value(
                 try Self.convert(path) { () throws(HubProtocolError) in try Value.converting(messagePack) })
         } else {

@@ -111,6 +111,7 @@ public struct NegotiateRequest: Sendable, Equatable {
 /// A negotiate failure: its ``message`` goes in `{"error":"…"}`.
 public struct NegotiateError: Error, Sendable, Equatable {
     public var message: String
+    public init(message: String) { self.message = message }
 }
 
 /// One entry of `availableTransports`.
