@@ -11,6 +11,7 @@ let core: Target.Dependency = .product(name: "WebSocketCore", package: "WebSocke
 let handshake: Target.Dependency = .product(name: "WebSocketHandshake", package: "WebSocketEngine")
 let deflate: Target.Dependency = .product(name: "WebSocketDeflate", package: "WebSocketEngine")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let hubProtocol: Target.Dependency = .product(name: "HubProtocol", package: "WebSocketEngine")
 
 let package = Package(
     name: "WebSocketFuzz",
@@ -33,6 +34,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
+        fuzzer("HubProtocolFuzzer", [hubProtocol]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -150,6 +150,13 @@ import Testing
         #expect(parsed.transportId == "pub")
     }
 
+    @Test func version1WithoutTokenRoundTrips() throws {
+        // Found by HubProtocolFuzzer: a parsed version-1 body without a token re-encoded one (the id).
+        let body = #"{"negotiateVersion":1,"connectionId":"a","availableTransports":[]}"#
+        let parsed = try NegotiateResponse.parse(Array(body.utf8))
+        #expect(String(decoding: parsed.encoded(), as: UTF8.self) == body)
+    }
+
     @Test func transferFormatsAreAlwaysTextThenBinary() {
         let formats: TransferFormats = [.binary, .text]
         #expect(formats.names == ["Text", "Binary"])

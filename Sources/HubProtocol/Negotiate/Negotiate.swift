@@ -143,15 +143,16 @@ public enum NegotiateResponse: Sendable, Equatable {
     case error(String)
 
     /// The JSON body. A connection is written as `negotiateVersion`, `connectionId`, `connectionToken` (version
-    /// ≥ 1 only), `availableTransports`, then `useStatefulReconnect: true` when set.
+    /// ≥ 1 only, when set: a version-1 server always sets it), `availableTransports`, then
+    /// `useStatefulReconnect: true` when set.
     public func encoded() -> [UInt8] {
         var object = JSONObject()
         switch self {
         case .connection(let connection):
             object["negotiateVersion"] = .int(Int64(connection.negotiateVersion))
             object["connectionId"] = .string(connection.connectionId)
-            if connection.negotiateVersion >= 1 {
-                object["connectionToken"] = .string(connection.connectionToken ?? connection.connectionId)
+            if connection.negotiateVersion >= 1, let token = connection.connectionToken {
+                object["connectionToken"] = .string(token)
             }
             object["availableTransports"] = .array(
                 connection.availableTransports.map {
