@@ -7,7 +7,9 @@ import Testing
         return (request, offset)
     }
 
-    @Test(arguments: [("json", 0), ("json", 1), ("json", 2), ("messagepack", 0), ("messagepack", 1), ("messagepack", 2)])
+    @Test(arguments: [
+        ("json", 0), ("json", 1), ("json", 2), ("messagepack", 0), ("messagepack", 1), ("messagepack", 2),
+    ])
     func acceptsTheVersionsShippedClientsSend(name: String, version: Int) throws {
         let bytes = HandshakeRequest(protocolName: name, version: version).encoded()
         #expect(bytes == Array(#"{"protocol":"\#(name)","version":\#(version)}"#.utf8) + [0x1E])
@@ -60,7 +62,8 @@ import Testing
     @Test(arguments: [
         (#"[1]"#, HubProtocolError.Code.invalidMessage), (#"{"version":1}"#, .missingField),
         (#"{"protocol":"json"}"#, .missingField), (#"{"protocol":1,"version":1}"#, .wrongFieldType),
-        (#"{"protocol":"json","version":"1"}"#, .wrongFieldType), (#"{"protocol":"json","version":1.5}"#, .wrongFieldType),
+        (#"{"protocol":"json","version":"1"}"#, .wrongFieldType),
+        (#"{"protocol":"json","version":1.5}"#, .wrongFieldType),
         (#"{"protocol":"json""#, .malformedJSON),
     ])
     func malformedHandshake(text: String, code: HubProtocolError.Code) {
@@ -107,17 +110,26 @@ import Testing
         }
         #expect(
             NegotiateRequest.resolve(negotiateVersion: "-1")
-                == .failure(NegotiateError(message: "The client requested version '-1', but the server does not support this version.")))
+                == .failure(
+                    NegotiateError(
+                        message: "The client requested version '-1', but the server does not support this version.")))
         #expect(
             NegotiateRequest.resolve(negotiateVersion: nil, minimumVersion: 1)
-                == .failure(NegotiateError(message: "The client requested version '0', but the server does not support this version.")))
+                == .failure(
+                    NegotiateError(
+                        message: "The client requested version '0', but the server does not support this version.")))
         #expect(try NegotiateRequest.resolve(negotiateVersion: "1", minimumVersion: 1).get().version == 1)
     }
 
     @Test func statefulReconnectQuery() throws {
-        #expect(try NegotiateRequest.resolve(negotiateVersion: "1", useStatefulReconnect: "true").get().useStatefulReconnect)
-        #expect(try NegotiateRequest.resolve(negotiateVersion: "1", useStatefulReconnect: "True").get().useStatefulReconnect)
-        #expect(try !NegotiateRequest.resolve(negotiateVersion: "1", useStatefulReconnect: "1").get().useStatefulReconnect)
+        #expect(
+            try NegotiateRequest.resolve(negotiateVersion: "1", useStatefulReconnect: "true").get().useStatefulReconnect
+        )
+        #expect(
+            try NegotiateRequest.resolve(negotiateVersion: "1", useStatefulReconnect: "True").get().useStatefulReconnect
+        )
+        #expect(
+            try !NegotiateRequest.resolve(negotiateVersion: "1", useStatefulReconnect: "1").get().useStatefulReconnect)
         #expect(try !NegotiateRequest.resolve(negotiateVersion: "1").get().useStatefulReconnect)
     }
 
@@ -125,7 +137,9 @@ import Testing
 
     @Test func version1Response() throws {
         let response = NegotiateResponse.connection(
-            .init(negotiateVersion: 1, connectionId: "pub", connectionToken: "secret", availableTransports: Self.transports))
+            .init(
+                negotiateVersion: 1, connectionId: "pub", connectionToken: "secret",
+                availableTransports: Self.transports))
         let text = String(decoding: response.encoded(), as: UTF8.self)
         #expect(
             text == #"{"negotiateVersion":1,"connectionId":"pub","connectionToken":"secret","availableTransports":["#
@@ -137,7 +151,9 @@ import Testing
 
     @Test func version0ResponseHasNoTokenAndTheIdIsTheTransportId() throws {
         let response = NegotiateResponse.connection(
-            .init(negotiateVersion: 0, connectionId: "pub", connectionToken: "ignored", availableTransports: [.webSockets]))
+            .init(
+                negotiateVersion: 0, connectionId: "pub", connectionToken: "ignored", availableTransports: [.webSockets]
+            ))
         let text = String(decoding: response.encoded(), as: UTF8.self)
         #expect(
             text == #"{"negotiateVersion":0,"connectionId":"pub","availableTransports":[{"transport":"WebSockets","#
@@ -164,19 +180,26 @@ import Testing
 
     @Test func statefulReconnectAndOtherForms() throws {
         let response = NegotiateResponse.connection(
-            .init(negotiateVersion: 1, connectionId: "a", connectionToken: "b", availableTransports: [.webSockets], useStatefulReconnect: true))
+            .init(
+                negotiateVersion: 1, connectionId: "a", connectionToken: "b", availableTransports: [.webSockets],
+                useStatefulReconnect: true))
         #expect(String(decoding: response.encoded(), as: UTF8.self).hasSuffix(#","useStatefulReconnect":true}"#))
         #expect(try NegotiateResponse.parse(response.encoded()) == response)
         let error = NegotiateResponse.error("The client requested a non-integer protocol version.")
-        #expect(String(decoding: error.encoded(), as: UTF8.self) == #"{"error":"The client requested a non-integer protocol version."}"#)
+        #expect(
+            String(decoding: error.encoded(), as: UTF8.self)
+                == #"{"error":"The client requested a non-integer protocol version."}"#)
         #expect(try NegotiateResponse.parse(error.encoded()) == error)
         let redirect = NegotiateResponse.redirect(url: "https://x/client/?hub=chat", accessToken: "t")
         #expect(try NegotiateResponse.parse(redirect.encoded()) == redirect)
         // Unknown fields and unknown transports are ignored.
-        let body = #"{"connectionId":"a","negotiateVersion":0,"x":1,"availableTransports":[{"transport":"Carrier","transferFormats":[]}]}"#
+        let body =
+            #"{"connectionId":"a","negotiateVersion":0,"x":1,"#
+            + #""availableTransports":[{"transport":"Carrier","transferFormats":[]}]}"#
         #expect(
             try NegotiateResponse.parse(Array(body.utf8))
-                == .connection(.init(negotiateVersion: 0, connectionId: "a", connectionToken: nil, availableTransports: [])))
+                == .connection(
+                    .init(negotiateVersion: 0, connectionId: "a", connectionToken: nil, availableTransports: [])))
         #expect(throws: HubProtocolError.self) { try NegotiateResponse.parse(Array(#"{"negotiateVersion":1}"#.utf8)) }
     }
 }

@@ -67,12 +67,17 @@ func messagePackErrorCode(_ bytes: [UInt8], limits: HubProtocolLimits = .default
 
     @Test func encodeOnceForManyRecipients() throws {
         // One message with a typed argument: each protocol serializes it once into its own buffer.
-        struct Payload: Codable, Sendable { var text: String; var bytes: [UInt8] }
+        struct Payload: Codable, Sendable {
+            var text: String
+            var bytes: [UInt8]
+        }
         let message = HubMessage.invocation(
             .init(invocationId: nil, target: "send", arguments: [HubValue(Payload(text: "hi", bytes: [1, 2]))]))
         let json = try JSONHubProtocol().encode(message)
         let messagePack = try MessagePackHubProtocol().encode(message)
-        #expect(String(decoding: json, as: UTF8.self) == #"{"type":1,"target":"send","arguments":[{"text":"hi","bytes":"AQI="}]}\#u{1E}"#)
+        #expect(
+            String(decoding: json, as: UTF8.self)
+                == #"{"type":1,"target":"send","arguments":[{"text":"hi","bytes":"AQI="}]}\#u{1E}"#)
         var expected: [UInt8] = [0x1E, 0x96, 0x01, 0x80, 0xC0, 0xA4]
         expected += Array("send".utf8)
         expected += [0x91, 0x82, 0xA4] + Array("text".utf8)
@@ -112,7 +117,8 @@ func messagePackErrorCode(_ bytes: [UInt8], limits: HubProtocolLimits = .default
     @Test func longMessagesGetLongerLengthPrefixes() throws {
         let codec = MessagePackHubProtocol(limits: .init(maximumMessageSize: 1 << 20))
         for size in [100, 127, 128, 20_000, 300_000] {
-            let message = HubMessage.streamItem(.init(invocationId: "1", item: .messagePack(.binary(Array(repeating: 1, count: size)))))
+            let message = HubMessage.streamItem(
+                .init(invocationId: "1", item: .messagePack(.binary(Array(repeating: 1, count: size)))))
             let bytes = try codec.encode(message)
             #expect(try codec.decode(frame: bytes) == [message])
         }
@@ -120,7 +126,10 @@ func messagePackErrorCode(_ bytes: [UInt8], limits: HubProtocolLimits = .default
 
     @Test func messagesBeforeABadOneAreKept() {
         var messages: [HubMessage] = []
-        let frame = Array(#"{"type":6}"# .utf8) + [0x1E] + Array(#"{"type":99}"#.utf8) + [0x1E] + Array(#"{"type":6}"#.utf8) + [0x1E]
+        let frame =
+            Array(#"{"type":6}"#.utf8) + [0x1E] + Array(#"{"type":99}"#.utf8) + [0x1E] + Array(#"{"type":6}"#.utf8) + [
+                0x1E
+            ]
         #expect(throws: HubProtocolError.self) { try JSONHubProtocol().decode(frame: frame, into: &messages) }
         #expect(messages == [.ping])
         var binary: [HubMessage] = []
@@ -185,7 +194,8 @@ func messagePackErrorCode(_ bytes: [UInt8], limits: HubProtocolLimits = .default
 
     @Test func jsonLeniencyOfTheShippedPeers() throws {
         // Unknown fields ignored, null invocationId = non-blocking, Ping headers ignored, null headers.
-        let text = #"{"type":1,"invocationId":null,"target":"x","arguments":[],"new":{"a":[1]},"headers":null}"#
+        let text =
+            #"{"type":1,"invocationId":null,"target":"x","arguments":[],"new":{"a":[1]},"headers":null}"#
             + "\u{1E}" + #"{"type":6,"headers":{"a":"b"}}\#u{1E}"#
         #expect(
             try JSONHubProtocol().decode(frame: Array(text.utf8)) == [
@@ -307,14 +317,19 @@ func randomJSON(_ random: inout SeededGenerator, depth: Int = 0) -> JSONValue {
     switch Int.random(in: 0..<(depth < 3 ? 9 : 7), using: &random) {
     case 0: return .null
     case 1: return .bool(Bool.random(using: &random))
-    case 2: return .int(Int64.random(in: Int64.min...Int64.max, using: &random) >> UInt64.random(in: 0...63, using: &random))
+    case 2:
+        return .int(
+            Int64.random(in: Int64.min...Int64.max, using: &random) >> UInt64.random(in: 0...63, using: &random))
     case 3: return .uint(UInt64.random(in: UInt64(Int64.max) + 1...UInt64.max, using: &random))
     case 4: return .double(Double.random(in: -1e6...1e6, using: &random))
     case 5, 6: return .string(randomString(&random))
-    case 7: return .array((0..<Int.random(in: 0...4, using: &random)).map { _ in randomJSON(&random, depth: depth + 1) })
+    case 7:
+        return .array((0..<Int.random(in: 0...4, using: &random)).map { _ in randomJSON(&random, depth: depth + 1) })
     default:
         var object = JSONObject()
-        for _ in 0..<Int.random(in: 0...4, using: &random) { object[randomString(&random)] = randomJSON(&random, depth: depth + 1) }
+        for _ in 0..<Int.random(in: 0...4, using: &random) {
+            object[randomString(&random)] = randomJSON(&random, depth: depth + 1)
+        }
         return .object(object)
     }
 }
@@ -348,11 +363,16 @@ func randomMessage(_ random: inout SeededGenerator) -> HubMessage {
         return .completion(.init(headers: headers, invocationId: id, result: result))
     case .streamInvocation:
         return .streamInvocation(
-            .init(headers: headers, invocationId: id, target: randomString(&random), arguments: arguments, streamIds: streamIds))
+            .init(
+                headers: headers, invocationId: id, target: randomString(&random), arguments: arguments,
+                streamIds: streamIds))
     case .cancelInvocation: return .cancelInvocation(.init(headers: headers, invocationId: id))
     case .ping: return .ping
     case .close:
-        return .close(.init(error: Bool.random(using: &random) ? randomString(&random) : nil, allowReconnect: Bool.random(using: &random)))
+        return .close(
+            .init(
+                error: Bool.random(using: &random) ? randomString(&random) : nil,
+                allowReconnect: Bool.random(using: &random)))
     case .ack: return .ack(sequenceId: Int64.random(in: 0...Int64.max, using: &random))
     case .sequence: return .sequence(sequenceId: Int64.random(in: 0...Int64.max, using: &random))
     }

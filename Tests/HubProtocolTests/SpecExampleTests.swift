@@ -41,7 +41,9 @@ import Testing
             "0x96 0x01 0x82 0xa1 0x78 0xa1 0x79 0xa1 0x7a 0xa1 0x7a 0xa3 0x78 0x79 0x7a 0xa6 0x6d 0x65 0x74 0x68 0x6f "
                 + "0x64 0x91 0x2a 0x90",
             .invocation(
-                .init(headers: ["x": "y", "z": "z"], invocationId: "xyz", target: "method", arguments: [.messagePack(42)]))
+                .init(
+                    headers: ["x": "y", "z": "z"], invocationId: "xyz", target: "method", arguments: [.messagePack(42)])
+            )
         ),
     ]
 
@@ -67,7 +69,8 @@ import Testing
 
     @Test func ackAndSequenceEncodeShortest() throws {
         #expect(try MessagePackHubProtocol().encode(.ack(sequenceId: 36)) == [0x03, 0x92, 0x08, 0x24])
-        #expect(try MessagePackHubProtocol().encode(.sequence(sequenceId: 1394)) == [0x05, 0x92, 0x09, 0xCD, 0x05, 0x72])
+        #expect(
+            try MessagePackHubProtocol().encode(.sequence(sequenceId: 1394)) == [0x05, 0x92, 0x09, 0xCD, 0x05, 0x72])
     }
 
     @Test func pingIsAlwaysExactly0x91_0x06() throws {
@@ -107,11 +110,15 @@ import Testing
         ),
         (
             #"{"type":4,"invocationId":"123","target":"Send","arguments":[42,"Test Message"]}"#,
-            .streamInvocation(.init(invocationId: "123", target: "Send", arguments: [.json(42), .json("Test Message")]))
+            .streamInvocation(
+                .init(invocationId: "123", target: "Send", arguments: [.json(42), .json("Test Message")]))
         ),
         (#"{"type":2,"invocationId":"123","item":42}"#, .streamItem(.init(invocationId: "123", item: .json(42)))),
         (#"{"type":3,"invocationId":"123"}"#, .completion(.init(invocationId: "123", result: .void))),
-        (#"{"type":3,"invocationId":"123","result":42}"#, .completion(.init(invocationId: "123", result: .value(.json(42))))),
+        (
+            #"{"type":3,"invocationId":"123","result":42}"#,
+            .completion(.init(invocationId: "123", result: .value(.json(42))))
+        ),
         (
             #"{"type":3,"invocationId":"123","error":"It didn't work!"}"#,
             .completion(.init(invocationId: "123", result: .error("It didn't work!")))
@@ -119,7 +126,10 @@ import Testing
         (#"{"type":5,"invocationId":"123"}"#, .cancelInvocation(.init(invocationId: "123"))),
         (#"{"type":6}"#, .ping),
         (#"{"type":7}"#, .close(.init())),
-        (#"{"type":7,"error":"Connection closed because of an error!"}"#, .close(.init(error: "Connection closed because of an error!"))),
+        (
+            #"{"type":7,"error":"Connection closed because of an error!"}"#,
+            .close(.init(error: "Connection closed because of an error!"))
+        ),
         (
             #"{"type":7,"error":"Connection closed because of an error!","allowReconnect":true}"#,
             .close(.init(error: "Connection closed because of an error!", allowReconnect: true))
@@ -146,6 +156,9 @@ import Testing
 
     @Test func jsonWithWhitespaceAsInTheSpecDecodes() throws {
         let text = "{\n    \"type\": 2,\n    \"invocationId\": \"123\",\n    \"item\": 42\n}\u{1E}"
-        #expect(try JSONHubProtocol().decode(frame: Array(text.utf8)) == [.streamItem(.init(invocationId: "123", item: .json(42)))])
+        #expect(
+            try JSONHubProtocol().decode(frame: Array(text.utf8)) == [
+                .streamItem(.init(invocationId: "123", item: .json(42)))
+            ])
     }
 }

@@ -28,7 +28,8 @@ func messagePackError(_ bytes: [UInt8], limits: HubProtocolLimits = .default) ->
         } else {
             Issue.record("UInt64.max is not .uint")
         }
-        if case .double = try JSONValue(parsing: Array("18446744073709551616".utf8)) {} else {
+        if case .double = try JSONValue(parsing: Array("18446744073709551616".utf8)) {
+        } else {
             Issue.record("above UInt64 is a double")
         }
         if case .double(let value) = try JSONValue(parsing: Array("-9223372036854775809".utf8)) {
@@ -36,7 +37,9 @@ func messagePackError(_ bytes: [UInt8], limits: HubProtocolLimits = .default) ->
         } else {
             Issue.record("below Int64 is a double")
         }
-        if case .double(let value) = try JSONValue(parsing: Array("1.0".utf8)) { #expect(value == 1) } else {
+        if case .double(let value) = try JSONValue(parsing: Array("1.0".utf8)) {
+            #expect(value == 1)
+        } else {
             Issue.record("1.0 is a double")
         }
         #expect(try JSONValue(parsing: Array("-0".utf8)) == .int(0))
@@ -85,7 +88,9 @@ func messagePackError(_ bytes: [UInt8], limits: HubProtocolLimits = .default) ->
         #expect(jsonError("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}", limits: limits) == .collectionTooLarge)
         #expect(jsonError(String(repeating: " ", count: 101) + "1", limits: limits) == .messageTooLarge)
         // Deep nesting at the default limit never reaches the stack's end.
-        #expect(jsonError(String(repeating: "[", count: 100_000), limits: .init(maximumMessageSize: 1 << 20)) == .depthLimitExceeded)
+        #expect(
+            jsonError(String(repeating: "[", count: 100_000), limits: .init(maximumMessageSize: 1 << 20))
+                == .depthLimitExceeded)
     }
 
     @Test func writerEscapesAndRoundTrips() throws {
@@ -133,7 +138,8 @@ func messagePackError(_ bytes: [UInt8], limits: HubProtocolLimits = .default) ->
         try Self.roundTrip("", [0xA0])
         try Self.roundTrip(.string(String(repeating: "a", count: 31)), [0xBF] + Array(repeating: 0x61, count: 31))
         try Self.roundTrip(.string(String(repeating: "a", count: 32)), [0xD9, 32] + Array(repeating: 0x61, count: 32))
-        try Self.roundTrip(.string(String(repeating: "a", count: 256)), [0xDA, 1, 0] + Array(repeating: 0x61, count: 256))
+        try Self.roundTrip(
+            .string(String(repeating: "a", count: 256)), [0xDA, 1, 0] + Array(repeating: 0x61, count: 256))
         try Self.roundTrip(.binary([1, 2]), [0xC4, 2, 1, 2])
         try Self.roundTrip(.binary(Array(repeating: 7, count: 256)), [0xC5, 1, 0] + Array(repeating: 7, count: 256))
         try Self.roundTrip([], [0x90])
@@ -141,7 +147,8 @@ func messagePackError(_ bytes: [UInt8], limits: HubProtocolLimits = .default) ->
         try Self.roundTrip(.map([.init("a", 1)]), [0x81, 0xA1, 0x61, 0x01])
         try Self.roundTrip(.map([.init(1, "a"), .init(nil, [])]), [0x82, 0x01, 0xA1, 0x61, 0xC0, 0x90])
         try Self.roundTrip(.ext(type: 5, data: [1]), [0xD4, 5, 1])
-        try Self.roundTrip(.ext(type: -1, data: Array(repeating: 0, count: 8)), [0xD7, 0xFF] + Array(repeating: 0, count: 8))
+        try Self.roundTrip(
+            .ext(type: -1, data: Array(repeating: 0, count: 8)), [0xD7, 0xFF] + Array(repeating: 0, count: 8))
         try Self.roundTrip(.ext(type: 1, data: [1, 2, 3]), [0xC7, 3, 1, 1, 2, 3])
     }
 
@@ -183,7 +190,8 @@ func messagePackError(_ bytes: [UInt8], limits: HubProtocolLimits = .default) ->
         #expect(messagePackError([0x95, 1, 2, 3, 4, 5], limits: limits) == .collectionTooLarge)
         #expect(messagePackError([0xC4, 65] + Array(repeating: 0, count: 65), limits: limits) == .messageTooLarge)
         #expect(
-            messagePackError(Array(repeating: 0x91, count: 100_000) + [0x01], limits: .init(maximumMessageSize: 1 << 20))
+            messagePackError(
+                Array(repeating: 0x91, count: 100_000) + [0x01], limits: .init(maximumMessageSize: 1 << 20))
                 == .depthLimitExceeded)
     }
 

@@ -48,7 +48,8 @@ public func hubProtocolFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         }
     case 5:
         if let value = try? JSONValue(parsing: bytes, limits: limits) {
-            guard let encoded = try? value.serialized(), let again = try? JSONValue(parsing: encoded, limits: roomy(limits)),
+            guard let encoded = try? value.serialized(),
+                let again = try? JSONValue(parsing: encoded, limits: roomy(limits)),
                 again == value, (try? again.serialized()) == encoded
             else { violated("JSON value does not round-trip") }
         }
@@ -73,7 +74,9 @@ func roomy(_ limits: HubProtocolLimits) -> HubProtocolLimits {
 func encode(_ messages: [HubMessage], json: Bool) throws(HubProtocolError) -> [UInt8] {
     var bytes: [UInt8] = []
     for message in messages {
-        if json { try JSONHubProtocol().encode(message, into: &bytes) } else {
+        if json {
+            try JSONHubProtocol().encode(message, into: &bytes)
+        } else {
             try MessagePackHubProtocol().encode(message, into: &bytes)
         }
     }

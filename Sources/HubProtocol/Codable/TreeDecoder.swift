@@ -37,7 +37,8 @@ struct TreeDecoder<Value: TreeValue>: Decoder {
         do {
             return try body()
         } catch {
-            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: codingPath, debugDescription: "\(error)"))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: codingPath, debugDescription: "\(error)"))
         }
     }
 
@@ -124,7 +125,8 @@ struct TreeDecoder<Value: TreeValue>: Decoder {
         private func decoder(_ key: Key) throws -> TreeDecoder {
             guard let member = members[key.stringValue] else {
                 throw DecodingError.keyNotFound(
-                    key, DecodingError.Context(codingPath: codingPath, debugDescription: "no member '\(key.stringValue)'"))
+                    key,
+                    DecodingError.Context(codingPath: codingPath, debugDescription: "no member '\(key.stringValue)'"))
             }
             return TreeDecoder(value: member, codingPath: codingPath + [key])
         }

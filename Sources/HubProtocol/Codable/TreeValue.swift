@@ -33,7 +33,9 @@ protocol TreeValue: Sendable {
 
 extension JSONValue: TreeValue {
     static func signed(_ value: Int64) -> JSONValue { .int(value) }
-    static func unsigned(_ value: UInt64) -> JSONValue { value <= UInt64(Int64.max) ? .int(Int64(value)) : .uint(value) }
+    static func unsigned(_ value: UInt64) -> JSONValue {
+        value <= UInt64(Int64.max) ? .int(Int64(value)) : .uint(value)
+    }
     /// A Float is written with its own shortest digits (0.1, not 0.10000000149011612).
     static func float(_ value: Float) -> JSONValue {
         guard value.isFinite, let double = Double(value.description) else { return .double(Double(value)) }

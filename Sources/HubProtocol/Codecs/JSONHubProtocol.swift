@@ -104,7 +104,8 @@ public struct JSONHubProtocol: Sendable {
             return .completion(HubMessage.Completion(headers: headers, invocationId: invocationId, result: result))
         case .cancelInvocation:
             return .cancelInvocation(
-                HubMessage.CancelInvocation(headers: try fields.headers(), invocationId: try fields.string("invocationId")))
+                HubMessage.CancelInvocation(
+                    headers: try fields.headers(), invocationId: try fields.string("invocationId")))
         case .ping:
             return .ping
         case .close:

@@ -26,7 +26,8 @@ public struct MessagePackHubProtocol: Sendable {
     /// every byte but the last.
     /// - Returns: the length and the prefix's size in bytes, or nil if `bytes` ends inside the prefix.
     /// - Throws: `.invalidVarInt` for a 6th byte or a value above 2^31 - 1.
-    public static func readVarInt(_ bytes: some Collection<UInt8>) throws(HubProtocolError) -> (length: Int, size: Int)? {
+    public static func readVarInt(_ bytes: some Collection<UInt8>) throws(HubProtocolError) -> (length: Int, size: Int)?
+    {
         var value = 0
         var size = 0
         for byte in bytes {
@@ -184,7 +185,8 @@ public struct MessagePackHubProtocol: Sendable {
                 default:
                     throw HubProtocolError(.invalidResultKind, field: "resultKind", "ResultKind must be 1, 2 or 3")
                 }
-                message = .completion(HubMessage.Completion(headers: headers, invocationId: invocationId, result: result))
+                message = .completion(
+                    HubMessage.Completion(headers: headers, invocationId: invocationId, result: result))
             case .cancelInvocation:
                 try need(3)
                 let headers = try self.headers()

@@ -63,7 +63,8 @@ public struct HandshakeRequest: Sendable, Equatable {
         versions: ClosedRange<Int> = supportedVersions
     ) throws(HubProtocolError) {
         guard protocols.contains(protocolName) else {
-            throw HubProtocolError(.unsupportedProtocol, field: "protocol", "The protocol '\(protocolName)' is not supported.")
+            throw HubProtocolError(
+                .unsupportedProtocol, field: "protocol", "The protocol '\(protocolName)' is not supported.")
         }
         guard versions.contains(version) else {
             throw HubProtocolError(
@@ -115,7 +116,8 @@ public enum HandshakeResponse: Sendable, Equatable {
         let array = Array(bytes)
         guard let end = array.firstIndex(of: JSONHubProtocol.recordSeparator) else {
             guard array.count <= limits.maximumMessageSize else {
-                throw HubProtocolError(.messageTooLarge, "no handshake response within \(limits.maximumMessageSize) bytes")
+                throw HubProtocolError(
+                    .messageTooLarge, "no handshake response within \(limits.maximumMessageSize) bytes")
             }
             return nil
         }

@@ -39,7 +39,8 @@ public enum JSONValue: Sendable, CustomStringConvertible {
         let result: Result<JSONValue, HubProtocolError> =
             bytes.withContiguousStorageIfAvailable { buffer in
                 Result { () throws(HubProtocolError) in try JSONParser.parse(buffer, limits: limits) }
-            } ?? Array(bytes).withUnsafeBufferPointer { buffer in
+            }
+            ?? Array(bytes).withUnsafeBufferPointer { buffer in
                 Result { () throws(HubProtocolError) in try JSONParser.parse(buffer, limits: limits) }
             }
         self = try result.get()

@@ -40,7 +40,8 @@ public enum MessagePackValue: Sendable, CustomStringConvertible {
         let result: Result<MessagePackValue, HubProtocolError> =
             bytes.withContiguousStorageIfAvailable { buffer in
                 Result { () throws(HubProtocolError) in try MessagePackReader.decodeOne(buffer, limits: limits) }
-            } ?? Array(bytes).withUnsafeBufferPointer { buffer in
+            }
+            ?? Array(bytes).withUnsafeBufferPointer { buffer in
                 Result { () throws(HubProtocolError) in try MessagePackReader.decodeOne(buffer, limits: limits) }
             }
         self = try result.get()

@@ -6,7 +6,11 @@ enum MessagePackWriter {
         case .nil: buffer.append(0xC0)
         case .bool(let flag): buffer.append(flag ? 0xC3 : 0xC2)
         case .int(let number):
-            if number >= 0 { writeUnsigned(UInt64(number), into: &buffer) } else { writeNegative(number, into: &buffer) }
+            if number >= 0 {
+                writeUnsigned(UInt64(number), into: &buffer)
+            } else {
+                writeNegative(number, into: &buffer)
+            }
         case .uint(let number): writeUnsigned(number, into: &buffer)
         case .float(let number):
             buffer.append(0xCA)
@@ -69,14 +73,14 @@ enum MessagePackWriter {
 
     static func writeNegative(_ value: Int64, into buffer: inout [UInt8]) {
         switch value {
-        case -32 ..< 0: buffer.append(UInt8(bitPattern: Int8(value)))
+        case -32..<0: buffer.append(UInt8(bitPattern: Int8(value)))
         case Int64(Int8.min) ..< -32:
             buffer.append(0xD0)
             buffer.append(UInt8(bitPattern: Int8(value)))
-        case Int64(Int16.min) ..< Int64(Int8.min):
+        case Int64(Int16.min)..<Int64(Int8.min):
             buffer.append(0xD1)
             appendBigEndian(Int16(value), &buffer)
-        case Int64(Int32.min) ..< Int64(Int16.min):
+        case Int64(Int32.min)..<Int64(Int16.min):
             buffer.append(0xD2)
             appendBigEndian(Int32(value), &buffer)
         default:

@@ -73,7 +73,8 @@ public struct NegotiateRequest: Sendable, Equatable {
     }
 
     private static func versionError(_ version: Int) -> NegotiateError {
-        NegotiateError(message: "The client requested version '\(version)', but the server does not support this version.")
+        NegotiateError(
+            message: "The client requested version '\(version)', but the server does not support this version.")
     }
 
     private static func trimSpaces(_ text: String) -> Substring {
@@ -233,7 +234,8 @@ public enum NegotiateResponse: Sendable, Equatable {
 
 /// A successful negotiate: the new connection's ids and what it may use.
 public struct NegotiateConnection: Sendable, Equatable {
-    /// The version answered (0 or 1; see ``NegotiateRequest/resolve(negotiateVersion:useStatefulReconnect:minimumVersion:)``).
+    /// The version answered (0 or 1; see
+    /// ``NegotiateRequest/resolve(negotiateVersion:useStatefulReconnect:minimumVersion:)``).
     public var negotiateVersion: Int
     /// The public id hubs and other clients see.
     public var connectionId: String

@@ -1,6 +1,7 @@
 /// Standard base64 (RFC 4648 §4, with padding), for `[UInt8]` values in the JSON protocol.
 enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static func encode(_ bytes: [UInt8]) -> String {
         var output: [UInt8] = []
@@ -8,7 +9,9 @@ enum Base64 {
         var index = 0
         while index + 3 <= bytes.count {
             let word = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in stride(from: 18, through: 0, by: -6) { output.append(alphabet[Int(word >> UInt32(shift) & 63)]) }
+            for shift in stride(from: 18, through: 0, by: -6) {
+                output.append(alphabet[Int(word >> UInt32(shift) & 63)])
+            }
             index += 3
         }
         let rest = bytes.count - index
@@ -42,7 +45,9 @@ enum Base64 {
         var index = 0
         while index < input.count {
             let isLast = index + 4 == input.count
-            let padding = isLast ? (input[index + 3] == UInt8(ascii: "=") ? (input[index + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+            let padding =
+                isLast
+                ? (input[index + 3] == UInt8(ascii: "=") ? (input[index + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
             var word: UInt32 = 0
             for offset in 0..<4 {
                 if offset >= 4 - padding {
