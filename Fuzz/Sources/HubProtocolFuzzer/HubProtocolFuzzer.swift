@@ -22,8 +22,12 @@ public func hubProtocolFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
             maximumCollectionCount: Int(choice >> 2))
     let bytes = input.rest()
     switch kind {
-    case 0: checkFrame(bytes, json: true, limits: limits)
-    case 1: checkFrame(bytes, json: false, limits: limits)
+    case 0:
+        checkFrame(bytes, json: true, limits: limits)
+        checkStream(bytes, format: .json, limits: limits, seed: choice)
+    case 1:
+        checkFrame(bytes, json: false, limits: limits)
+        checkStream(bytes, format: .messagePack, limits: limits, seed: choice)
     case 2:
         if let (request, offset) = try? HandshakeRequest.parse(bytes, limits: limits) {
             if offset > bytes.count || bytes[offset - 1] != 0x1E { violated("remainder offset \(offset)") }
@@ -138,6 +142,48 @@ func checkFrame(_ bytes: [UInt8], json: Bool, limits: HubProtocolLimits) {
         }
     } catch {
         if error.code != .unrepresentableValue { violated("cross-protocol encoding failed: \(error)") }
+    }
+}
+
+/// The stream decoder gives the same messages and error for the whole input, one byte at a time and pieces of
+/// pseudo-random sizes; it agrees with the frame decoder when that accepts; its buffer stays within the limit.
+func checkStream(_ bytes: [UInt8], format: HubStreamDecoder.Format, limits: HubProtocolLimits, seed: UInt8) {
+    func run(_ pieces: [ArraySlice<UInt8>]) -> ([HubMessage], HubProtocolError.Code?, Int) {
+        var decoder = HubStreamDecoder(format: format, limits: limits)
+        var messages: [HubMessage] = []
+        for piece in pieces {
+            do throws(HubProtocolError) {
+                try decoder.decode(piece, into: &messages)
+            } catch {
+                return (messages, error.code, 0)
+            }
+            if decoder.bufferedByteCount > limits.maximumMessageSize + 5 {
+                violated("stream buffer of \(decoder.bufferedByteCount) bytes")
+            }
+        }
+        return (messages, nil, decoder.bufferedByteCount)
+    }
+    let whole = run([bytes[...]])
+    let single = run(bytes.indices.map { bytes[$0...$0] })
+    var pieces: [ArraySlice<UInt8>] = []
+    var state = UInt32(seed) &+ 1
+    var index = 0
+    while index < bytes.count {
+        state = state &* 1_103_515_245 &+ 12345
+        let length = min(bytes.count - index, 1 + Int(state >> 16) % 64)
+        pieces.append(bytes[index..<index + length])
+        index += length
+    }
+    let split = run(pieces)
+    for other in [single, split] where other.0 != whole.0 || other.1 != whole.1 || other.2 != whole.2 {
+        violated("the stream decoder depends on how the input is split")
+    }
+    let framed =
+        format == .json
+        ? try? JSONHubProtocol(limits: limits).decode(frame: bytes)
+        : try? MessagePackHubProtocol(limits: limits).decode(frame: bytes)
+    if let framed, framed != whole.0 || whole.1 != nil || whole.2 != 0 {
+        violated("the stream decoder disagrees with the frame decoder")
     }
 }
 
