@@ -5,13 +5,26 @@
 /// value is embedded as it is (converted to the other encoding when needed), keyed containers become objects/maps
 /// with string keys in encoding order, `nil` is null/nil.
 final class TreeEncoder<Value: TreeValue>: Encoder {
+    /// A container slot: a finished value, or a node that an `encode(to:)` writes into.
+    enum Slot {
+        case value(Value)
+        case node(Node)
+
+        func resolve() -> Value {
+            switch self {
+            case .value(let value): return value
+            case .node(let node): return node.resolve()
+            }
+        }
+    }
+
     /// A node under construction: a finished value, or a container that children write into.
     final class Node {
         enum State {
             case empty
             case value(Value)
-            case array([Node])
-            case object(keys: [String], members: [String: Node])
+            case array([Slot])
+            case object(keys: [String], members: [String: Slot])
         }
         var state: State = .empty
 
@@ -19,7 +32,7 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
             switch state {
             case .empty: return Value.object([])
             case .value(let value): return value
-            case .array(let nodes): return Value.array(nodes.map { $0.resolve() })
+            case .array(let slots): return Value.array(slots.map { $0.resolve() })
             case .object(let keys, let members):
                 return Value.object(keys.map { ($0, members[$0]?.resolve() ?? Value.null) })
             }
@@ -35,25 +48,33 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
             state = .array([])
         }
 
+        func setMember(_ key: String, _ slot: Slot) {
+            guard case .object(var keys, var members) = state else { return }
+            state = .empty  // keeps the storage uniquely referenced while it changes
+            if members.updateValue(slot, forKey: key) == nil { keys.append(key) }
+            state = .object(keys: keys, members: members)
+        }
+
+        func append(_ slot: Slot) {
+            guard case .array(var slots) = state else { return }
+            state = .empty
+            slots.append(slot)
+            state = .array(slots)
+        }
+
         func child(forKey key: String) -> Node {
             let node = Node()
-            guard case .object(var keys, var members) = state else { return node }
-            state = .empty
-            if members.updateValue(node, forKey: key) == nil { keys.append(key) }
-            state = .object(keys: keys, members: members)
+            setMember(key, .node(node))
             return node
         }
 
         func appendChild() -> Node {
             let node = Node()
-            guard case .array(var nodes) = state else { return node }
-            state = .empty
-            nodes.append(node)
-            state = .array(nodes)
+            append(.node(node))
             return node
         }
 
-        var arrayCount: Int { if case .array(let nodes) = state { nodes.count } else { 0 } }
+        var arrayCount: Int { if case .array(let slots) = state { slots.count } else { 0 } }
     }
 
     let node: Node
@@ -71,20 +92,53 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
         return encoder.node.resolve()
     }
 
-    /// Encodes `value` into `node`, with the special cases of the mapping above.
+    /// The slot for `value`: scalars and the special cases of the mapping above become values directly (no node,
+    /// no coding path); anything else gets a node that its `encode(to:)` fills.
+    func slot<T: Encodable>(for value: T, path: @autoclosure () -> [any CodingKey]) throws -> Slot {
+        if let scalar = Self.scalar(value) { return .value(scalar) }
+        if let special = try Self.special(value, path) { return .value(special) }
+        let node = Node()
+        try value.encode(to: TreeEncoder(node: node, codingPath: path()))
+        return .node(node)
+    }
+
+    /// Encodes `value` into `node`.
     func encodeValue<T: Encodable>(_ value: T, into node: Node, path: [any CodingKey]? = nil) throws {
         let path = path ?? codingPath
-        // Static type checks: a dynamic `as? [UInt8]` also succeeds for an empty array of any element type.
-        if T.self == [UInt8].self, let bytes = value as? [UInt8] {
-            node.state = .value(Value.bytes(bytes))
-        } else if T.self == JSONValue.self, let json = value as? JSONValue {
-            node.state = .value(try Self.convert(path) { () throws(HubProtocolError) in try Value.converting(json) })
-        } else if T.self == MessagePackValue.self, let messagePack = value as? MessagePackValue {
-            node.state = .value(
-                try Self.convert(path) { () throws(HubProtocolError) in try Value.converting(messagePack) })
+        if let scalar = Self.scalar(value) {
+            node.state = .value(scalar)
+        } else if let special = try Self.special(value, { path }) {
+            node.state = .value(special)
         } else {
             try value.encode(to: TreeEncoder(node: node, codingPath: path))
         }
+    }
+
+    /// The common scalar types, recognized by their static type (cheap) so they skip `encode(to:)`.
+    private static func scalar<T>(_ value: T) -> Value? {
+        if T.self == String.self, let string = value as? String { return Value.string(string) }
+        if T.self == Int.self, let number = value as? Int { return Value.signed(Int64(number)) }
+        if T.self == Int64.self, let number = value as? Int64 { return Value.signed(number) }
+        if T.self == Double.self, let number = value as? Double { return Value.double(number) }
+        if T.self == Bool.self, let flag = value as? Bool { return Value.bool(flag) }
+        if T.self == Int32.self, let number = value as? Int32 { return Value.signed(Int64(number)) }
+        if T.self == UInt64.self, let number = value as? UInt64 { return Value.unsigned(number) }
+        if T.self == UInt.self, let number = value as? UInt { return Value.unsigned(UInt64(number)) }
+        if T.self == Float.self, let number = value as? Float { return Value.float(number) }
+        return nil
+    }
+
+    /// `[UInt8]` and the two value trees. Static type checks: a dynamic `as? [UInt8]` also succeeds for an empty
+    /// array of any element type.
+    private static func special<T>(_ value: T, _ path: () -> [any CodingKey]) throws -> Value? {
+        if T.self == [UInt8].self, let bytes = value as? [UInt8] { return Value.bytes(bytes) }
+        if T.self == JSONValue.self, let json = value as? JSONValue {
+            return try convert(path()) { () throws(HubProtocolError) in try Value.converting(json) }
+        }
+        if T.self == MessagePackValue.self, let messagePack = value as? MessagePackValue {
+            return try convert(path()) { () throws(HubProtocolError) in try Value.converting(messagePack) }
+        }
+        return nil
     }
 
     private static func convert(_ path: [any CodingKey], _ body: () throws(HubProtocolError) -> Value) throws -> Value {
@@ -134,7 +188,7 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
         let node: Node
         let codingPath: [any CodingKey]
 
-        private func set(_ value: Value, _ key: Key) { node.child(forKey: key.stringValue).state = .value(value) }
+        private func set(_ value: Value, _ key: Key) { node.setMember(key.stringValue, .value(value)) }
 
         mutating func encodeNil(forKey key: Key) throws { set(Value.null, key) }
         mutating func encode(_ value: Bool, forKey key: Key) throws { set(Value.bool(value), key) }
@@ -152,7 +206,7 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
         mutating func encode(_ value: UInt32, forKey key: Key) throws { set(Value.unsigned(UInt64(value)), key) }
         mutating func encode(_ value: UInt64, forKey key: Key) throws { set(Value.unsigned(value), key) }
         mutating func encode(_ value: some Encodable, forKey key: Key) throws {
-            try encoder.encodeValue(value, into: node.child(forKey: key.stringValue), path: codingPath + [key])
+            node.setMember(key.stringValue, try encoder.slot(for: value, path: codingPath + [key]))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
@@ -185,7 +239,7 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
         let codingPath: [any CodingKey]
         var count: Int { node.arrayCount }
 
-        private func append(_ value: Value) { node.appendChild().state = .value(value) }
+        private func append(_ value: Value) { node.append(.value(value)) }
 
         mutating func encodeNil() throws { append(Value.null) }
         mutating func encode(_ value: Bool) throws { append(Value.bool(value)) }
@@ -203,8 +257,7 @@ final class TreeEncoder<Value: TreeValue>: Encoder {
         mutating func encode(_ value: UInt32) throws { append(Value.unsigned(UInt64(value))) }
         mutating func encode(_ value: UInt64) throws { append(Value.unsigned(value)) }
         mutating func encode(_ value: some Encodable) throws {
-            let path = codingPath + [IndexKey(count)]
-            try encoder.encodeValue(value, into: node.appendChild(), path: path)
+            node.append(try encoder.slot(for: value, path: codingPath + [IndexKey(count)]))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type)
