@@ -15,7 +15,9 @@ public struct HubStreamDecoder: Sendable {
         case messagePack
     }
 
+    /// The protocol decoded.
     public let format: Format
+    /// Bounds on each message (and so on the buffered tail).
     public let limits: HubProtocolLimits
     private var buffer: [UInt8] = []
     /// JSON: how far `buffer` has been searched for 0x1E without finding one.

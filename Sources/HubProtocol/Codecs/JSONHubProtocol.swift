@@ -11,6 +11,7 @@ public struct JSONHubProtocol: Sendable {
     /// The record separator that ends every message.
     public static let recordSeparator: UInt8 = 0x1E
 
+    /// Bounds applied when decoding (encoding is not limited: the caller decides what it sends).
     public var limits: HubProtocolLimits
 
     public init(limits: HubProtocolLimits = .default) {

@@ -14,6 +14,7 @@ public struct MessagePackHubProtocol: Sendable {
     /// The largest length a VarInt prefix may carry: 2^31 - 1 (HubProtocol.md, "VarInt").
     public static let maximumVarIntValue = Int(Int32.max)
 
+    /// Bounds applied when decoding (encoding is not limited: the caller decides what it sends).
     public var limits: HubProtocolLimits
 
     public init(limits: HubProtocolLimits = .default) {

@@ -11,6 +11,7 @@ public struct HandshakeRequest: Sendable, Equatable {
 
     /// `"json"`, `"messagepack"`, or another name (refused by ``validate(protocols:versions:)``).
     public var protocolName: String
+    /// The protocol version asked for (0, 1 or 2 in practice).
     public var version: Int
 
     public init(protocolName: String, version: Int) {

@@ -111,6 +111,7 @@ enum NumberEquality {
 /// The members of a JSON object in insertion order, with keyed lookup. Keys are unique: setting an existing key
 /// replaces its value in place.
 public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
+    /// The keys in insertion order.
     public private(set) var keys: [String] = []
     private var values: [String: JSONValue] = [:]
 
@@ -128,6 +129,7 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
 
+    /// The value of `key`; setting nil removes the member, setting a new key appends it.
     public subscript(key: String) -> JSONValue? {
         get { values[key] }
         set {
@@ -148,6 +150,7 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
         return true
     }
 
+    /// The members in insertion order.
     public func makeIterator() -> some IteratorProtocol<(key: String, value: JSONValue)> {
         var index = 0
         let keys = self.keys

@@ -44,11 +44,15 @@ public enum HubMessage: Sendable, Equatable {
     /// Reconnect", "Trackable messages").
     public var isTrackable: Bool { type.rawValue <= 5 }
 
+    /// Type 1 (HubProtocol.md, "Invocation Message Encoding").
     public struct Invocation: Sendable, Equatable {
+        /// String pairs the receiver keeps but need not understand (e.g. trace context).
         public var headers: [String: String]
         /// Nil for a non-blocking invocation (the callee must not answer).
         public var invocationId: String?
+        /// The method name, case-sensitive; no overloading (HubProtocol.md, "Invocations").
         public var target: String
+        /// The method's arguments, in order.
         public var arguments: [HubValue]
         /// Ids of the upload streams that feed this invocation's stream parameters.
         public var streamIds: [String]
@@ -65,11 +69,17 @@ public enum HubMessage: Sendable, Equatable {
         }
     }
 
+    /// Type 4 (HubProtocol.md, "StreamInvocation Message Encoding").
     public struct StreamInvocation: Sendable, Equatable {
+        /// String pairs the receiver keeps but need not understand (e.g. trace context).
         public var headers: [String: String]
+        /// The caller-chosen id that every answer repeats (for an upload's StreamItem or Completion: the stream id).
         public var invocationId: String
+        /// The method name, case-sensitive; no overloading (HubProtocol.md, "Invocations").
         public var target: String
+        /// The method's arguments, in order.
         public var arguments: [HubValue]
+        /// Ids of the upload streams that feed this invocation's stream parameters.
         public var streamIds: [String]
 
         public init(
@@ -84,9 +94,13 @@ public enum HubMessage: Sendable, Equatable {
         }
     }
 
+    /// Type 2 (HubProtocol.md, "StreamItem Message Encoding").
     public struct StreamItem: Sendable, Equatable {
+        /// String pairs the receiver keeps but need not understand (e.g. trace context).
         public var headers: [String: String]
+        /// The caller-chosen id that every answer repeats (for an upload's StreamItem or Completion: the stream id).
         public var invocationId: String
+        /// The streamed value.
         public var item: HubValue
 
         public init(headers: [String: String] = [:], invocationId: String, item: HubValue) {
@@ -96,6 +110,7 @@ public enum HubMessage: Sendable, Equatable {
         }
     }
 
+    /// Type 3 (HubProtocol.md, "Completion Message Encoding"; "Completion and results").
     public struct Completion: Sendable, Equatable {
         /// The three outcomes (MessagePack ResultKind 2, 3 and 1).
         public enum Result: Sendable, Equatable {
@@ -104,8 +119,11 @@ public enum HubMessage: Sendable, Equatable {
             case error(String)
         }
 
+        /// String pairs the receiver keeps but need not understand (e.g. trace context).
         public var headers: [String: String]
+        /// The caller-chosen id that every answer repeats (for an upload's StreamItem or Completion: the stream id).
         public var invocationId: String
+        /// The outcome.
         public var result: Result
 
         public init(headers: [String: String] = [:], invocationId: String, result: Result) {
@@ -115,8 +133,11 @@ public enum HubMessage: Sendable, Equatable {
         }
     }
 
+    /// Type 5 (HubProtocol.md, "CancelInvocation Message Encoding").
     public struct CancelInvocation: Sendable, Equatable {
+        /// String pairs the receiver keeps but need not understand (e.g. trace context).
         public var headers: [String: String]
+        /// The caller-chosen id that every answer repeats (for an upload's StreamItem or Completion: the stream id).
         public var invocationId: String
 
         public init(headers: [String: String] = [:], invocationId: String) {
@@ -125,6 +146,7 @@ public enum HubMessage: Sendable, Equatable {
         }
     }
 
+    /// Type 7 (HubProtocol.md, "Close Message Encoding").
     public struct Close: Sendable, Equatable {
         /// Why the connection closes; nil for a normal close.
         public var error: String?
