@@ -27,6 +27,7 @@ let package = Package(
         fuzzer("HandshakeResponseFuzzer", [handshake, httpTypes]),
         fuzzer("ExtensionHeaderFuzzer", [handshake]),
         fuzzer("InflateFuzzer", [core, deflate]),
+        fuzzer("ProxyReplyFuzzer", [handshake]),
         fuzzer("DifferentialFuzzer", [
             core,
             .product(name: "NIOCore", package: "swift-nio"),
