@@ -205,6 +205,42 @@ struct ReconnectTests {
         }
     }
 
+    struct Done: Error {}
+
+    @Test("the heartbeat is on by default: a server that stops answering is dropped (1006) and reconnected")
+    func heartbeatNoticesSilentServer() async throws {
+        // Answers the upgrade, then never reads or answers a ping.
+        let peer = try await ScriptedPeer.start { key, _ in ScriptedPeer.switchingProtocols(key: key) }
+        var configuration = WebSocketClientConfiguration()
+        configuration.webSocket.connection.pongTimeout = .milliseconds(200)
+        configuration.webSocket.connection.closeTimeout = .milliseconds(200)
+        let policy = WebSocketReconnectPolicy(heartbeatInterval: .milliseconds(200))
+        let events = NIOLockedValueBox<[WebSocketReconnectEvent]>([])
+        let rounds = NIOLockedValueBox(0)
+        await #expect(throws: Done.self) {
+            _ = try await WebSocket.withReconnectingConnection(
+                to: "ws://127.0.0.1:\(peer.port)/",
+                configuration: configuration,
+                reconnect: policy,
+                clock: RecordingClock(),
+                random: { 0 },
+                onEvent: { event in events.withLockedValue { $0.append(event) } }
+            ) { ws in
+                let round = rounds.withLockedValue {
+                    $0 += 1
+                    return $0
+                }
+                if round == 2 { throw Done() }
+                for await _ in ws.messages {}
+            }
+        }
+        let seen = events.withLockedValue { $0 }
+        #expect(seen.first == .connected)
+        #expect(seen.contains(.disconnected(CloseStatus(code: .abnormalClosure))))
+        #expect(seen.contains(.reconnected(attempt: 1)))
+        await peer.stop()
+    }
+
     @Test(
         "the server killed (SIGKILL) and restarted on the same port: the client comes back and re-subscribes",
         .enabled(if: ChildProcess.isInstalled(ChildProcess.wsEcho))
