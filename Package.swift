@@ -92,6 +92,7 @@ let package = Package(
                 "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 nioSSL,

@@ -303,9 +303,14 @@ enum ClientConnector {
             }
         #if TLS
         let sslContext: NIOSSLContext?
+        // Through a proxy the name is checked by ProxiedServerIdentityHandler (NIOSSL would also accept the
+        // proxy's IP address); the chain is still verified by BoringSSL.
+        let checksIdentityItself = negotiation != nil && configuration.tls.certificateVerification == .fullVerification
         if url.isSecure {
             do {
-                sslContext = try NIOSSLContext(configuration: configuration.tls)
+                var tls = configuration.tls
+                if checksIdentityItself { tls.certificateVerification = .noHostnameVerification }
+                sslContext = try NIOSSLContext(configuration: tls)
             } catch {
                 throw .connectFailed(error)
             }
@@ -336,6 +341,9 @@ enum ClientConnector {
                         try sync.addHandler(
                             NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         )
+                        if checksIdentityItself {
+                            try sync.addHandler(ProxiedServerIdentityHandler(url: url, fail: failConnection))
+                        }
                     }
                     #endif
                     try sync.addHandler(

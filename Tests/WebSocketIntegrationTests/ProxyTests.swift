@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import Testing
 import WebSocketClient
 import WebSocketHandshake
@@ -77,26 +78,41 @@ struct ProxyTests {
     }
 
     @Test(
-        "wss:// through a tunnel checks the server's name (SNI = the URL's host, not the proxy's)",
-        .enabled(if: TestCertificate.isAvailable)
+        "wss:// through a tunnel checks the server's name (SNI = the URL's host), not the proxy's address",
+        .enabled(if: TestCertificate.isAvailable),
+        arguments: [false, true]
     )
-    func sniThroughTunnel() async throws {
-        let certificate = try NameOnlyCertificate.make()
-        try await EchoServer.with(tls: certificate.serverTLS) { server in
+    func nameCheckThroughTunnel(certificateHasProxyAddress: Bool) async throws {
+        // One certificate names localhost only; the other also 127.0.0.1, which is the proxy's address here
+        // (NIOSSL alone would accept it for any name, matching the socket's peer, i.e. the proxy).
+        let serverTLS: TLSConfiguration
+        let clientConfiguration: WebSocketClientConfiguration
+        if certificateHasProxyAddress {
+            let certificate = try TestCertificate.make()
+            (serverTLS, clientConfiguration) = (try certificate.serverTLS(), try certificate.clientConfiguration())
+        } else {
+            let certificate = try NameOnlyCertificate.make()
+            (serverTLS, clientConfiguration) = (certificate.serverTLS, certificate.clientConfiguration)
+        }
+        try await EchoServer.with(tls: serverTLS) { server in
             // A CONNECT proxy that tunnels every request to the echo server, whatever host it names.
             let proxy = try await TunnelProxy.start(target: server.port)
-            // The certificate names localhost only: `localhost` passes, another name fails.
             try await Self.echo(
                 through: try ProxyURL("http://127.0.0.1:\(proxy.port)"),
                 url: "wss://localhost:\(server.port)/echo",
-                configuration: certificate.clientConfiguration
+                configuration: clientConfiguration
             )
-            var configuration = certificate.clientConfiguration
+            var configuration = clientConfiguration
             configuration.proxy = try ProxyURL("http://127.0.0.1:\(proxy.port)")
             await #expect(throws: WebSocketClientError.closedDuringHandshake) {
                 _ = try await WebSocket.connect(to: "wss://not-localhost.example:\(server.port)/echo", configuration: configuration)
             }
-            #expect(proxy.requestedTargets == ["localhost:\(server.port)", "not-localhost.example:\(server.port)"])
+            // The IP address in the URL is checked against the certificate's addresses.
+            if certificateHasProxyAddress {
+                let ws = try await WebSocket.connect(to: "wss://127.0.0.1:\(server.port)/echo", configuration: configuration)
+                await ws.close()
+            }
+            #expect(proxy.requestedTargets.prefix(2) == ["localhost:\(server.port)", "not-localhost.example:\(server.port)"])
             await proxy.stop()
         }
     }

@@ -209,3 +209,10 @@ public struct SOCKS5Negotiation: Sendable {
         return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
     }
 }
+
+extension WebSocketURL {
+    /// The host as address bytes when it is an IP literal: 4 for IPv4, 16 for IPv6; nil for a name.
+    public var hostAddressBytes: [UInt8]? {
+        isIPv6Literal ? SOCKS5Negotiation.ipv6(host) : SOCKS5Negotiation.ipv4(host)
+    }
+}
