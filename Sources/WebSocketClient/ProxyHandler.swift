@@ -89,7 +89,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             case .send(let bytes, let consumed):
                 buffer.moveReaderIndex(forwardBy: consumed)
-                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                context.writeAndFlush(
+                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)),
+                    promise: nil
+                )
             case .established(let consumed):
                 buffer.moveReaderIndex(forwardBy: consumed)
                 self.isDone = true

@@ -143,7 +143,9 @@ public enum WebSocketReconnectEvent: Sendable, Hashable {
         case .connected: hasher.combine(0)
         case .connectFailed: hasher.combine(1)
         case .disconnected(let status): hasher.combine(status.code)
-        case .reconnecting(let attempt, let delay): hasher.combine(attempt); hasher.combine(delay)
+        case .reconnecting(let attempt, let delay):
+            hasher.combine(attempt)
+            hasher.combine(delay)
         case .reconnected(let attempt): hasher.combine(attempt)
         }
     }
@@ -245,7 +247,11 @@ extension WebSocket {
             try Task.checkCancellation()
             let webSocket: WebSocket
             do throws(WebSocketClientError) {
-                webSocket = try await WebSocket.connect(to: parsed, configuration: configuration, eventLoopGroup: eventLoopGroup)
+                webSocket = try await WebSocket.connect(
+                    to: parsed,
+                    configuration: configuration,
+                    eventLoopGroup: eventLoopGroup
+                )
             } catch {
                 onEvent(.connectFailed(error))
                 failures += 1

@@ -27,10 +27,14 @@ struct HTTPConnectNegotiationTests {
     @Test("the request is CONNECT in authority form with Host, IPv6 in brackets")
     func request() throws {
         let plain = try HTTPConnectNegotiation(host: "example.com", port: 443, credentials: nil)
-        #expect(String(decoding: plain.request, as: UTF8.self)
-            == "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        #expect(
+            String(decoding: plain.request, as: UTF8.self)
+                == "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+        )
         let v6 = try HTTPConnectNegotiation(host: "::1", port: 8080, credentials: nil)
-        #expect(String(decoding: v6.request, as: UTF8.self).hasPrefix("CONNECT [::1]:8080 HTTP/1.1\r\nHost: [::1]:8080\r\n"))
+        #expect(
+            String(decoding: v6.request, as: UTF8.self).hasPrefix("CONNECT [::1]:8080 HTTP/1.1\r\nHost: [::1]:8080\r\n")
+        )
     }
 
     @Test("Proxy-Authorization: Basic is base64 of user:password (RFC 7617 §2)")
@@ -41,8 +45,10 @@ struct HTTPConnectNegotiationTests {
             port: 80,
             credentials: .init(username: "Aladdin", password: "open sesame")
         )
-        #expect(String(decoding: negotiation.request, as: UTF8.self)
-            .contains("\r\nProxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"))
+        #expect(
+            String(decoding: negotiation.request, as: UTF8.self)
+                .contains("\r\nProxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n")
+        )
         #expect(throws: ProxyError.invalidCredentials) {
             _ = try HTTPConnectNegotiation(host: "h", port: 80, credentials: .init(username: "a:b", password: "c"))
         }
@@ -61,7 +67,9 @@ struct HTTPConnectNegotiationTests {
     func established(chunk: Int) throws {
         let answer = Array("HTTP/1.1 200 Connection established\r\nVia: x\r\n\r\nTAIL".utf8)
         var negotiation = try HTTPConnectNegotiation(host: "h", port: 80, credentials: nil)
-        let (step, consumed) = try feed(answer, chunk: chunk) { bytes throws(ProxyError) in try negotiation.receive(bytes) }
+        let (step, consumed) = try feed(answer, chunk: chunk) { bytes throws(ProxyError) in
+            try negotiation.receive(bytes)
+        }
         guard case .established = step else {
             Issue.record("not established: \(step)")
             return
@@ -127,7 +135,9 @@ struct SOCKS5NegotiationTests {
             credentials: .init(username: "bob", password: "pw")
         )
         #expect(negotiation.greeting == [5, 2, 0, 2])
-        #expect(try negotiation.receive([5, 2]) == .send([1, 3] + Array("bob".utf8) + [2] + Array("pw".utf8), consumed: 2))
+        #expect(
+            try negotiation.receive([5, 2]) == .send([1, 3] + Array("bob".utf8) + [2] + Array("pw".utf8), consumed: 2)
+        )
         #expect(try negotiation.receive([1, 0]) == .send([5, 1, 0, 1, 127, 0, 0, 1, 0, 80], consumed: 2))
         // A reply with a domain-name bound address (length-prefixed), in one read.
         let reply: [UInt8] = [5, 0, 0, 3, 3] + Array("abc".utf8) + [0, 80]

@@ -105,14 +105,24 @@ struct ProxyTests {
             var configuration = clientConfiguration
             configuration.proxy = try ProxyURL("http://127.0.0.1:\(proxy.port)")
             await #expect(throws: WebSocketClientError.closedDuringHandshake) {
-                _ = try await WebSocket.connect(to: "wss://not-localhost.example:\(server.port)/echo", configuration: configuration)
+                _ = try await WebSocket.connect(
+                    to: "wss://not-localhost.example:\(server.port)/echo",
+                    configuration: configuration
+                )
             }
             // The IP address in the URL is checked against the certificate's addresses.
             if certificateHasProxyAddress {
-                let ws = try await WebSocket.connect(to: "wss://127.0.0.1:\(server.port)/echo", configuration: configuration)
+                let ws = try await WebSocket.connect(
+                    to: "wss://127.0.0.1:\(server.port)/echo",
+                    configuration: configuration
+                )
                 await ws.close()
             }
-            #expect(proxy.requestedTargets.prefix(2) == ["localhost:\(server.port)", "not-localhost.example:\(server.port)"])
+            #expect(
+                proxy.requestedTargets.prefix(2) == [
+                    "localhost:\(server.port)", "not-localhost.example:\(server.port)",
+                ]
+            )
             await proxy.stop()
         }
     }
@@ -124,7 +134,8 @@ struct ProxyTests {
             try await ChildProcess.with(auth) { auth in
                 // tinyproxy 1.11 answers wrong credentials with 401 rather than 407.
                 for (proxy, statuses) in [
-                    ("http://127.0.0.1:\(auth.port)", [407]), ("http://alice:wrong@127.0.0.1:\(auth.port)", [401, 407]),
+                    ("http://127.0.0.1:\(auth.port)", [407]),
+                    ("http://alice:wrong@127.0.0.1:\(auth.port)", [401, 407]),
                 ] {
                     var configuration = WebSocketClientConfiguration()
                     configuration.proxy = try ProxyURL(proxy)

@@ -43,7 +43,11 @@ struct ReconnectTests {
             jitter: 0.5
         )
         let exact = (1...6).map { policy.delay(beforeAttempt: $0, random: 0) }
-        #expect(exact == [.milliseconds(500), .milliseconds(1500), .milliseconds(4500), .seconds(10), .seconds(10), .seconds(10)])
+        #expect(
+            exact == [
+                .milliseconds(500), .milliseconds(1500), .milliseconds(4500), .seconds(10), .seconds(10), .seconds(10),
+            ]
+        )
         #expect(policy.delay(beforeAttempt: 2, random: 0.999_999) > .milliseconds(750))
         #expect(policy.delay(beforeAttempt: 2, random: 0.5) == .milliseconds(1125))
         #expect(policy.delay(beforeAttempt: 10_000, random: 0) == .seconds(10))
@@ -275,7 +279,13 @@ struct ReconnectTests {
                     #expect(await eventually { events.withLockedValue { $0.contains(.connected) } })
                     first.kill9()
                     // Let the client see 1006 and fail a few attempts against the closed port.
-                    #expect(await eventually { events.withLockedValue { $0.contains { if case .connectFailed = $0 { true } else { false } } } })
+                    #expect(
+                        await eventually {
+                            events.withLockedValue {
+                                $0.contains { if case .connectFailed = $0 { true } else { false } }
+                            }
+                        }
+                    )
                     let second = try await ChildProcess.start(ChildProcess.wsEcho, port: port) { port, _ in
                         ["--port", "\(port)"]
                     }

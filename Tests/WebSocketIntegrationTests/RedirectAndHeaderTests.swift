@@ -20,7 +20,11 @@ struct RedirectAndHeaderTests {
         _ body: @Sendable (Server, NIOLockedValueBox<[Seen]>) async throws -> T
     ) async throws -> T {
         let seen = NIOLockedValueBox<[Seen]>([])
-        func redirect(_ path: String, _ status: HTTPResponse.Status, _ location: @escaping @Sendable (HTTPRequest) -> String)
+        func redirect(
+            _ path: String,
+            _ status: HTTPResponse.Status,
+            _ location: @escaping @Sendable (HTTPRequest) -> String
+        )
             -> WebSocketRoute
         {
             WebSocketRoute(
@@ -64,7 +68,10 @@ struct RedirectAndHeaderTests {
         return try await server.withRunning { server in try await body(server, seen) }
     }
 
-    @Test("relative, absolute and http:// Locations are followed", arguments: ["/relative", "/absolute", "/http-scheme"])
+    @Test(
+        "relative, absolute and http:// Locations are followed",
+        arguments: ["/relative", "/absolute", "/http-scheme"]
+    )
     func followed(path: String) async throws {
         try await Self.withServer { server, seen in
             try await WebSocket.withConnection(to: "ws://127.0.0.1:\(server.port)\(path)") { ws in
@@ -94,7 +101,10 @@ struct RedirectAndHeaderTests {
             var configuration = WebSocketClientConfiguration()
             configuration.maxRedirects = 0
             do throws(WebSocketClientError) {
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/relative", configuration: configuration)
+                _ = try await WebSocket.connect(
+                    to: "ws://127.0.0.1:\(server.port)/relative",
+                    configuration: configuration
+                )
                 Issue.record("connected")
             } catch {
                 #expect(error == .handshakeRejected)
@@ -109,13 +119,19 @@ struct RedirectAndHeaderTests {
         try await Self.withServer(tls: try certificate.serverTLS()) { server, seen in
             let configuration = try certificate.clientConfiguration()
             do throws(WebSocketClientError) {
-                _ = try await WebSocket.connect(to: "wss://127.0.0.1:\(server.port)/downgrade", configuration: configuration)
+                _ = try await WebSocket.connect(
+                    to: "wss://127.0.0.1:\(server.port)/downgrade",
+                    configuration: configuration
+                )
                 Issue.record("followed wss → ws")
             } catch {
                 #expect(error.redirectError == .insecureRedirect, "\(error)")
             }
             // wss → wss is followed.
-            let ws = try await WebSocket.connect(to: "wss://127.0.0.1:\(server.port)/absolute", configuration: configuration)
+            let ws = try await WebSocket.connect(
+                to: "wss://127.0.0.1:\(server.port)/absolute",
+                configuration: configuration
+            )
             await ws.close()
             #expect(seen.withLockedValue { $0.count } == 1)
         }

@@ -33,8 +33,14 @@ private func make(_ choice: UInt8) -> Negotiation {
     let credentials = choice & 2 == 0 ? nil : ProxyCredentials(username: "user", password: "secret")
     do throws(ProxyError) {
         if choice & 1 == 0 {
-            return .http(try HTTPConnectNegotiation(host: "example.com", port: 443, credentials: credentials,
-                limits: .init(maxHeadLength: 512, maxFieldCount: 16)))
+            return .http(
+                try HTTPConnectNegotiation(
+                    host: "example.com",
+                    port: 443,
+                    credentials: credentials,
+                    limits: .init(maxHeadLength: 512, maxFieldCount: 16)
+                )
+            )
         }
         return .socks(try SOCKS5Negotiation(host: "example.com", port: 443, credentials: credentials))
     } catch {

@@ -81,7 +81,11 @@ public struct ProxyError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     static func socksRejected(_ reply: UInt8) -> Self {
-        Self(.rejected, "the SOCKS5 proxy answered \(reply) (\(SOCKS5Negotiation.describe(reply: reply)))", socksReply: reply)
+        Self(
+            .rejected,
+            "the SOCKS5 proxy answered \(reply) (\(SOCKS5Negotiation.describe(reply: reply)))",
+            socksReply: reply
+        )
     }
 
     /// Compares the kind only.
