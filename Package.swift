@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
         .executable(name: "ws-echo", targets: ["ws-echo"]),
         .executable(name: "ws-conformance-client", targets: ["ws-conformance-client"]),
+        .executable(name: "ws-client", targets: ["ws-client"]),
     ],
     traits: [
         .trait(
@@ -109,6 +110,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "ws-conformance-client",
+            dependencies: [
+                "WebSocketClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // A command-line client: headers, proxies, redirects, reconnection (README "The client").
+        .executableTarget(
+            name: "ws-client",
             dependencies: [
                 "WebSocketClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
