@@ -5,6 +5,7 @@
 #     openssl     the CLI that makes throwaway TLS certificates in the tests
 #     python3-pip when pip is missing
 #     tinyproxy, microsocks  an HTTP CONNECT and a SOCKS5 proxy for the client's proxy tests
+#     chromium    headless browser for the browser interop tests (Tests/browser.py drives it over DevTools)
 #   Python packages (Tests/requirements.txt, with pip): pytest and websockets, for the conformance harness and
 #     the interop tests.
 # Without apt-get (macOS, other Linux distributions) nothing is installed: macOS has zlib and openssl already;
@@ -20,6 +21,7 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # tinyproxy (HTTP CONNECT) and microsocks (SOCKS5): real proxies for the client's proxy tests.
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_apt+=(tinyproxy)
 command -v microsocks >/dev/null 2>&1 || need_apt+=(microsocks)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
