@@ -173,6 +173,8 @@ extension WebSocket {
     /// status decides: a code in ``WebSocketReconnectPolicy/closeCodes`` (1006, 1001, 1011, 1012, 1013)
     /// reconnects, any other (a normal 1000 close from either side) ends the call with that status. So `body`
     /// ends the whole call by returning while the connection is open, and is simply run again after a drop.
+    /// (Should that last close handshake get no answer within `closeTimeout` because the network died in the
+    /// meantime, the status is 1006 and the client reconnects.)
     /// When `body` (or `onReconnect`) throws ``WebSocketNIO/WebSocketError/connectionClosed`` the connection's
     /// status decides the same way; any other error closes with 1011 and is rethrown (no reconnection).
     ///
