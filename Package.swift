@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "ws-echo", targets: ["ws-echo"]),
         .library(name: "HubProtocol", targets: ["HubProtocol"]),
         .executable(name: "ws-conformance-client", targets: ["ws-conformance-client"]),
+        .executable(name: "ws-client", targets: ["ws-client"]),
     ],
     traits: [
         .trait(
@@ -93,6 +94,7 @@ let package = Package(
                 "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 nioSSL,
@@ -109,6 +111,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "ws-conformance-client",
+            dependencies: [
+                "WebSocketClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // A command-line client: headers, proxies, redirects, reconnection (README "The client").
+        .executableTarget(
+            name: "ws-client",
             dependencies: [
                 "WebSocketClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

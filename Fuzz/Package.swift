@@ -28,6 +28,13 @@ let package = Package(
         fuzzer("HandshakeResponseFuzzer", [handshake, httpTypes]),
         fuzzer("ExtensionHeaderFuzzer", [handshake]),
         fuzzer("InflateFuzzer", [core, deflate]),
+        // Linked with lld: gold 2.40 stops with "internal error in format_file_lineno" on this target.
+        .executableTarget(
+            name: "ProxyReplyFuzzer",
+            dependencies: ["FuzzSupport", handshake],
+            path: "Sources/ProxyReplyFuzzer",
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"])]
+        ),
         fuzzer("DifferentialFuzzer", [
             core,
             .product(name: "NIOCore", package: "swift-nio"),

@@ -4,6 +4,7 @@
 #     zlib1g-dev  zlib headers for permessage-deflate (the only C library the package links)
 #     openssl     the CLI that makes throwaway TLS certificates in the tests
 #     python3-pip when pip is missing
+#     tinyproxy, microsocks  an HTTP CONNECT and a SOCKS5 proxy for the client's proxy tests
 #     chromium    headless browser for the browser interop tests (Tests/browser.py drives it over DevTools)
 #   Python packages (Tests/requirements.txt, with pip): pytest and websockets, for the conformance harness and
 #     the interop tests.
@@ -17,6 +18,9 @@ if command -v dpkg >/dev/null 2>&1; then
     dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 fi
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# tinyproxy (HTTP CONNECT) and microsocks (SOCKS5): real proxies for the client's proxy tests.
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_apt+=(tinyproxy)
+command -v microsocks >/dev/null 2>&1 || need_apt+=(microsocks)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -29,12 +29,18 @@ extension WebSocket {
     /// handed to the WebSocket handler before anything read later. Prefer ``withConnection(to:configuration:eventLoopGroup:_:)``,
     /// which cannot leave a connection open.
     ///
+    /// With ``WebSocketClientConfiguration/proxy`` (or ``WebSocketClientConfiguration/proxyEnvironment``) TCP
+    /// goes to the proxy, which opens a tunnel (HTTP `CONNECT` or SOCKS5) to the server; TLS then runs inside
+    /// the tunnel. A 301/302/303/307/308 answer is followed (``WebSocketClientConfiguration/maxRedirects``).
+    /// ``WebSocketClientConfiguration/connectTimeout`` bounds all of it.
+    ///
     /// - Parameters:
     ///   - url: a `ws://` or `wss://` URL; host, port (default 80/443), path and query are used.
     ///   - configuration: header fields, subprotocols, TLS, timeout, logger and WebSocket options.
     ///   - eventLoopGroup: where the connection runs. Default: NIO's shared singleton group.
     /// - Returns: the open WebSocket; ``WebSocketNIO/WebSocket/subprotocol`` holds the server's choice.
-    /// - Throws: ``WebSocketClientError`` (invalid URL, connect/TLS failure, timeout, rejected handshake).
+    /// - Throws: ``WebSocketClientError`` (invalid URL, connect/TLS failure, timeout, rejected handshake,
+    ///   ``WebSocketClientError/proxyFailed``, ``WebSocketClientError/redirectFailed``).
     public static func connect(
         to url: String,
         configuration: WebSocketClientConfiguration = .init(),
@@ -193,6 +199,83 @@ enum ClientConnector {
                 ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?, (any MessageCodec)?
             ) throws -> Result
     ) async throws(WebSocketClientError) -> Result {
+        // One deadline for the whole opening, over every redirect.
+        let deadline = NIODeadline.now() + TimeAmount(saturating: configuration.connectTimeout)
+        var redirects = WebSocketRedirects(start: url, maxRedirects: configuration.maxRedirects)
+        while true {
+            let current = redirects.current
+            do throws(WebSocketClientError) {
+                return try await self.openOnce(
+                    url: current,
+                    sendsCredentials: current.origin == url.origin,
+                    deadline: deadline,
+                    configuration: configuration,
+                    eventLoopGroup: eventLoopGroup,
+                    install: install
+                )
+            } catch {
+                guard error == .handshakeRejected, error.handshakeError == .unexpectedStatus,
+                    let response = error.response, WebSocketRedirects.isRedirect(response.status.code),
+                    configuration.maxRedirects > 0
+                else { throw error }
+                do {
+                    let next = try redirects.follow(location: response.headerFields[.location])
+                    configuration.logger.debug(
+                        "redirected",
+                        metadata: ["status": "\(response.status.code)", "from": "\(current)", "to": "\(next)"]
+                    )
+                } catch {
+                    throw .redirectFailed(error, response: response)
+                }
+            }
+        }
+    }
+
+    /// The request's header fields: the configured ones, `Origin`, and `Authorization` unless a redirect left
+    /// the original origin (then `Authorization` and `Cookie` fields are dropped).
+    static func headerFields(_ configuration: WebSocketClientConfiguration, sendsCredentials: Bool) -> HTTPFields {
+        var fields = configuration.headerFields
+        if !sendsCredentials {
+            fields[.authorization] = nil
+            fields[.cookie] = nil
+        }
+        if let origin = configuration.origin {
+            fields[.origin] = origin
+        }
+        if sendsCredentials, let authorization = configuration.authorization {
+            fields[.authorization] = authorization
+        }
+        return fields
+    }
+
+    /// One connection attempt to `url` (no redirect), bounded by `deadline`.
+    private static func openOnce<Result: Sendable>(
+        url: WebSocketURL,
+        sendsCredentials: Bool,
+        deadline: NIODeadline,
+        configuration: WebSocketClientConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        install:
+            @escaping @Sendable (
+                ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?, (any MessageCodec)?
+            ) throws -> Result
+    ) async throws(WebSocketClientError) -> Result {
+        let timeout = deadline - NIODeadline.now()
+        guard timeout > .zero else { throw .timedOut }
+        var proxy = configuration.proxy
+        var proxyNegotiation: ProxyHandler.Negotiation?
+        do throws(ProxyError) {
+            if proxy == nil, let environment = configuration.proxyEnvironment {
+                proxy = try environment.proxy(for: url)
+            }
+            if let proxy {
+                proxyNegotiation = try ProxyHandler.negotiation(for: proxy, host: url.host, port: url.port)
+            }
+        } catch {
+            throw .proxyFailed(error)
+        }
+        let proxyAddress = proxy.map { (host: $0.host, port: $0.port) }
+        let negotiation = proxyNegotiation
         let eventLoop = eventLoopGroup.next()
         let promise = eventLoop.makePromise(of: Result.self)
         let deflate = configuration.perMessageDeflate
@@ -200,7 +283,7 @@ enum ClientConnector {
             url: url,
             subprotocols: configuration.subprotocols,
             extensions: deflate.map { [PerMessageDeflate.offer($0)] } ?? [],
-            headerFields: configuration.headerFields
+            headerFields: self.headerFields(configuration, sendsCredentials: sendsCredentials)
         )
         // RFC 7692 §7.1: check the server's permessage-deflate answer against the offer, then build the codec.
         let installWithExtensions:
@@ -220,9 +303,14 @@ enum ClientConnector {
             }
         #if TLS
         let sslContext: NIOSSLContext?
+        // Through a proxy the name is checked by ProxiedServerIdentityHandler (NIOSSL would also accept the
+        // proxy's IP address); the chain is still verified by BoringSSL.
+        let checksIdentityItself = negotiation != nil && configuration.tls.certificateVerification == .fullVerification
         if url.isSecure {
             do {
-                sslContext = try NIOSSLContext(configuration: configuration.tls)
+                var tls = configuration.tls
+                if checksIdentityItself { tls.certificateVerification = .noHostnameVerification }
+                sslContext = try NIOSSLContext(configuration: tls)
             } catch {
                 throw .connectFailed(error)
             }
@@ -235,19 +323,27 @@ enum ClientConnector {
             throw .connectFailed(ClientConnectorError.tlsTraitDisabled)
         }
         #endif
-        let timeout = TimeAmount(saturating: configuration.connectTimeout)
         let maxHeadLength = configuration.maxResponseHeadLength
+        let failConnection: @Sendable (WebSocketClientError) -> Void = { error in promise.fail(error) }
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let negotiation {
+                        // First: it holds back channelActive until the tunnel is open.
+                        try sync.addHandler(ProxyHandler(negotiation: negotiation, fail: failConnection))
+                    }
                     #if TLS
                     if let sslContext {
+                        // SNI and certificate check name the server, also through a proxy.
                         try sync.addHandler(
                             NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         )
+                        if checksIdentityItself {
+                            try sync.addHandler(ProxiedServerIdentityHandler(url: url, fail: failConnection))
+                        }
                     }
                     #endif
                     try sync.addHandler(
@@ -260,10 +356,11 @@ enum ClientConnector {
                     )
                 }
             }
-        let timer = eventLoop.scheduleTask(in: timeout) {
+        let timer = eventLoop.scheduleTask(deadline: deadline) {
             promise.fail(WebSocketClientError.timedOut)
         }
-        let connected = bootstrap.connect(host: url.host, port: url.port)
+        // Through a proxy, TCP goes to the proxy; the proxy resolves and reaches the server.
+        let connected = bootstrap.connect(host: proxyAddress?.host ?? url.host, port: proxyAddress?.port ?? url.port)
         connected.whenFailure { error in
             promise.fail(WebSocketClientError.connectFailed(error))
         }

@@ -2,6 +2,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import WebSocketDeflate
+import WebSocketHandshake
 import WebSocketNIO
 
 #if TLS
@@ -10,8 +11,39 @@ import NIOSSL
 
 /// How `WebSocket.connect(to:)` and `WebSocketDelegateConnection.connect(to:makeDelegate:)` connect: handshake options, TLS, timeouts and the WebSocket options.
 public struct WebSocketClientConfiguration: Sendable {
-    /// Extra request header fields (e.g. `Authorization`, `Origin`, cookies), sent after the handshake fields.
+    /// Extra request header fields of the opening handshake (e.g. cookies, `User-Agent`, an API key), sent
+    /// after the handshake's own fields and before ``origin`` and ``authorization``. An `Authorization` or
+    /// `Cookie` field here is dropped, like ``authorization``, when a redirect leads to another origin.
     public var headerFields: HTTPFields
+
+    /// The `Origin` field of the opening request (RFC 6455 §4.1 item 8, RFC 6454), e.g.
+    /// `https://app.example.com`: servers use it to refuse cross-site browsers' connections. Non-browser
+    /// clients need not send it. Default: nil (not sent).
+    public var origin: String?
+
+    /// The `Authorization` field of the opening request (RFC 9110 §11.6.2), e.g. `Bearer <token>` or the
+    /// value of ``basicAuthorization(username:password:)``. Sent to the URL's origin only: a redirect to
+    /// another scheme, host or port drops it. Default: nil (not sent).
+    public var authorization: String?
+
+    /// An explicit proxy for every connection (HTTP `CONNECT` or SOCKS5), e.g.
+    /// `try ProxyURL("http://user:secret@proxy.example:3128")`. It takes precedence over
+    /// ``proxyEnvironment``. `wss://` through a proxy runs TLS to the server inside the tunnel (SNI = the
+    /// server's host). Default: nil.
+    public var proxy: ProxyURL?
+
+    /// Opt-in proxy settings from environment variables, read like curl (`http_proxy` for `ws://`,
+    /// `https_proxy` for `wss://`, `all_proxy`, `no_proxy`; lower case first, then upper case):
+    /// `configuration.proxyEnvironment = .processEnvironment`. Used when ``proxy`` is nil. A variable that
+    /// does not parse fails the connection with ``WebSocketClientError/proxyFailed``. Default: nil (the
+    /// environment is not read).
+    public var proxyEnvironment: ProxyEnvironment?
+
+    /// The most redirects (301, 302, 303, 307, 308) followed for one opening handshake; 0 follows none (a
+    /// redirect then fails with ``WebSocketClientError/handshakeRejected`` and its status). `wss` never
+    /// redirects to `ws`; a loop or one redirect more fails with ``WebSocketClientError/redirectFailed``.
+    /// Default: 5.
+    public var maxRedirects: Int
 
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, most preferred first (RFC 6455 §4.1 item 10).
     /// The server may pick at most one of them; any other answer fails the handshake.
@@ -28,8 +60,9 @@ public struct WebSocketClientConfiguration: Sendable {
     /// `debug`. Default: a logger labelled `websocket-client`.
     public var logger: Logger
 
-    /// Bound on the whole opening: TCP connect, TLS handshake and the HTTP upgrade, in that order.
-    /// Default: 10 seconds.
+    /// Bound on the whole opening, as one deadline: DNS resolution, TCP connect, the proxy negotiation, the TLS
+    /// handshake and the HTTP upgrade, over every redirect. When it expires the connection fails with
+    /// ``WebSocketClientError/timedOut``. Default: 10 seconds.
     public var connectTimeout: Duration
 
     /// The largest HTTP response head (status line and header fields) accepted from the server, in bytes.
@@ -84,5 +117,17 @@ public struct WebSocketClientConfiguration: Sendable {
         self.maxResponseHeadLength = 16 * 1024
         self.webSocket = webSocket
         self.perMessageDeflate = nil
+        self.origin = nil
+        self.authorization = nil
+        self.proxy = nil
+        self.proxyEnvironment = nil
+        self.maxRedirects = 5
+    }
+
+    /// An `Authorization` value for the Basic scheme (RFC 7617): `Basic ` and base64 of `username:password`.
+    /// - Throws: ``ProxyError/invalidCredentials`` when the username holds a colon or either part a control
+    ///   character.
+    public static func basicAuthorization(username: String, password: String) throws(ProxyError) -> String {
+        try ProxyCredentials(username: username, password: password).basicAuthorization()
     }
 }

@@ -15,6 +15,8 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
         case responseHeadTooLong
         case handshakeRejected
         case extensionRejected
+        case proxyFailed
+        case redirectFailed
     }
 
     private let kind: Kind
@@ -28,6 +30,13 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
     public let response: HTTPResponse?
     /// The I/O or TLS error when this is ``connectFailed`` or ``closedDuringHandshake``.
     public let underlying: (any Error)?
+    /// What went wrong with the proxy when this is ``proxyFailed``.
+    public let proxyError: ProxyError?
+    /// Why a redirect was not followed when this is ``redirectFailed``.
+    public let redirectError: WebSocketRedirectError?
+
+    /// The HTTP proxy's status when it answered `CONNECT` with a non-2xx status (e.g. 407, 403, 502).
+    public var proxyStatus: Int? { proxyError?.status }
 
     private init(
         _ kind: Kind,
@@ -35,7 +44,9 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
         urlError: WebSocketURLError? = nil,
         handshakeError: ClientHandshakeError? = nil,
         response: HTTPResponse? = nil,
-        underlying: (any Error)? = nil
+        underlying: (any Error)? = nil,
+        proxyError: ProxyError? = nil,
+        redirectError: WebSocketRedirectError? = nil
     ) {
         self.kind = kind
         self.detail = detail
@@ -43,6 +54,8 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
         self.handshakeError = handshakeError
         self.response = response
         self.underlying = underlying
+        self.proxyError = proxyError
+        self.redirectError = redirectError
     }
 
     /// The URL is not a valid `ws://` / `wss://` URL (RFC 6455 §3).
@@ -62,6 +75,21 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
     /// The server accepted permessage-deflate with parameters outside the client's offer (RFC 7692 §7.1); the
     /// client fails the connection (RFC 6455 §4.1).
     public static let extensionRejected = Self(.extensionRejected)
+
+    /// The proxy could not open a tunnel to the server (see ``proxyError``; ``proxyStatus`` holds an HTTP
+    /// proxy's refusal status), or the proxy setting is invalid.
+    public static let proxyFailed = Self(.proxyFailed)
+    /// The server redirected the opening handshake and the redirect was not followed (see ``redirectError``:
+    /// a loop, too many redirects, `wss` to `ws`, a bad `Location`); ``response`` is the redirect.
+    public static let redirectFailed = Self(.redirectFailed)
+
+    static func proxyFailed(_ error: ProxyError) -> Self {
+        Self(.proxyFailed, response: error.response, proxyError: error)
+    }
+
+    static func redirectFailed(_ error: WebSocketRedirectError, response: HTTPResponse?) -> Self {
+        Self(.redirectFailed, response: response, redirectError: error)
+    }
 
     static func extensionRejected(_ detail: String, response: HTTPResponse) -> Self {
         Self(.extensionRejected, detail: detail, response: response)
@@ -102,8 +130,12 @@ public struct WebSocketClientError: Error, CustomStringConvertible, Sendable, Eq
         case .responseHeadTooLong: what = "HTTP response head too long"
         case .handshakeRejected: what = "handshake rejected"
         case .extensionRejected: what = "extension response rejected"
+        case .proxyFailed: what = "proxy failed"
+        case .redirectFailed: what = "redirect not followed"
         }
-        let extra = self.urlError.map { "\($0)" } ?? self.handshakeError.map { "\($0)" } ?? self.detail
+        let extra =
+            self.urlError.map { "\($0)" } ?? self.handshakeError.map { "\($0)" } ?? self.proxyError.map { "\($0)" }
+            ?? self.redirectError.map { "\($0)" } ?? self.detail
         return "WebSocket client: \(what)" + (extra.map { ": \($0)" } ?? "")
     }
 }
