@@ -23,6 +23,10 @@ let package = Package(
         .library(name: "WebSocketClient", targets: ["WebSocketClient"]),
         .executable(name: "ws-echo", targets: ["ws-echo"]),
         .executable(name: "ws-conformance-client", targets: ["ws-conformance-client"]),
+        .library(name: "ServerSentEvents", targets: ["ServerSentEvents"]),
+        .library(name: "EventSourceClient", targets: ["EventSourceClient"]),
+        .executable(name: "sse-ticker", targets: ["sse-ticker"]),
+        .executable(name: "sse-client", targets: ["sse-client"]),
     ],
     traits: [
         .trait(
@@ -71,7 +75,7 @@ let package = Package(
         .target(
             name: "WebSocketServer",
             dependencies: [
-                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
+                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate", "ServerSentEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -170,6 +174,46 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
+            swiftSettings: strict
+        ),
+        // Server-Sent Events (WHATWG HTML §9.2): sans-I/O parser and encoder, stdlib only.
+        .target(name: "ServerSentEvents", swiftSettings: strict),
+        // EventSource-style client (http:// and https://) on SwiftNIO.
+        .target(
+            name: "EventSourceClient",
+            dependencies: [
+                "ServerSentEvents",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                nioSSL,
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sse-ticker",
+            dependencies: ["WebSocketServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sse-client",
+            dependencies: ["EventSourceClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EventStreamIntegrationTests",
+            dependencies: [
+                "WebSocketServer", "EventSourceClient", "WebSocketNIOTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ServerSentEventsTests",
+            dependencies: ["ServerSentEvents", "WebSocketTestSupport"],
             swiftSettings: strict
         ),
     ],

@@ -10,6 +10,7 @@ func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 let core: Target.Dependency = .product(name: "WebSocketCore", package: "WebSocketEngine")
 let handshake: Target.Dependency = .product(name: "WebSocketHandshake", package: "WebSocketEngine")
 let deflate: Target.Dependency = .product(name: "WebSocketDeflate", package: "WebSocketEngine")
+let sse: Target.Dependency = .product(name: "ServerSentEvents", package: "WebSocketEngine")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 
 let package = Package(
@@ -27,6 +28,7 @@ let package = Package(
         fuzzer("HandshakeResponseFuzzer", [handshake, httpTypes]),
         fuzzer("ExtensionHeaderFuzzer", [handshake]),
         fuzzer("InflateFuzzer", [core, deflate]),
+        fuzzer("EventStreamParserFuzzer", [sse]),
         fuzzer("DifferentialFuzzer", [
             core,
             .product(name: "NIOCore", package: "swift-nio"),

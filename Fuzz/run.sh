@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TARGETS=(FrameParserFuzzer ConnectionFuzzer HandshakeRequestFuzzer HandshakeResponseFuzzer ExtensionHeaderFuzzer
-         DifferentialFuzzer InflateFuzzer)
+         DifferentialFuzzer InflateFuzzer EventStreamParserFuzzer)
 FLAGS=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 build() {
