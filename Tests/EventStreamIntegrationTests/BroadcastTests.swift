@@ -99,13 +99,19 @@ struct BroadcastTests {
             let stuck = try await rawStream(server, "/b", autoRead: false, receiveBufferSize: 4096)
             #expect(await eventually { broadcaster.subscriberCount == 1 })
             let healthy = try await subscribe(server, broadcaster, count: 2)
-            let payload = String(repeating: "y", count: 1000)
-            for number in 1...2000 {
-                broadcaster.publish(try ServerSentEvent(data: payload, id: "\(number)"))
+            // 4000 events of 4 kB: 16 MB, more than the kernel's socket buffers take for the stuck client.
+            let payload = String(repeating: "y", count: 4000)
+            var total = 0
+            for number in 1...4000 {
+                let event = try ServerSentEvent(data: payload, id: "\(number)")
+                total += EventStreamEncoder.encode(event).count
+                broadcaster.publish(event)
                 if number % 100 == 0 { try await Task.sleep(for: .milliseconds(5)) }
             }
-            #expect(await eventually { broadcaster.subscriberCount == 1 })
-            #expect(await waitForEvents(healthy, 2000, timeout: .seconds(20))?.events.count == 2000)
+            #expect(await eventually(timeout: .seconds(10)) { broadcaster.subscriberCount == 1 })
+            let expected = total
+            let bytes = await healthy.wait(timeout: .seconds(30)) { $0.count >= expected }
+            #expect(StreamResponse(bytes)?.events.count == 4000)
             await stuck.close()
         }
     }

@@ -103,6 +103,9 @@ struct RoundTripTests {
             if Int.random(in: 0..<8, using: &rng) == 0 {
                 let comment = Self.randomString(&rng, maxLength: 6)
                 EventStreamEncoder.comment(comment, into: &bytes)
+                // One comment line per line of the text, each read back with the space we wrote.
+                let lines = comment.replacingCRLF().split(separator: "\n", omittingEmptySubsequences: false)
+                expected += lines.map { .comment($0.isEmpty ? "" : " " + $0) }
                 continue
             }
             let lineBreaks: Set<String> = ["\n", "\r", "\r\n"]

@@ -272,8 +272,11 @@ struct ParserRuleTests {
     func lineLimit() throws {
         var parser = EventStreamParser(configuration: .init(maxLineLength: 10, maxEventLength: 100))
         #expect(events(try parser.parse(Array("data:12345\n\n".utf8))).map(\.data) == ["12345"])  // 10 bytes: ok
-        #expect(throws: EventStreamError.lineTooLong(limit: 10)) { try parser.parse(Array("data:123".utf8)) ; try parser.parse(Array("456".utf8)) }
-        #expect(throws: EventStreamError.lineTooLong(limit: 10)) { try parser.parse(Array("\n\n".utf8)) }
+        #expect(throws: EventStreamError.lineTooLong(limit: 10)) {
+            _ = try parser.parse(Array("data:123".utf8))
+            _ = try parser.parse(Array("456".utf8))
+        }
+        #expect(throws: EventStreamError.lineTooLong(limit: 10)) { _ = try parser.parse(Array("\n\n".utf8)) }
         parser.finish()
         #expect(events(try parser.parse(Array("data:1\n\n".utf8))).map(\.data) == ["1"])
     }
@@ -281,19 +284,21 @@ struct ParserRuleTests {
     @Test("comments count against the line limit too")
     func commentLineLimit() {
         var parser = EventStreamParser(configuration: .init(maxLineLength: 4, maxEventLength: 100))
-        #expect(throws: EventStreamError.lineTooLong(limit: 4)) { try parser.parse(Array(":abcd".utf8)) }
+        #expect(throws: EventStreamError.lineTooLong(limit: 4)) { _ = try parser.parse(Array(":abcd".utf8)) }
     }
 
     @Test("an event larger than maxEventLength fails the stream")
     func eventLimit() throws {
-        var parser = EventStreamParser(configuration: .init(maxLineLength: 100, maxEventLength: 8))
-        #expect(events(try parser.parse(Array("data:123\ndata:1234\n\n".utf8))).map(\.data) == ["123\n1234"])  // 4 + 5
-        #expect(throws: EventStreamError.eventTooLarge(limit: 8)) {
-            try parser.parse(Array("data:123\ndata:12345\n".utf8))
+        // The data buffer holds each value and an LF: "123\n1234\n" is 9 bytes.
+        var parser = EventStreamParser(configuration: .init(maxLineLength: 100, maxEventLength: 9))
+        #expect(events(try parser.parse(Array("data:123\ndata:1234\n\n".utf8))).map(\.data) == ["123\n1234"])
+        #expect(throws: EventStreamError.eventTooLarge(limit: 9)) {
+            _ = try parser.parse(Array("data:123\ndata:12345\n".utf8))
         }
-        var typed = EventStreamParser(configuration: .init(maxLineLength: 100, maxEventLength: 8))
-        #expect(throws: EventStreamError.eventTooLarge(limit: 8)) {
-            try typed.parse(Array("event:1234\ndata:12345\n".utf8))
+        // The event type counts too: 4 + 6 bytes.
+        var typed = EventStreamParser(configuration: .init(maxLineLength: 100, maxEventLength: 9))
+        #expect(throws: EventStreamError.eventTooLarge(limit: 9)) {
+            _ = try typed.parse(Array("event:1234\ndata:12345\n".utf8))
         }
     }
 

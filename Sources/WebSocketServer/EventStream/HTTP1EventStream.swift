@@ -206,12 +206,13 @@ enum EventStreamResponder {
             transport: glue
         )
         glue.output = output
-        for handler in lent.handlersToRemove { pipeline.removeHandler(handler, promise: nil) }
         if let retry = route.configuration.retry, let bytes = EventStreamEncoder.retry(milliseconds: retry) {
             output.write(channel.allocator.buffer(bytes: bytes))
         } else {
-            context.flush()
+            channel.flush()
         }
+        // Last use of `context` (the upgrade handler's) is above: it leaves the pipeline now.
+        for handler in lent.handlersToRemove { pipeline.removeHandler(handler, promise: nil) }
         if let interval = route.configuration.heartbeatInterval {
             output.startHeartbeat(every: interval)
         }
