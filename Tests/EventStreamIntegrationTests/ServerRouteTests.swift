@@ -159,7 +159,8 @@ struct ServerRouteTests {
         try await makeServer([on, off]).withRunning { server in
             let withHeartbeat = try await rawStream(server, "/on")
             let without = try await rawStream(server, "/off")
-            let bytes = await withHeartbeat.wait { bytes in
+            #expect(await without.waitForResponse()?.status == 200)
+            let bytes = await withHeartbeat.wait(timeout: .seconds(15)) { bytes in
                 (StreamResponse(bytes)?.outputs.filter { $0 == .comment("") }.count ?? 0) >= 3
             }
             #expect((StreamResponse(bytes)?.outputs.count ?? 0) >= 3)
