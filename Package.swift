@@ -208,6 +208,7 @@ let package = Package(
                 "WebSocketServer", "EventSourceClient", "WebSocketNIOTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
             ],
             swiftSettings: strict
         ),

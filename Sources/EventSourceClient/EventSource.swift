@@ -300,7 +300,6 @@ struct Connection: Sendable {
         let connection = try await ClientBootstrap(group: source.eventLoopGroup)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.autoRead, value: false)
             .connect(host: url.host, port: url.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

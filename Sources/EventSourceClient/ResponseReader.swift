@@ -1,9 +1,10 @@
 import NIOCore
 import NIOHTTP1
 
-/// The inbound end of one connection, read on demand: the channel runs with `autoRead` off and each
-/// ``next()`` that finds nothing buffered asks for one read, so a consumer that stops pulling stops the reads
-/// (TCP flow control then holds the server back) and at most one read's parts are ever buffered.
+/// The inbound end of one connection, read on demand: once the response head has arrived (after the TLS
+/// handshake, which needs reads of its own) the channel's `autoRead` is turned off and each ``next()`` that finds
+/// nothing buffered asks for one read, so a consumer that stops pulling stops the reads (TCP flow control then
+/// holds the server back) and at most about one read's parts are ever buffered.
 final class ResponseReader: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
@@ -46,6 +47,7 @@ final class ResponseReader: ChannelInboundHandler {
         case .head(let head):
             sawHead = true
             timer?.cancel()
+            try? context.channel.syncOptions?.setOption(.autoRead, value: false)
             deliver(.head(head))
         case .body(let bytes): deliver(.body(bytes))
         case .end:
