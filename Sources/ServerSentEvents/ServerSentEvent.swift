@@ -36,7 +36,12 @@ public struct ServerSentEvent: Sendable, Hashable {
     ///   - retry: reconnection time in milliseconds; must not be negative.
     /// - Throws: ``ServerSentEventError/lineBreakInType``, ``ServerSentEventError/lineBreakInID``,
     ///   ``ServerSentEventError/nullInID``, ``ServerSentEventError/negativeRetry``.
-    public init(type: String? = nil, data: String? = nil, id: String? = nil, retry: Int? = nil) throws(ServerSentEventError) {
+    public init(
+        type: String? = nil,
+        data: String? = nil,
+        id: String? = nil,
+        retry: Int? = nil
+    ) throws(ServerSentEventError) {
         if let type, type.utf8.contains(where: { $0 == ASCII.cr || $0 == ASCII.lf }) {
             throw .lineBreakInType
         }

@@ -143,8 +143,9 @@ struct EventSourceClientTests {
         let route = EventStreamRoute(
             path: "/auth",
             shouldAccept: { request, _ in
-                request.bearerToken == "t0k"
-                    && request.request.headerFields[.accept] == "text/event-stream" ? .accept() : .reject(status: .unauthorized)
+                let accepted =
+                    request.bearerToken == "t0k" && request.request.headerFields[.accept] == "text/event-stream"
+                return accepted ? .accept() : .reject(status: .unauthorized)
             },
             handler: .async { _, writer in try await writer.send(ServerSentEvent(data: "ok")) }
         )

@@ -19,7 +19,8 @@ struct EventSourceTLSTests {
         })
         let server = Server(configuration: configuration, routes: [], eventStreamRoutes: [route])
         var clientConfiguration = EventSource.Configuration()
-        clientConfiguration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificate.certificatePath))
+        let roots = try NIOSSLCertificate.fromPEMFile(certificate.certificatePath)
+        clientConfiguration.tls.trustRoots = .certificates(roots)
         let trusted = clientConfiguration
         try await server.withRunning { server in
             var iterator = try EventSource(url: "https://localhost:\(server.port)/secure", configuration: trusted)

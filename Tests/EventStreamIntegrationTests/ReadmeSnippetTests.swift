@@ -16,7 +16,9 @@ import WebSocketServer
                 // One producer per client; request.lastEventID is the client's Last-Event-ID.
                 EventStreamRoute(
                     path: "/mine",
-                    shouldAccept: { request, _ in request.bearerToken == "secret" ? .accept() : .reject(status: .unauthorized) },
+                    shouldAccept: { request, _ in
+                        request.bearerToken == "secret" ? .accept() : .reject(status: .unauthorized)
+                    },
                     handler: .async { request, writer in
                         try await writer.send(try ServerSentEvent(type: "hello", data: "line 1\nline 2", id: "1"))
                     }

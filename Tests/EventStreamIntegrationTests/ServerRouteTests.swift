@@ -15,7 +15,8 @@ struct ServerRouteTests {
         }
     }
 
-    @Test("200 with text/event-stream, no-cache, X-Accel-Buffering: no, no content coding, chunked; events in order; the stream ends with the producer")
+    /// Headers of the issue; the events in order; the stream (and its final chunk) ends with the producer.
+    @Test("200, text/event-stream, no-cache, X-Accel-Buffering: no, no coding, chunked; ends with the producer")
     func responseHead() async throws {
         let server = makeServer([EventStreamRoute(path: "/events", handler: Self.numbers(1...3))])
         try await server.withRunning { server in
@@ -134,7 +135,9 @@ struct ServerRouteTests {
 
     @Test("bad requests: malformed Last-Event-ID (too long, twice), POST")
     func badRequests() async throws {
-        let route = EventStreamRoute(path: "/e", configuration: .init(maxLastEventIDLength: 8), handler: Self.numbers(1...1))
+        let route = EventStreamRoute(
+            path: "/e", configuration: .init(maxLastEventIDLength: 8), handler: Self.numbers(1...1)
+        )
         try await makeServer([route]).withRunning { server in
             var client = try await rawStream(server, "/e", ["Last-Event-ID: 123456789"])
             #expect(await client.waitForResponse()?.status == 400)
@@ -154,7 +157,9 @@ struct ServerRouteTests {
     @Test("heartbeat comments at the configured interval; none when off")
     func heartbeats() async throws {
         let idle: EventStreamRoute.Handler = .async { _, _ in try await Task.sleep(for: .seconds(60)) }
-        let on = EventStreamRoute(path: "/on", configuration: .init(heartbeatInterval: .milliseconds(50)), handler: idle)
+        let on = EventStreamRoute(
+            path: "/on", configuration: .init(heartbeatInterval: .milliseconds(50)), handler: idle
+        )
         let off = EventStreamRoute(path: "/off", configuration: .init(heartbeatInterval: nil), handler: idle)
         try await makeServer([on, off]).withRunning { server in
             let withHeartbeat = try await rawStream(server, "/on")

@@ -109,10 +109,12 @@ struct RoundTripTests {
                 continue
             }
             let lineBreaks: Set<String> = ["\n", "\r", "\r\n"]
-            let type: String? = Bool.random(using: &rng) ? Self.randomString(&rng, maxLength: 5, excluding: lineBreaks) : nil
+            let type: String? =
+                Bool.random(using: &rng) ? Self.randomString(&rng, maxLength: 5, excluding: lineBreaks) : nil
             let data: String? = Int.random(in: 0..<5, using: &rng) == 0 ? nil : Self.randomString(&rng, maxLength: 12)
             let id: String? =
-                Bool.random(using: &rng) ? Self.randomString(&rng, maxLength: 4, excluding: lineBreaks.union(["\0"])) : nil
+                Bool.random(using: &rng)
+                ? Self.randomString(&rng, maxLength: 4, excluding: lineBreaks.union(["\0"])) : nil
             let retry: Int? = Int.random(in: 0..<6, using: &rng) == 0 ? Int.random(in: 0...100_000, using: &rng) : nil
             let event = try ServerSentEvent(type: type, data: data, id: id, retry: retry)
             EventStreamEncoder.encode(event, into: &bytes)
@@ -120,7 +122,8 @@ struct RoundTripTests {
             if let id { lastEventID = id }
             if let data {
                 let messageType = (type ?? "").isEmpty ? "message" : type ?? "message"
-                expected.append(.event(MessageEvent(type: messageType, data: Self.normalized(data), lastEventID: lastEventID)))
+                let event = MessageEvent(type: messageType, data: Self.normalized(data), lastEventID: lastEventID)
+                expected.append(.event(event))
             }
         }
         for _ in 0..<20 {

@@ -105,7 +105,8 @@ struct ParserRuleTests {
     func fieldNames() {
         #expect(
             dataOf(
-                "data:\0\ndata:  2\rData:1\ndata\0:2\ndata:1\r\0data:4\nda-ta:3\rdata_5\ndata:3\rdata:\r\n data:32\ndata:4\n\n"
+                "data:\0\ndata:  2\rData:1\ndata\0:2\ndata:1\r\0data:4\nda-ta:3\rdata_5\ndata:3\rdata:\r\n"
+                    + " data:32\ndata:4\n\n"
             ) == ["\0\n 2\n1\n3\n\n4"]
         )
         #expect(dataOf("data:test\n data\ndata\nfoobar:xxx\njustsometext\n:thisisacommentyay\ndata:test\n\n") == [
@@ -210,11 +211,14 @@ struct ParserRuleTests {
     }
 
     @Test("retry with anything but digits is ignored (WPT format-field-retry-bogus)", arguments: [
-        "retry:1000x", "retry:+5", "retry:-5", "retry:  5", "retry:1_000", "retry:5.0", "retry:", "retry", "retry:\u{0665}",
+        "retry:1000x", "retry:+5", "retry:-5", "retry:  5", "retry:1_000", "retry:5.0", "retry:", "retry",
+        "retry:\u{0665}",
     ])
     func retryBogus(line: String) {
         #expect(parseAllSplits(line + "\n").outputs.isEmpty)
-        #expect(parseAllSplits("retry:2000\n\(line)\ndata:x\n\n").outputs == [.retry(2000), .event(MessageEvent(data: "x"))])
+        #expect(
+            parseAllSplits("retry:2000\n\(line)\ndata:x\n\n").outputs == [.retry(2000), .event(MessageEvent(data: "x"))]
+        )
     }
 
     @Test("a huge retry saturates instead of overflowing")
@@ -229,7 +233,7 @@ struct ParserRuleTests {
 
     // MARK: End of stream
 
-    @Test("an event not ended by an empty line is discarded at the end of the stream (WPT format-data-before-final-empty-line)")
+    @Test("an unterminated event is discarded at the end of the stream (WPT format-data-before-final-empty-line)")
     func incompleteEventDiscarded() throws {
         var parser = EventStreamParser()
         #expect(events(try parser.parse(Array("data:1\n\ndata:2\n".utf8))).map(\.data) == ["1"])

@@ -233,7 +233,9 @@ enum EventStreamResponder {
             shared.tasks.submit(
                 ServerTasks.Job(
                     run: {
-                        await runProducer(body, request: request, writer: writer, channel: channel, logger: streamLogger)
+                        await runProducer(
+                            body, request: request, writer: writer, channel: channel, logger: streamLogger
+                        )
                         channel.eventLoop.execute { loopBoundOutput.value.finish() }
                     },
                     cancel: { channel.close(promise: nil) }
