@@ -25,6 +25,10 @@ let package = Package(
         .library(name: "HubProtocol", targets: ["HubProtocol"]),
         .executable(name: "ws-conformance-client", targets: ["ws-conformance-client"]),
         .executable(name: "ws-client", targets: ["ws-client"]),
+        .library(name: "ServerSentEvents", targets: ["ServerSentEvents"]),
+        .library(name: "EventSourceClient", targets: ["EventSourceClient"]),
+        .executable(name: "sse-ticker", targets: ["sse-ticker"]),
+        .executable(name: "sse-client", targets: ["sse-client"]),
     ],
     traits: [
         .trait(
@@ -73,7 +77,7 @@ let package = Package(
         .target(
             name: "WebSocketServer",
             dependencies: [
-                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate",
+                "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate", "ServerSentEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -198,6 +202,47 @@ let package = Package(
         ),
         // Writes MessagePack/JSON hub messages as hex for Tests/HubProtocol (cross-checked with Python's msgpack).
         .executableTarget(name: "hubproto-vectors", dependencies: ["HubProtocol"], path: "Tests/HubProtocolVectors", swiftSettings: strict),
+        // Server-Sent Events (WHATWG HTML §9.2): sans-I/O parser and encoder, stdlib only.
+        .target(name: "ServerSentEvents", swiftSettings: strict),
+        // EventSource-style client (http:// and https://) on SwiftNIO.
+        .target(
+            name: "EventSourceClient",
+            dependencies: [
+                "ServerSentEvents",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                nioSSL,
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sse-ticker",
+            dependencies: ["WebSocketServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sse-client",
+            dependencies: ["EventSourceClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EventStreamIntegrationTests",
+            dependencies: [
+                "WebSocketServer", "EventSourceClient", "WebSocketNIOTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ServerSentEventsTests",
+            dependencies: ["ServerSentEvents", "WebSocketTestSupport"],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,7 @@ func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 let core: Target.Dependency = .product(name: "WebSocketCore", package: "WebSocketEngine")
 let handshake: Target.Dependency = .product(name: "WebSocketHandshake", package: "WebSocketEngine")
 let deflate: Target.Dependency = .product(name: "WebSocketDeflate", package: "WebSocketEngine")
+let sse: Target.Dependency = .product(name: "ServerSentEvents", package: "WebSocketEngine")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let hubProtocol: Target.Dependency = .product(name: "HubProtocol", package: "WebSocketEngine")
 
@@ -35,6 +36,7 @@ let package = Package(
             path: "Sources/ProxyReplyFuzzer",
             linkerSettings: [.unsafeFlags(["-use-ld=lld"])]
         ),
+        fuzzer("EventStreamParserFuzzer", [sse]),
         fuzzer("DifferentialFuzzer", [
             core,
             .product(name: "NIOCore", package: "swift-nio"),

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TARGETS=(FrameParserFuzzer ConnectionFuzzer HandshakeRequestFuzzer HandshakeResponseFuzzer ExtensionHeaderFuzzer
-         DifferentialFuzzer InflateFuzzer ProxyReplyFuzzer HubProtocolFuzzer)
+         DifferentialFuzzer InflateFuzzer ProxyReplyFuzzer HubProtocolFuzzer EventStreamParserFuzzer)
 FLAGS=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 build() {

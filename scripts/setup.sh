@@ -7,7 +7,7 @@
 #     tinyproxy, microsocks  an HTTP CONNECT and a SOCKS5 proxy for the client's proxy tests
 #     chromium    headless browser for the browser interop tests (Tests/browser.py drives it over DevTools)
 #   Python packages (Tests/requirements.txt, with pip): pytest and websockets, for the conformance harness and
-#     the interop tests.
+#     the interop tests; launchdarkly-eventsource, sse-starlette and uvicorn for the Server-Sent Events interop.
 # Without apt-get (macOS, other Linux distributions) nothing is installed: macOS has zlib and openssl already;
 # elsewhere install the zlib development headers and openssl with your package manager, then rerun this.
 set -euo pipefail

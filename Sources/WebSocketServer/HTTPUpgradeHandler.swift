@@ -186,6 +186,16 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let target = request.path ?? ""
         let path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)])
+        if let eventStreamRoute = EventStreamResponder.claims(request, path: path, shared: shared) {
+            let lent = EventStreamResponder.Lent(
+                respond: { [self] in respond($0, context: context) },
+                handlersToRemove: [headLimiter, self]
+            )
+            EventStreamResponder.handle(
+                request, route: eventStreamRoute, info: connectionInfo(context), shared: shared, context: context,
+                lent: lent)
+            return
+        }
         guard let route = shared.routes[path] else {
             let httpHandler = shared.httpHandler
             let info = connectionInfo(context)

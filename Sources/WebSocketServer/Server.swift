@@ -40,6 +40,7 @@ public final class Server: Service, Sendable {
     final class Shared: Sendable {
         let configuration: Configuration
         let routes: [String: WebSocketRoute]
+        let eventStreamRoutes: [String: EventStreamRoute]
         let httpHandler: @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse
         let registry = WebSocketConnectionRegistry()
         let tracker = ConnectionTracker()
@@ -51,10 +52,12 @@ public final class Server: Service, Sendable {
         init(
             configuration: Configuration,
             routes: [String: WebSocketRoute],
+            eventStreamRoutes: [String: EventStreamRoute] = [:],
             httpHandler: @escaping @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse
         ) {
             self.configuration = configuration
             self.routes = routes
+            self.eventStreamRoutes = eventStreamRoutes
             self.httpHandler = httpHandler
             var webSocket = configuration.webSocket
             webSocket.logger = configuration.logger
@@ -101,12 +104,14 @@ public final class Server: Service, Sendable {
     ///   - configuration: address, TLS, limits, logging, metrics and WebSocket settings.
     ///   - routes: the WebSocket paths (exact match on the path without query). A later route with the same
     ///     path replaces an earlier one.
+    ///   - eventStreamRoutes: the Server-Sent Events paths (``EventStreamRoute``), exact match like `routes`.
     ///   - httpHandler: answers requests on other paths; by default 404. It runs as a task of the server that
     ///     is cancelled if the client goes away.
     ///   - group: the event loops to run on.
     public init(
         configuration: Configuration,
         routes: [WebSocketRoute],
+        eventStreamRoutes: [EventStreamRoute] = [],
         httpHandler: @escaping @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse = { _, _ in
             .notFound
         },
@@ -114,7 +119,14 @@ public final class Server: Service, Sendable {
     ) {
         var table: [String: WebSocketRoute] = [:]
         for route in routes { table[route.path] = route }
-        self.shared = Shared(configuration: configuration, routes: table, httpHandler: httpHandler)
+        var eventStreamTable: [String: EventStreamRoute] = [:]
+        for route in eventStreamRoutes { eventStreamTable[route.path] = route }
+        self.shared = Shared(
+            configuration: configuration,
+            routes: table,
+            eventStreamRoutes: eventStreamTable,
+            httpHandler: httpHandler
+        )
         self.group = group
     }
 

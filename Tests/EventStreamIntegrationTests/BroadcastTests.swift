@@ -1,0 +1,125 @@
+import EventSourceClient
+import ServerSentEvents
+import Testing
+import WebSocketNIOTestSupport
+import WebSocketServer
+import WebSocketTestSupport
+
+/// ``EventStreamBroadcaster``: fan-out, the bounded replay history and its policies, slow readers.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct BroadcastTests {
+    func publish(_ broadcaster: EventStreamBroadcaster, _ range: ClosedRange<Int>) throws {
+        for number in range { broadcaster.publish(try ServerSentEvent(data: "\(number)", id: "\(number)")) }
+    }
+
+    func subscribe(_ server: Server, _ broadcaster: EventStreamBroadcaster, count: Int,
+                   _ extra: [String] = []) async throws -> RawTestClient {
+        let client = try await rawStream(server, "/b", extra)
+        #expect(await eventually { broadcaster.subscriberCount == count })
+        return client
+    }
+
+    @Test("every stream gets every live event, in order")
+    func fanOut() async throws {
+        let broadcaster = EventStreamBroadcaster()
+        let route = EventStreamRoute(path: "/b", handler: .broadcast(broadcaster))
+        try await makeServer([route]).withRunning { server in
+            var clients: [RawTestClient] = []
+            for index in 1...5 { clients.append(try await subscribe(server, broadcaster, count: index)) }
+            try publish(broadcaster, 1...20)
+            for client in clients {
+                #expect(await waitForEvents(client, 20)?.events.map(\.data) == (1...20).map(String.init))
+            }
+            for client in clients { await client.close() }
+            #expect(await eventually { broadcaster.subscriberCount == 0 })
+        }
+    }
+
+    @Test("a client with a Last-Event-ID in the history gets exactly the events after it, then live ones")
+    func resumeFromHistory() async throws {
+        let broadcaster = EventStreamBroadcaster()
+        let route = EventStreamRoute(path: "/b", handler: .broadcast(broadcaster))
+        try await makeServer([route]).withRunning { server in
+            try publish(broadcaster, 1...5)
+            let client = try await subscribe(server, broadcaster, count: 1, ["Last-Event-ID: 2"])
+            try publish(broadcaster, 6...6)
+            #expect(await waitForEvents(client, 4)?.events.map(\.data) == ["3", "4", "5", "6"])
+            // A new client without Last-Event-ID: live events only.
+            let fresh = try await subscribe(server, broadcaster, count: 2)
+            try publish(broadcaster, 7...7)
+            #expect(await waitForEvents(fresh, 1)?.events.map(\.data) == ["7"])
+        }
+    }
+
+    @Test("the history is bounded by count and by bytes")
+    func historyBounds() throws {
+        let byCount = EventStreamBroadcaster(configuration: .init(historyCount: 3))
+        try publish(byCount, 1...10)
+        #expect(byCount.historyIDs == ["8", "9", "10"])
+        // Each event "data: N\nid: N\n\n" of one digit is 15 bytes: 40 bytes hold two.
+        let byBytes = EventStreamBroadcaster(configuration: .init(historyCount: 100, historyBytes: 40))
+        try publish(byBytes, 1...9)
+        #expect(byBytes.historyIDs == ["8", "9"])
+    }
+
+    @Test("an ID older than the history: replay what is kept, live only, or an application event",
+          arguments: ["replay", "live", "send"])
+    func unknownID(policy: String) async throws {
+        let reset = try ServerSentEvent(type: "reset", data: "reload")
+        let unknown: EventStreamBroadcaster.UnknownIDPolicy =
+            switch policy {
+            case "replay": .replayHistory
+            case "live": .liveOnly
+            default: .send(reset)
+            }
+        let broadcaster = EventStreamBroadcaster(configuration: .init(historyCount: 3, unknownLastEventID: unknown))
+        let route = EventStreamRoute(path: "/b", handler: .broadcast(broadcaster))
+        try await makeServer([route]).withRunning { server in
+            try publish(broadcaster, 1...10)
+            let client = try await subscribe(server, broadcaster, count: 1, ["Last-Event-ID: 2"])
+            try publish(broadcaster, 11...11)
+            let expected: [String] =
+                switch policy {
+                case "replay": ["8", "9", "10", "11"]
+                case "live": ["11"]
+                default: ["reload", "11"]
+                }
+            let response = await waitForEvents(client, expected.count)
+            #expect(response?.events.map(\.data) == expected)
+            if policy == "send" { #expect(response?.events.first?.type == "reset") }
+        }
+    }
+
+    @Test("a stream that never reads is dropped at its buffer limit; the others keep going")
+    func slowReaderDropped() async throws {
+        let broadcaster = EventStreamBroadcaster(configuration: .init(historyCount: 10))
+        var configuration = EventStreamRoute.Configuration(heartbeatInterval: nil)
+        configuration.maxBufferedBytes = 8 * 1024
+        let route = EventStreamRoute(path: "/b", configuration: configuration, handler: .broadcast(broadcaster))
+        try await makeServer([route]).withRunning { server in
+            let stuck = try await rawStream(server, "/b", autoRead: false, receiveBufferSize: 4096)
+            #expect(await eventually { broadcaster.subscriberCount == 1 })
+            // The healthy reader is our EventSource client (it keeps no bytes, unlike the raw test client).
+            var healthy = try EventSource(url: "http://127.0.0.1:\(server.port)/b").makeAsyncIterator()
+            #expect(try await healthy.next() == .open)
+            #expect(await eventually { broadcaster.subscriberCount == 2 })
+            // 4000 events of 4 kB: 16 MB, more than the kernel's socket buffers take for the stuck client.
+            let payload = String(repeating: "y", count: 4000)
+            let publisher = broadcaster
+            async let published: Void = {
+                for number in 1...4000 {
+                    publisher.publish(try ServerSentEvent(data: payload, id: "\(number)"))
+                    if number % 100 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                }
+            }()
+            var received = 0
+            while received < 4000, let output = try await healthy.next() {
+                if case .event(let event) = output, event.data == payload { received += 1 }
+            }
+            try await published
+            #expect(received == 4000)
+            #expect(await eventually(timeout: .seconds(10)) { broadcaster.subscriberCount == 1 })
+            await stuck.close()
+        }
+    }
+}
