@@ -26,6 +26,7 @@ let package = Package(
         fuzzer("HandshakeRequestFuzzer", [handshake, httpTypes]),
         fuzzer("HandshakeResponseFuzzer", [handshake, httpTypes]),
         fuzzer("ExtensionHeaderFuzzer", [handshake]),
+        fuzzer("ExtendedConnectFuzzer", [handshake, httpTypes]),
         fuzzer("InflateFuzzer", [core, deflate]),
         fuzzer("DifferentialFuzzer", [
             core,

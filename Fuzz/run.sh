@@ -11,6 +11,7 @@ cd "$(dirname "$0")"
 
 TARGETS=(FrameParserFuzzer ConnectionFuzzer HandshakeRequestFuzzer HandshakeResponseFuzzer ExtensionHeaderFuzzer
          DifferentialFuzzer InflateFuzzer)
+TARGETS+=(ExtendedConnectFuzzer)
 FLAGS=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 build() {

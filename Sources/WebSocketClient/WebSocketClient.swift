@@ -218,6 +218,18 @@ enum ClientConnector {
                 }
                 return try install(pipeline, negotiated, leftover, codec)
             }
+        // RFC 8441: try a WebSocket over an HTTP/2 stream first when asked; nil means "not offered, use HTTP/1.1".
+        if configuration.http2 == .priorKnowledge || (configuration.http2 == .preferred && url.isSecure),
+            let result = try await HTTP2ClientConnector.open(
+                url: url,
+                configuration: configuration,
+                eventLoopGroup: eventLoopGroup,
+                handshake: handshake,
+                install: installWithExtensions
+            )
+        {
+            return result
+        }
         #if TLS
         let sslContext: NIOSSLContext?
         if url.isSecure {

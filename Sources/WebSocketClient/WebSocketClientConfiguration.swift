@@ -43,6 +43,10 @@ public struct WebSocketClientConfiguration: Sendable {
     /// the server accepts within the offer, compresses and inflates messages; a response outside the offer fails
     /// the connection with ``WebSocketClientError/extensionRejected``. `nil` (the default): not offered.
     public var perMessageDeflate: PerMessageDeflate.Configuration?
+    /// WebSockets over HTTP/2 (RFC 8441): ``HTTP2Preference/preferred`` tries ALPN `h2` on `wss://` and an
+    /// extended CONNECT when the server advertises it, ``HTTP2Preference/priorKnowledge`` also speaks h2c on
+    /// `ws://`; both fall back to the HTTP/1.1 upgrade by themselves. Default ``HTTP2Preference/never``.
+    public var http2: HTTP2Preference
 
     #if TLS
     /// Creates the default configuration (see each field).
@@ -84,5 +88,6 @@ public struct WebSocketClientConfiguration: Sendable {
         self.maxResponseHeadLength = 16 * 1024
         self.webSocket = webSocket
         self.perMessageDeflate = nil
+        self.http2 = .never
     }
 }
