@@ -114,8 +114,16 @@ enum HTTP2ClientConnector {
                 try stream.pipeline.syncOperations.addHandler(
                     ExtendedConnectClientHandler(handshake: handshake, promise: opened, install: install)
                 )
-                // One WebSocket per connection: the connection ends with its stream.
-                stream.closeFuture.whenComplete { _ in stream.parent?.close(promise: nil) }
+                // One WebSocket per connection: the connection ends with its stream, after a GOAWAY whose flush
+                // also sends what the stream wrote last (its END_STREAM).
+                stream.closeFuture.whenComplete { _ in
+                    guard let parent = stream.parent else { return }
+                    let goAway = HTTP2Frame(
+                        streamID: .rootStream,
+                        payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)
+                    )
+                    parent.writeAndFlush(goAway).whenComplete { _ in parent.close(promise: nil) }
+                }
             }
         }.whenFailure { error in opened.fail(WebSocketClientError.closedDuringHandshake(error)) }
         let timer2 = eventLoop.scheduleTask(in: timeout) { opened.fail(WebSocketClientError.timedOut) }
@@ -189,7 +197,11 @@ private final class ExtendedConnectClientHandler<Result: Sendable>: ChannelInbou
     private let promise: EventLoopPromise<Result>
     private var install: HTTP2ClientConnector.Install<Result>?
 
-    init(handshake: ClientHandshake, promise: EventLoopPromise<Result>, install: @escaping HTTP2ClientConnector.Install<Result>) {
+    init(
+        handshake: ClientHandshake,
+        promise: EventLoopPromise<Result>,
+        install: @escaping HTTP2ClientConnector.Install<Result>
+    ) {
         self.handshake = handshake
         self.promise = promise
         self.install = install

@@ -194,7 +194,6 @@ enum ClientConnector {
             ) throws -> Result
     ) async throws(WebSocketClientError) -> Result {
         let eventLoop = eventLoopGroup.next()
-        let promise = eventLoop.makePromise(of: Result.self)
         let deflate = configuration.perMessageDeflate
         let handshake = ClientHandshake(
             url: url,
@@ -230,6 +229,7 @@ enum ClientConnector {
         {
             return result
         }
+        let promise = eventLoop.makePromise(of: Result.self)
         #if TLS
         let sslContext: NIOSSLContext?
         if url.isSecure {

@@ -177,7 +177,10 @@ extension UpgradeRequest {
         guard head.method == "CONNECT", let proto = head.protocol, let target = head.path,
             let authority = head.authority
         else {
-            throw .with(.methodNotConnect, "a WebSocket over HTTP/2 is opened with an extended CONNECT, not \(head.method)")
+            throw .with(
+                .methodNotConnect,
+                "a WebSocket over HTTP/2 is opened with an extended CONNECT, not \(head.method)"
+            )
         }
         guard proto == ExtendedConnect.webSocketProtocol else {
             throw .with(.unsupportedProtocol, ":protocol must be 'websocket' (it is '\(proto.prefix(64))')")

@@ -64,7 +64,8 @@ public struct ExtendedConnectError: Error, Sendable, Hashable, CustomStringConve
     public static let protocolNotEnabled = Self(
         .protocolNotEnabled, ":protocol sent without SETTINGS_ENABLE_CONNECT_PROTOCOL")
     /// RFC 8441 §4: `:protocol` on a request whose method is not CONNECT. Stream error.
-    public static let protocolWithoutConnect = Self(.protocolWithoutConnect, ":protocol on a request that is not CONNECT")
+    public static let protocolWithoutConnect = Self(
+        .protocolWithoutConnect, ":protocol on a request that is not CONNECT")
 
     // MARK: Responses
 

@@ -11,8 +11,8 @@ import NIOHTTP2
 /// - Outbound: each non-empty `ByteBuffer` is one DATA frame (empty writes only flush). `close(mode: .output)`
 ///   ends the stream with an empty DATA frame with END_STREAM, the HTTP/2 form of a TCP FIN, so a closed
 ///   WebSocket ends its stream cleanly, never with RST_STREAM (RFC 8441 §5). A full `close` also sends
-///   END_STREAM first; if the peer has not ended its side, it gets up to ``lingerTime`` to do so before the
-///   stream is reset (RST_STREAM CANCEL).
+///   END_STREAM first and lets the stream close by itself once both sides have ended; a peer that has not
+///   ended its side after ``lingerTime`` gets RST_STREAM CANCEL.
 /// - Flow control: the stream channel grants the peer more window only as frames are read, so a WebSocket
 ///   handler that holds back `read()` (slow consumer, unwritable channel) stops the peer after one window: HTTP/2
 ///   flow control is the per-stream backpressure.
@@ -56,11 +56,6 @@ public final class HTTP2StreamBytesHandler: ChannelDuplexHandler, RemovableChann
         guard !self.inputEnded else { return }
         self.inputEnded = true
         context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-        if let promise = self.pendingClose {
-            self.pendingClose = nil
-            self.lingerTimer?.cancel()
-            context.close(promise: promise)
-        }
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -84,12 +79,13 @@ public final class HTTP2StreamBytesHandler: ChannelDuplexHandler, RemovableChann
         case .input:
             promise?.fail(ChannelError.operationUnsupported)
         case .all:
-            self.endOutput(context: context, promise: nil)
-            if self.inputEnded || !context.channel.isActive {
+            guard context.channel.isActive else {
                 context.close(promise: promise)
                 return
             }
-            // Give the peer a moment to end its side, so the stream closes without RST_STREAM.
+            // End our side, then let the stream close by itself once both sides have ended (NIOHTTP2 closes the
+            // channel then): no RST_STREAM after a clean end. The peer gets `lingerTime` to end its side.
+            self.endOutput(context: context, promise: nil)
             if let pending = self.pendingClose {
                 if let promise { pending.futureResult.cascade(to: promise) }
                 return

@@ -24,6 +24,10 @@ extension Server {
         /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2), in bytes: the largest request header block. Default
         /// 16 384.
         public var maxHeaderListSize: Int
+        /// How long an HTTP/2 connection may stay without any open stream (no request, no WebSocket) before the
+        /// server sends GOAWAY and closes it. Also ends connections whose peer stays after a connection error.
+        /// Default 60 s.
+        public var idleTimeout: Duration
 
         /// Creates a configuration with the defaults of every field.
         public init(
@@ -36,6 +40,7 @@ extension Server {
             self.maxWebSocketsPerConnection = maxWebSocketsPerConnection
             self.streamWindowSize = 65_535
             self.maxHeaderListSize = 16_384
+            self.idleTimeout = .seconds(60)
         }
     }
 }

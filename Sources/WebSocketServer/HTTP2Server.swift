@@ -74,8 +74,10 @@ extension Server {
         let state = HTTP2ConnectionState(
             channel: channel,
             maxWebSockets: http2.maxWebSocketsPerConnection,
-            connectProtocolEnabled: !shared.routes.isEmpty
+            connectProtocolEnabled: !shared.routes.isEmpty,
+            idleTimeout: http2.idleTimeout
         )
+        channel.closeFuture.assumeIsolated().whenComplete { _ in state.stop() }
         let boundState = NIOLoopBound(state, eventLoop: channel.eventLoop)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
@@ -108,11 +110,44 @@ final class HTTP2ConnectionState {
     /// The highest stream ID the client opened, for GOAWAY (RFC 9113 §6.8).
     var lastStreamID = HTTP2StreamID(0)
     var sentGoAway = false
+    /// Request streams open now.
+    private var openStreams = 0
+    private let idleTimeout: TimeAmount
+    private var idleTimer: Scheduled<Void>?
 
-    init(channel: any Channel, maxWebSockets: Int, connectProtocolEnabled: Bool) {
+    init(channel: any Channel, maxWebSockets: Int, connectProtocolEnabled: Bool, idleTimeout: Duration) {
         self.channel = channel
         self.maxWebSockets = maxWebSockets
         self.connectProtocolEnabled = connectProtocolEnabled
+        self.idleTimeout = TimeAmount(saturating: idleTimeout)
+        self.armIdleTimer()
+    }
+
+    func streamOpened() {
+        openStreams += 1
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func streamClosed() {
+        openStreams -= 1
+        if openStreams == 0 { armIdleTimer() }
+    }
+
+    /// With no stream open for ``idleTimeout``: GOAWAY, then close.
+    private func armIdleTimer() {
+        idleTimer?.cancel()
+        idleTimer = channel.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
+            guard let self, self.openStreams == 0 else { return }
+            self.goAway()
+            self.channel.close(promise: nil)
+        }
+    }
+
+    /// Cancels the idle timer (the connection is closed).
+    func stop() {
+        idleTimer?.cancel()
+        idleTimer = nil
     }
 
     /// Sends GOAWAY with NO_ERROR and the last stream the server will process (RFC 9113 §6.8), once.
@@ -182,7 +217,10 @@ extension Server {
     public var http2Statistics: HTTP2Statistics { self.shared.http2Connections.statistics }
 }
 
-/// Logs errors of an HTTP/2 connection (protocol errors end it with GOAWAY, which NIOHTTP2 sends) and closes it.
+/// Logs the errors NIOHTTP2 reports on a connection. It has already answered them: a stream error with
+/// RST_STREAM (that stream alone fails), a connection error with GOAWAY. The connection is not closed here, since
+/// the two look alike at this point: a peer that stays after a GOAWAY is closed by the idle timeout once its
+/// streams are gone (``Server/HTTP2Configuration/idleTimeout``).
 final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
 
@@ -193,11 +231,18 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        #if TLS
+        if error is NIOSSLError || error is BoringSSLError {
+            // Usually a client that left without close_notify; nothing to answer on a broken TLS session.
+            shared.logger.debug("TLS error on an HTTP/2 connection", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        #endif
         shared.logger.info(
-            "HTTP/2 connection error",
+            "HTTP/2 protocol error",
             metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"]
         )
-        context.close(promise: nil)
     }
 }
 

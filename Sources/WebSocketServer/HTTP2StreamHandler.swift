@@ -33,8 +33,6 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let isSecure: Bool
     private var state = State.waitingForHeaders
     private var isHeadRequest = false
-    /// This stream holds one of the connection's WebSocket slots.
-    private var holdsWebSocketSlot = false
     private var logger: Logger
 
     init(shared: Server.Shared, connection: HTTP2ConnectionState, isSecure: Bool) {
@@ -53,12 +51,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             logger[metadataKey: "peer"] = "\(remote)"
         }
         shared.http2Connections.streamOpened()
-        context.channel.closeFuture.assumeIsolated().whenComplete { [connection, shared, weak self] _ in
-            guard let self, self.holdsWebSocketSlot else { return }
-            self.holdsWebSocketSlot = false
-            connection.webSockets -= 1
-            if case .upgraded = self.state { shared.http2Connections.webSocketClosed() }
-        }
+        connection.streamOpened()
+        context.channel.closeFuture.assumeIsolated().whenComplete { [connection] _ in connection.streamClosed() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -122,19 +116,24 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             shared.metrics?.recordUpgrade(status: error.status.code)
             if let response = error.response {
-                respond(PlainHTTPResponse(response: response, body: Array((error.reason + "\n").utf8)), context: context)
+                let body = Array((error.reason + "\n").utf8)
+                respond(PlainHTTPResponse(response: response, body: body), context: context)
             } else {
                 reset(.protocolError, context: context)
             }
             return
         }
         guard connection.webSockets < connection.maxWebSockets else {
-            logger.info("too many WebSockets on one HTTP/2 connection", metadata: ["limit": "\(connection.maxWebSockets)"])
+            logger.info(
+                "too many WebSockets on one HTTP/2 connection",
+                metadata: ["limit": "\(connection.maxWebSockets)"]
+            )
             reset(.refusedStream, context: context)
             return
         }
+        // The slot is held from here (the decision may take a while) until the stream closes.
         connection.webSockets += 1
-        holdsWebSocketSlot = true
+        context.channel.closeFuture.assumeIsolated().whenComplete { [connection] _ in connection.webSockets -= 1 }
 
         let info = connectionInfo(context)
         let hook = route.shouldUpgrade
@@ -183,7 +182,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             var extensions = chosenExtensions.filter { $0.name != PerMessageDeflate.extensionName }
             var deflate: PerMessageDeflate.Parameters? = nil
             if let wishes = shared.configuration.perMessageDeflate,
-                let (element, parameters) = PerMessageDeflate.negotiate(offers: request.extensions, configuration: wishes)
+                let (element, parameters) = PerMessageDeflate.negotiate(
+                    offers: request.extensions,
+                    configuration: wishes
+                )
             {
                 extensions.append(element)
                 deflate = parameters
@@ -196,7 +198,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                     headerFields: headerFields
                 )
             } catch {
-                respond(PlainHTTPResponse(response: error.response, body: Array((error.reason + "\n").utf8)), context: context)
+                let body = Array((error.reason + "\n").utf8)
+                respond(PlainHTTPResponse(response: error.response, body: body), context: context)
                 return
             }
             let accepted = AcceptedUpgrade(
@@ -221,6 +224,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         let pipeline = context.pipeline.syncOperations
         let channel = context.channel
         shared.http2Connections.webSocketOpened()
+        let registry = shared.http2Connections
+        channel.closeFuture.whenComplete { _ in registry.webSocketClosed() }
         if let parent = channel.parent { shared.tracker.markUpgraded(parent) }
         logger.info("WebSocket over HTTP/2 stream", metadata: ["path": "\(route.path)"])
         do {

@@ -285,7 +285,9 @@ public final class Server: Service, Sendable {
         guard (0...65535).contains(configuration.port) else { throw LifecycleError.invalidPort(configuration.port) }
         let shared = self.shared
         #if TLS
-        let sslContext = try Self.tlsConfigurationOfferingHTTP2(configuration).map { try NIOSSLContext(configuration: $0) }
+        let sslContext = try Self.tlsConfigurationOfferingHTTP2(configuration).map {
+            try NIOSSLContext(configuration: $0)
+        }
         #endif
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: configuration.backlog)
@@ -322,7 +324,8 @@ public final class Server: Service, Sendable {
         if let sslContext {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
         }
-        if try self.initializeProtocolSelection(channel: channel, shared: shared, isSecure: sslContext != nil) { return }
+        let isSecure = sslContext != nil
+        if try self.initializeProtocolSelection(channel: channel, shared: shared, isSecure: isSecure) { return }
         try self.initializeHTTP(channel: channel, shared: shared, isSecure: sslContext != nil)
     }
     #else

@@ -71,10 +71,16 @@ struct WSEcho: AsyncParsableCommand {
     @Option(help: "With --http2: SETTINGS_MAX_CONCURRENT_STREAMS, streams per HTTP/2 connection.")
     var maxConcurrentStreams = 100
 
-    @Option(help: "With --http2: WebSockets one HTTP/2 connection may carry at once.")
+    @Option(
+        name: .customLong("max-websockets-per-connection"),
+        help: "With --http2: WebSockets one HTTP/2 connection may carry at once."
+    )
     var maxWebSocketsPerConnection = 100
 
-    @Flag(help: "With --http2: no WebSocket route (tests of an HTTP/2 server that must not offer extended CONNECT).")
+    @Flag(
+        name: .customLong("no-websocket-routes"),
+        help: "With --http2: no WebSocket route (tests of an HTTP/2 server that must not offer extended CONNECT)."
+    )
     var noWebSocketRoutes = false
 
     @Option(help: "With --http2: an HTML file served at /page (for browser tests); GET /stats answers HTTP/2 counters.")

@@ -27,6 +27,17 @@ class Stream:
     reset_code: int | None = None  # the server reset the stream
 
 
+def tolerate_frames_after_goaway():
+    """h2 treats a received GOAWAY as the end of the connection and raises on any later frame, while RFC 9113 §6.8
+    lets the streams the GOAWAY covers run to completion (a graceful shutdown: GOAWAY, then each WebSocket's close
+    handshake). Let the closed state receive and send stream frames."""
+    from h2.connection import ConnectionInputs, ConnectionState, H2ConnectionStateMachine
+    for name in ("RECV_DATA", "RECV_HEADERS", "RECV_WINDOW_UPDATE", "RECV_RST_STREAM", "RECV_PING",
+                 "SEND_DATA", "SEND_HEADERS", "SEND_WINDOW_UPDATE", "SEND_RST_STREAM"):
+        key = (ConnectionState.CLOSED, getattr(ConnectionInputs, name))
+        H2ConnectionStateMachine._transitions.setdefault(key, (None, ConnectionState.CLOSED))
+
+
 class H2Client:
     """An HTTP/2 client connection (h2c prior knowledge, or TLS with ALPN h2) that opens WebSockets with the
     extended CONNECT method. `validate=False` lets tests send malformed header blocks."""
@@ -100,6 +111,8 @@ class H2Client:
             stream = self.streams[event.stream_id]
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             if stream.ws is not None:
+                if not event.data:
+                    return  # e.g. the empty DATA frame that carries END_STREAM
                 stream.ws.receive_data(event.data)
                 for ws_event in stream.ws.events():
                     stream.events.append(ws_event)

@@ -33,6 +33,7 @@ class H2EchoServer:
         self.resets = 0          # streams the client reset
         self.stopping = False
         self.pending: dict = {}  # per connection, per stream: bytes waiting for flow-control window
+        self.ending: set = set()  # (connection, stream) to end once their pending bytes are sent
         self.threads = []
         self.acceptor = threading.Thread(target=self.accept_loop, daemon=True)
         self.acceptor.start()
@@ -57,10 +58,10 @@ class H2EchoServer:
             sock.settimeout(0.2)
             conn = h2.connection.H2Connection(
                 config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
-            settings = {h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1} if self.advertise else {}
+            if self.advertise:  # in the server's first SETTINGS frame (RFC 8441 §3)
+                conn.local_settings = h2.settings.Settings(
+                    client=False, initial_values={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
             conn.initiate_connection()
-            if settings:
-                conn.update_settings(settings)
             sock.sendall(conn.data_to_send())
             sockets: dict[int, Connection] = {}
             while not self.stopping:
@@ -105,7 +106,7 @@ class H2EchoServer:
         elif isinstance(event, h2.events.DataReceived):
             conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             ws = sockets.get(event.stream_id)
-            if ws is None:
+            if ws is None or not event.data:  # an empty DATA frame may carry END_STREAM
                 return
             ws.receive_data(event.data)
             for ws_event in ws.events():
@@ -116,7 +117,10 @@ class H2EchoServer:
                 elif isinstance(ws_event, Ping):
                     out = ws.send(ws_event.response())
                 elif isinstance(ws_event, CloseConnection):
-                    out = ws.send(ws_event.response())
+                    # The close handshake is done: end our side of the stream, as a server closes TCP first
+                    # (RFC 6455 §7.1.1; on HTTP/2 the stream's END_STREAM stands for the TCP FIN, RFC 8441 §5).
+                    self.send(conn, event.stream_id, ws.send(ws_event.response()), end=True)
+                    continue
                 else:
                     continue
                 self.send(conn, event.stream_id, out)
@@ -124,19 +128,20 @@ class H2EchoServer:
             if event.stream_id in sockets:
                 with self.lock:
                     self.clean_ends += 1
-                try:
-                    conn.end_stream(event.stream_id)
-                except h2.exceptions.StreamClosedError:
-                    pass
+                if event.stream_id not in self.pending.get(conn, {}):
+                    self.end(conn, event.stream_id)
         elif isinstance(event, h2.events.WindowUpdated):
             self.flush_pending(conn)
         elif isinstance(event, h2.events.StreamReset):
             with self.lock:
                 self.resets += 1
 
-    def send(self, conn, stream_id, data):
-        """Queues `data` on the stream and sends what the flow-control windows allow (the rest on WINDOW_UPDATE)."""
+    def send(self, conn, stream_id, data, end=False):
+        """Queues `data` on the stream and sends what the flow-control windows allow (the rest on WINDOW_UPDATE);
+        with `end`, END_STREAM follows the last byte."""
         self.pending.setdefault(conn, {}).setdefault(stream_id, bytearray()).extend(data)
+        if end:
+            self.ending.add((id(conn), stream_id))
         self.flush_pending(conn)
 
     def flush_pending(self, conn):
@@ -155,6 +160,16 @@ class H2EchoServer:
                 del buffer[:size]
             if not buffer:
                 del pending[stream_id]
+                if (id(conn), stream_id) in self.ending:
+                    self.ending.discard((id(conn), stream_id))
+                    self.end(conn, stream_id)
+
+    @staticmethod
+    def end(conn, stream_id):
+        try:
+            conn.end_stream(stream_id)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            pass  # already ended or reset
 
     def stop(self):
         self.stopping = True

@@ -4,6 +4,7 @@ extended CONNECT (RFC 8441) because the server advertises SETTINGS_ENABLE_CONNEC
 from the server side (ws-echo's /stats counters and its log lines), not from the browser's word."""
 
 import json
+import re
 
 import pytest
 
@@ -54,10 +55,14 @@ def test_chromium_runs_websockets_over_http2_streams(start_echo, certificate, tm
         assert result["code"] == 1000
         assert result["extensions"].startswith("permessage-deflate")
         assert result["received"][1] == "compressible text " * 20000
-    # Server side: five WebSockets over HTTP/2 streams, on one HTTP/2 connection (the page's).
+    # Server side: five WebSockets over HTTP/2 streams (Chromium may open a spare connection, so the streams, not
+    # the connection count, are the proof), all on one HTTP/2 connection: the same peer address in each log line.
     counters = json.loads(stats)
     assert counters["webSocketsOpened"] == 5
-    assert counters["connections"] == 1
+    assert counters["connections"] >= 1
     process.stop()
-    log = (tmp_path / "ws-echo-0.log").read_text()
-    assert log.count("WebSocket over HTTP/2 stream") == 5
+    lines = [line for line in (tmp_path / "ws-echo-0.log").read_text().splitlines()
+             if "WebSocket over HTTP/2 stream" in line]
+    assert len(lines) == 5
+    peers = {re.search(r"peer=(\S+)", line).group(1) for line in lines}
+    assert len(peers) == 1

@@ -2,6 +2,7 @@
 over HTTP/2 server (Python `h2` + `wsproto`, h2server.py): h2c prior knowledge and TLS with ALPN h2."""
 
 import subprocess
+import time
 
 import pytest
 from h2server import H2EchoServer
@@ -32,6 +33,9 @@ def test_client_over_h2c(client_bin, deflate):
         assert request[":method"] == "CONNECT" and request[":protocol"] == "websocket"
         assert request[":path"] == "/echo" and request["sec-websocket-version"] == "13"
         assert "sec-websocket-key" not in request and "upgrade" not in request
+        deadline = time.monotonic() + 5
+        while server.clean_ends == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert server.clean_ends == 1 and server.resets == 0  # the stream ended with END_STREAM
     finally:
         server.stop()

@@ -233,7 +233,8 @@ struct ExtendedConnectUpgradeTests {
 
     @Test("a malformed extension offer gets 400")
     func badExtensions() throws {
-        #expect(try responseError(block(extra: [("sec-websocket-extensions", "permessage-deflate;;")])) == .malformedExtensions)
+        let fields = block(extra: [("sec-websocket-extensions", "permessage-deflate;;")])
+        #expect(try responseError(fields) == .malformedExtensions)
     }
 
     @Test("a Sec-WebSocket-Key is not needed and is ignored (RFC 8441 §5)")
