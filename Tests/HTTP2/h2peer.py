@@ -25,6 +25,8 @@ class Stream:
     body: bytearray = field(default_factory=bytearray)
     ended: bool = False          # the server sent END_STREAM
     reset_code: int | None = None  # the server reset the stream
+    held: list = field(default_factory=list)  # DATA not yet read (while `hold`): no WINDOW_UPDATE is sent for it
+    hold: bool = False
 
 
 def tolerate_frames_after_goaway():
@@ -109,6 +111,9 @@ class H2Client:
             self.streams[event.stream_id].headers = dict(event.headers)
         elif isinstance(event, h2.events.DataReceived):
             stream = self.streams[event.stream_id]
+            if stream.hold:  # a slow reader: keep the bytes, grant no more window
+                stream.held.append(event)
+                return
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             if stream.ws is not None:
                 if not event.data:
@@ -127,6 +132,14 @@ class H2Client:
                 self.streams[event.stream_id].reset_code = int(event.error_code)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.goaway = event
+
+    def release(self, stream: Stream):
+        """Ends `hold`: reads what was held back (granting window again)."""
+        stream.hold = False
+        held, stream.held = stream.held, []
+        for event in held:
+            self.dispatch(event)
+        self.flush()
 
     @property
     def connect_protocol_enabled(self) -> bool:

@@ -238,3 +238,35 @@ def test_http1_still_works_beside_h2c(start_echo):
     with connect(f"ws://127.0.0.1:{process.port}/") as ws:
         ws.send("over HTTP/1.1")
         assert ws.recv(timeout=5) == "over HTTP/1.1"
+
+
+def test_flow_control_is_per_stream_backpressure(start_echo):
+    """A WebSocket whose reader stops (no WINDOW_UPDATE for its echoes) stops being read by the server, so its
+    sender runs out of window; another WebSocket on the same connection keeps echoing; once the reader resumes,
+    every echo arrives."""
+    process = start_echo("--h2c")
+    client = H2Client(process.port)
+    # A large connection-level receive window, so that holding back one stream's window is all that happens.
+    client.conn.increment_flow_control_window(1 << 30)
+    client.flush()
+    slow, fast = client.open_websocket(), client.open_websocket()
+    slow.hold = True
+    chunk = b"s" * 16_000
+    sent = 0
+    while client.conn.local_flow_control_window(slow.stream_id) > 0 and sent < 200:
+        data = slow.ws.send(BytesMessage(chunk))
+        window = client.conn.local_flow_control_window(slow.stream_id)
+        if window < len(data):
+            break
+        client.conn.send_data(slow.stream_id, data)
+        client.flush()
+        sent += 1
+        client.pump(0.02)
+    client.pump_until(lambda: client.conn.local_flow_control_window(slow.stream_id) < len(chunk) + 14, timeout=10)
+    assert sent < 200  # the server stopped granting window on the slow stream long before 3 MB
+    for index in range(3):
+        client.ws_send(fast.stream_id, TextMessage(f"fast {index}"))
+    assert client.wait_messages(fast, 3) == ["fast 0", "fast 1", "fast 2"]
+    client.release(slow)
+    assert len(client.wait_messages(slow, sent, timeout=20)) == sent
+    client.close()
