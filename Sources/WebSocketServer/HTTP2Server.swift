@@ -28,8 +28,20 @@ extension Server {
         guard let http2 = shared.configuration.http2 else { return false }
         let pipeline = channel.pipeline.syncOperations
         if isSecure {
+            // Until ALPN picks a protocol the connection is tracked (closed on shutdown) and bounded by the
+            // handshake timeout, as the HTTP/1.1 handlers bound it otherwise.
+            shared.tracker.add(channel)
+            let selected = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            let timeout = channel.eventLoop.scheduleTask(
+                in: TimeAmount(saturating: shared.configuration.handshakeTimeout)
+            ) {
+                if !selected.value { channel.close(promise: nil) }
+            }
+            channel.closeFuture.whenComplete { _ in timeout.cancel() }
             let alpn = ApplicationProtocolNegotiationHandler { result, channel in
-                channel.eventLoop.makeCompletedFuture {
+                selected.value = true
+                timeout.cancel()
+                return channel.eventLoop.makeCompletedFuture {
                     if case .negotiated("h2") = result {
                         try Self.initializeHTTP2(channel: channel, shared: shared, isSecure: true)
                     } else {
@@ -41,6 +53,7 @@ extension Server {
             return true
         }
         guard http2.cleartextPriorKnowledge else { return false }
+        shared.tracker.add(channel)
         try pipeline.addHandler(HTTP2PrefaceSniffer(shared: shared))
         return true
     }

@@ -270,3 +270,25 @@ def test_flow_control_is_per_stream_backpressure(start_echo):
     client.release(slow)
     assert len(client.wait_messages(slow, sent, timeout=20)) == sent
     client.close()
+
+
+def test_heartbeat_pings_over_the_stream(start_echo):
+    process = start_echo("--h2c", "--ping-interval", "1", "--pong-timeout", "5")
+    client = H2Client(process.port)
+    stream = client.open_websocket()  # h2peer answers every ping with a pong
+    client.pump_until(lambda: any(isinstance(e, Ping) for e in stream.events), timeout=10)
+    client.ws_send(stream.stream_id, TextMessage("alive"))
+    assert client.wait_messages(stream, 1) == ["alive"]
+    client.close()
+
+
+def test_message_limit_fails_only_that_stream(start_echo):
+    process = start_echo("--h2c", "--max-message-length", "1000")
+    client = H2Client(process.port)
+    big, small = client.open_websocket(), client.open_websocket()
+    client.ws_send(big.stream_id, BytesMessage(b"x" * 5000))
+    client.pump_until(lambda: any(isinstance(e, CloseConnection) for e in big.events))
+    assert [e.code for e in big.events if isinstance(e, CloseConnection)] == [1009]
+    client.ws_send(small.stream_id, TextMessage("fine"))
+    assert client.wait_messages(small, 1) == ["fine"]
+    client.close()
