@@ -28,6 +28,7 @@ let package = Package(
         fuzzer("HandshakeRequestFuzzer", [handshake, httpTypes]),
         fuzzer("HandshakeResponseFuzzer", [handshake, httpTypes]),
         fuzzer("ExtensionHeaderFuzzer", [handshake]),
+        fuzzer("ExtendedConnectFuzzer", [handshake, httpTypes]),
         fuzzer("InflateFuzzer", [core, deflate]),
         // Linked with lld: gold 2.40 stops with "internal error in format_file_lineno" on this target.
         .executableTarget(

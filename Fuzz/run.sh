@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TARGETS=(FrameParserFuzzer ConnectionFuzzer HandshakeRequestFuzzer HandshakeResponseFuzzer ExtensionHeaderFuzzer
-         DifferentialFuzzer InflateFuzzer ProxyReplyFuzzer HubProtocolFuzzer EventStreamParserFuzzer)
+         DifferentialFuzzer InflateFuzzer ProxyReplyFuzzer HubProtocolFuzzer EventStreamParserFuzzer
+         ExtendedConnectFuzzer)
 FLAGS=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 build() {

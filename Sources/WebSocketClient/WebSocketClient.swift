@@ -277,7 +277,6 @@ enum ClientConnector {
         let proxyAddress = proxy.map { (host: $0.host, port: $0.port) }
         let negotiation = proxyNegotiation
         let eventLoop = eventLoopGroup.next()
-        let promise = eventLoop.makePromise(of: Result.self)
         let deflate = configuration.perMessageDeflate
         let handshake = ClientHandshake(
             url: url,
@@ -301,6 +300,19 @@ enum ClientConnector {
                 }
                 return try install(pipeline, negotiated, leftover, codec)
             }
+        // RFC 8441: try a WebSocket over an HTTP/2 stream first when asked; nil means "not offered, use HTTP/1.1".
+        if configuration.http2 == .priorKnowledge || (configuration.http2 == .preferred && url.isSecure),
+            let result = try await HTTP2ClientConnector.open(
+                url: url,
+                configuration: configuration,
+                eventLoopGroup: eventLoopGroup,
+                handshake: handshake,
+                install: installWithExtensions
+            )
+        {
+            return result
+        }
+        let promise = eventLoop.makePromise(of: Result.self)
         #if TLS
         let sslContext: NIOSSLContext?
         // Through a proxy the name is checked by ProxiedServerIdentityHandler (NIOSSL would also accept the

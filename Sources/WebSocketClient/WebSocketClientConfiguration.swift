@@ -76,6 +76,10 @@ public struct WebSocketClientConfiguration: Sendable {
     /// the server accepts within the offer, compresses and inflates messages; a response outside the offer fails
     /// the connection with ``WebSocketClientError/extensionRejected``. `nil` (the default): not offered.
     public var perMessageDeflate: PerMessageDeflate.Configuration?
+    /// WebSockets over HTTP/2 (RFC 8441): ``HTTP2Preference/preferred`` tries ALPN `h2` on `wss://` and an
+    /// extended CONNECT when the server advertises it, ``HTTP2Preference/priorKnowledge`` also speaks h2c on
+    /// `ws://`; both fall back to the HTTP/1.1 upgrade by themselves. Default ``HTTP2Preference/never``.
+    public var http2: HTTP2Preference
 
     #if TLS
     /// Creates the default configuration (see each field).
@@ -122,6 +126,7 @@ public struct WebSocketClientConfiguration: Sendable {
         self.proxy = nil
         self.proxyEnvironment = nil
         self.maxRedirects = 5
+        self.http2 = .never
     }
 
     /// An `Authorization` value for the Basic scheme (RFC 7617): `Basic ` and base64 of `username:password`.

@@ -125,7 +125,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         if let remote = context.channel.remoteAddress {
             self.logger[metadataKey: "peer"] = "\(remote)"
         }
-        if let options = context.channel.syncOptions {
+        // An HTTP/2 stream channel (RFC 8441) takes its water marks from the HTTP/2 stream configuration and traps
+        // on setting them.
+        if let options = context.channel.syncOptions, !HTTP2StreamBytesHandler.isInstalled(in: context.pipeline) {
             try? options.setOption(
                 ChannelOptions.writeBufferWaterMark,
                 value: self.configuration.outboundWaterMark

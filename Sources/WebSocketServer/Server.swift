@@ -43,6 +43,7 @@ public final class Server: Service, Sendable {
         let eventStreamRoutes: [String: EventStreamRoute]
         let httpHandler: @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse
         let registry = WebSocketConnectionRegistry()
+        let http2Connections = HTTP2ConnectionRegistry()
         let tracker = ConnectionTracker()
         let tasks = ServerTasks()
         let webSocketConfiguration: WebSocketConfiguration
@@ -94,7 +95,7 @@ public final class Server: Service, Sendable {
         var stoppedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let shared: Shared
+    let shared: Shared
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
 
@@ -296,7 +297,9 @@ public final class Server: Service, Sendable {
         guard (0...65535).contains(configuration.port) else { throw LifecycleError.invalidPort(configuration.port) }
         let shared = self.shared
         #if TLS
-        let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        let sslContext = try Self.tlsConfigurationOfferingHTTP2(configuration).map {
+            try NIOSSLContext(configuration: $0)
+        }
         #endif
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: configuration.backlog)
@@ -333,15 +336,18 @@ public final class Server: Service, Sendable {
         if let sslContext {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
         }
+        let isSecure = sslContext != nil
+        if try self.initializeProtocolSelection(channel: channel, shared: shared, isSecure: isSecure) { return }
         try self.initializeHTTP(channel: channel, shared: shared, isSecure: sslContext != nil)
     }
     #else
     private static func initialize(channel: any Channel, shared: Shared) throws {
+        if try self.initializeProtocolSelection(channel: channel, shared: shared, isSecure: false) { return }
         try self.initializeHTTP(channel: channel, shared: shared, isSecure: false)
     }
     #endif
 
-    private static func initializeHTTP(channel: any Channel, shared: Shared, isSecure: Bool) throws {
+    static func initializeHTTP(channel: any Channel, shared: Shared, isSecure: Bool) throws {
         let pipeline = channel.pipeline.syncOperations
         let headLimiter = RequestHeadLimitHandler(limit: shared.configuration.maxRequestHeadLength)
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -388,6 +394,7 @@ public final class Server: Service, Sendable {
         let shared = self.shared
         shared.isShuttingDown = true
         try? await listener.close()
+        shared.http2Connections.goAwayAll()
         shared.tracker.closeHTTPConnections()
 
         let loop = listener.eventLoop

@@ -50,6 +50,9 @@ extension Server {
         /// status, messages and bytes each way, close codes, deflate ratio). Default: `MetricsSystem.factory`
         /// as bootstrapped when the server is created (a no-op without a backend); `nil` reports nothing.
         public var metricsFactory: (any MetricsFactory)?
+        /// HTTP/2 (RFC 9113) beside HTTP/1.1, with WebSockets over HTTP/2 streams (RFC 8441): ALPN `h2` over TLS,
+        /// h2c with prior knowledge on a plain port when asked. `nil` (the default): HTTP/1.1 only.
+        public var http2: HTTP2Configuration?
 
         #if TLS
         /// Creates a configuration with the defaults of every field.
@@ -87,6 +90,7 @@ extension Server {
             self.perMessageDeflate = nil
             self.logger = Logger(label: "websocket-server")
             self.metricsFactory = MetricsSystem.factory
+            self.http2 = nil
         }
     }
 }

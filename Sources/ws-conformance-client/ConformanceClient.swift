@@ -61,7 +61,18 @@ struct ConformanceClient: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(
+        help: """
+            WebSockets over HTTP/2 (RFC 8441): never, preferred (ALPN h2 on wss://), prior-knowledge (h2c on ws://); \
+            both fall back to HTTP/1.1.
+            """
+    )
+    var http2 = "never"
+
     func validate() throws {
+        if !["never", "preferred", "prior-knowledge"].contains(self.http2) {
+            throw ValidationError("--http2 must be never, preferred or prior-knowledge")
+        }
         if Logger.Level(rawValue: self.logLevel) == nil {
             throw ValidationError("unknown --log-level '\(self.logLevel)'")
         }
@@ -78,6 +89,11 @@ struct ConformanceClient: AsyncParsableCommand {
         configuration.webSocket.connection.maxFramePayloadLength = self.maxMessageLength
         configuration.subprotocols = self.subprotocol
         if self.deflate { configuration.perMessageDeflate = .init() }
+        switch self.http2 {
+        case "preferred": configuration.http2 = .preferred
+        case "prior-knowledge": configuration.http2 = .priorKnowledge
+        default: configuration.http2 = .never
+        }
         if let caCert {
             configuration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCert))
         }

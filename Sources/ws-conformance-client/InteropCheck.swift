@@ -63,6 +63,10 @@ struct InteropCheck {
             status.code == .normalClosure,
             "closed with \(status.code.rawValue) \(status.reason)"
         )
+        // Exit only once the transport is closed: over HTTP/2 the stream ends first, then its connection (after a
+        // GOAWAY that also flushes the stream's END_STREAM).
+        try? await ws.channel.closeFuture.get()
+        try? await ws.channel.parent?.closeFuture.get()
         print("\(passed) passed, \(failed) failed")
         return failed == 0
     }

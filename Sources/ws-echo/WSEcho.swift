@@ -62,6 +62,30 @@ struct WSEcho: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Flag(help: "Serve HTTP/2 too (RFC 9113), with WebSockets over HTTP/2 streams (RFC 8441): ALPN h2 with TLS.")
+    var http2 = false
+
+    @Flag(help: "Accept h2c (HTTP/2 with prior knowledge) on the plain port besides HTTP/1.1; implies --http2.")
+    var h2c = false
+
+    @Option(help: "With --http2: SETTINGS_MAX_CONCURRENT_STREAMS, streams per HTTP/2 connection.")
+    var maxConcurrentStreams = 100
+
+    @Option(
+        name: .customLong("max-websockets-per-connection"),
+        help: "With --http2: WebSockets one HTTP/2 connection may carry at once."
+    )
+    var maxWebSocketsPerConnection = 100
+
+    @Flag(
+        name: .customLong("no-websocket-routes"),
+        help: "With --http2: no WebSocket route (tests of an HTTP/2 server that must not offer extended CONNECT)."
+    )
+    var noWebSocketRoutes = false
+
+    @Option(help: "With --http2: an HTML file served at /page (for browser tests); GET /stats answers HTTP/2 counters.")
+    var page: String?
+
     func validate() throws {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -78,6 +102,12 @@ struct WSEcho: AsyncParsableCommand {
         }
         if self.maxMessageLength < 1 {
             throw ValidationError("--max-message-length must be positive")
+        }
+        if (self.page != nil || self.noWebSocketRoutes) && !(self.http2 || self.h2c) {
+            throw ValidationError("--page and --no-websocket-routes need --http2 or --h2c")
+        }
+        if self.maxConcurrentStreams < 1 || self.maxWebSocketsPerConnection < 1 {
+            throw ValidationError("--max-concurrent-streams and --max-websockets-per-connection must be positive")
         }
         if self.deflateLowMemory && !self.deflate {
             throw ValidationError("--deflate-low-memory needs --deflate")
@@ -126,16 +156,30 @@ struct WSEcho: AsyncParsableCommand {
         if self.deflate {
             configuration.perMessageDeflate = self.deflateLowMemory ? .lowMemory : .init()
         }
+        if self.http2 || self.h2c {
+            var http2 = Server.HTTP2Configuration(
+                cleartextPriorKnowledge: self.h2c,
+                maxConcurrentStreams: self.maxConcurrentStreams,
+                maxWebSocketsPerConnection: self.maxWebSocketsPerConnection
+            )
+            http2.maxHeaderListSize = 16 * 1024
+            configuration.http2 = http2
+        }
         let delegateLogger = logger
-        let server = Server(
-            configuration: configuration,
-            routes: [WebSocketRoute(path: "/", handler: .delegate { _ in EchoDelegate(logger: delegateLogger) })]
-        )
+        var routes = [WebSocketRoute(path: "/", handler: .delegate { _ in EchoDelegate(logger: delegateLogger) })]
+        if self.noWebSocketRoutes { routes = [] }
+        let server: Server
+        if self.http2 || self.h2c {
+            server = try EchoPages.server(configuration: configuration, routes: routes, pageFile: self.page)
+        } else {
+            server = Server(configuration: configuration, routes: routes)
+        }
         logger.info(
             "serving WebSocket echo on path /",
             metadata: [
                 "scheme": "\(self.tlsCert == nil ? "ws" : "wss")",
                 "permessage-deflate": "\(self.deflate ? (self.deflateLowMemory ? "low-memory" : "on") : "off")",
+                "http2": "\(self.h2c ? "h2c and h2" : (self.http2 ? "h2" : "off"))",
             ]
         )
         let group = ServiceGroup(

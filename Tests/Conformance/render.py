@@ -109,7 +109,8 @@ def load(paths):
     # newest per (kind, direction)
     chosen = OrderedDict()
     for doc in sorted(reports, key=lambda d: d.get("started", "")):
-        kind = "reference" if doc.get("label") == "reference" else "ours"
+        label = doc.get("label") or ""
+        kind = "reference" if label == "reference" else ("http2" if "HTTP/2" in label else "ours")
         chosen[(kind, doc["direction"])] = doc
     return chosen
 
@@ -292,6 +293,8 @@ def render(chosen) -> str:
               "suite against them with the commands above and regenerates this file. Until then the only "
               "results here are the harness reference run below.", ""]
 
+    if ("http2", "server") in chosen:
+        L += [""] + http2_section(chosen[("http2", "server")])
     L += ["", "## Harness reference run", ""]
     if not ref:
         L += ["_No reference report given._"]
@@ -339,11 +342,41 @@ def render(chosen) -> str:
     return "\n".join(L) + "\n"
 
 
+def http2_section(doc: dict) -> list[str]:
+    """The server's results with the WebSocket on an HTTP/2 stream (run.py --transport h2c)."""
+    L = ["## Results over HTTP/2 (RFC 8441)", "",
+         "The same catalog against the server with every WebSocket opened by an extended CONNECT on an h2c "
+         "connection (`run.py --transport h2c`, server `ws-echo --h2c`): the harness's frames travel in the "
+         "stream's DATA frames through the `h2` package (`Tests/Conformance/wsharness/h2transport.py`); the "
+         "server's END_STREAM counts as its TCP close and the harness closing its side as END_STREAM, so the "
+         "close verdicts mean the same as over HTTP/1.1.", "",
+         "```sh",
+         "python3 Tests/Conformance/run.py --transport h2c \\",
+         "    --server-cmd \".build/debug/ws-echo --port {port} --h2c\" \\",
+         "    --server-deflate-cmd \".build/debug/ws-echo --port {port} --h2c --deflate\" \\",
+         "    --agent WebSocketEngine-h2c --label \"server over HTTP/2 (h2c, RFC 8441)\"",
+         "```", "", summary_line(doc), "", "Scores per section (beside HTTP/1.1 above):", ""]
+    L += section_scores([doc])
+    failing = [r["id"] for r in doc["results"] if not r["passed"]]
+    L += ["", f"Cases not passed: {compact_ids([(i, '') for i in failing])}." if failing else
+          "Every case passed."]
+    return L
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reports", nargs="+", help="JSON reports (run.py / pytest)")
     ap.add_argument("-o", "--output", default=os.path.join(HERE, "..", "..", "CONFORMANCE.md"))
+    ap.add_argument("--http2-section-only", action="store_true",
+                    help="print only the HTTP/2 section of the given report (to insert it without the others)")
     a = ap.parse_args(argv)
+    if a.http2_section_only:
+        chosen = load(a.reports)
+        if ("http2", "server") not in chosen:
+            print("no HTTP/2 server report given", file=sys.stderr)
+            return 1
+        print("\n".join(http2_section(chosen[("http2", "server")])))
+        return 0
     text = render(load(a.reports))
     with open(a.output, "w") as f:
         f.write(text)

@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from wsharness.catalog import DEFAULT_CAP, build_catalog, select_cases  # noqa: E402
+from wsharness import runner as wsrunner  # noqa: E402
 from wsharness.runner import (reference_commands, reference_deflate_commands,  # noqa: E402
                               run_client_direction, run_server_direction, summarize, write_report)
 
@@ -68,7 +69,12 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=float(os.environ.get("WS_CONFORMANCE_BUDGET", 1200)),
                     help="time budget per direction in seconds (default 1200); cases left after it fail unrun")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--transport", choices=["http1", "h2c"],
+                    default=os.environ.get("WS_CONFORMANCE_TRANSPORT", "http1"),
+                    help="server direction: the HTTP/1.1 upgrade (default) or WebSockets over HTTP/2 (RFC 8441, h2c "
+                         "prior knowledge: the server command must accept it, e.g. ws-echo --h2c)")
     a = ap.parse_args(argv)
+    wsrunner.TRANSPORT = a.transport
 
     server_cmd, client_cmd, agent = a.server_cmd, a.client_cmd, a.agent
     deflate_cmds = {"server": a.server_deflate_cmd, "client": a.client_deflate_cmd}

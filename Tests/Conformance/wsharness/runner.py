@@ -35,6 +35,9 @@ HOST = "127.0.0.1"
 HANDSHAKE_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
 CLIENT_CONNECT_TIMEOUT = 15.0   # time the client under test has to open the next connection
+# The server direction's transport: "http1" (the RFC 6455 upgrade) or "h2c" (RFC 8441 extended CONNECT on an h2c
+# connection, see h2transport.py).
+TRANSPORT = os.environ.get("WS_CONFORMANCE_TRANSPORT", "http1")
 
 
 def free_port() -> int:
@@ -224,6 +227,8 @@ def _run_server_case(spec, sut: ServerUnderTest) -> dict:
         return make_result(spec, None, None, 0.0, f"cannot connect to server: restart failed: {e}")
     t0 = time.monotonic()
     run = CaseRun(spec)
+    if TRANSPORT == "h2c":
+        return _run_server_case_h2c(spec, sut, run, t0, note)
     try:
         sock = socket.create_connection((HOST, sut.port), timeout=HANDSHAKE_TIMEOUT)
     except OSError as e:
@@ -269,6 +274,54 @@ def _run_server_case(spec, sut: ServerUnderTest) -> dict:
     run.evaluate(p)
     res = make_result(spec, run, p, time.monotonic() - t0, http=http)
     # Give a crashing server a moment to be noticed, so the crash is attributed to this case.
+    time.sleep(0.005)
+    if not sut.alive():
+        res["notes"].append(f"server under test exited during this case (code {sut.proc.returncode})")
+        res["behaviour"] = FAILED
+        res["passed"] = False
+    if note:
+        res["notes"].append(note)
+    return res
+
+
+def _run_server_case_h2c(spec, sut: ServerUnderTest, run: CaseRun, t0: float, note: str | None) -> dict:
+    """The server direction over HTTP/2 (RFC 8441): the same case on one stream of an h2c connection."""
+    from . import h2transport
+    dcase = getattr(spec, "deflate", None)
+    extra, info = None, None
+    if dcase is not None:
+        offer = D.offers_header(dcase.offers)
+        extra = {"Sec-WebSocket-Extensions": offer}
+        info = {"offer": offer}
+    try:
+        bridge = h2transport.open_websocket(HOST, sut.port, "/", extra, HANDSHAKE_TIMEOUT)
+    except (OSError, TimeoutError, ConnectionError, ValueError) as e:
+        return make_result(spec, None, None, time.monotonic() - t0, f"opening handshake failed (h2c): {e}",
+                           deflate_info=info)
+    http = ("\r\n".join(bridge.request_lines).encode(),
+            "\r\n".join(f"{k}: {v}" for k, v in (bridge.response or {}).items()).encode())
+    if bridge.status != "200":
+        bridge.harness_end.close()
+        return make_result(spec, None, None, time.monotonic() - t0,
+                           f"opening handshake failed (h2c): status {bridge.status}", http=http, deflate_info=info)
+    codec = None
+    if dcase is not None:
+        answer = (bridge.response or {}).get("sec-websocket-extensions")
+        info["response"] = answer
+        params, err = D.check_response(dcase.offers, answer)
+        if err:
+            bridge.harness_end.close()
+            return make_result(spec, None, None, time.monotonic() - t0,
+                               f"permessage-deflate negotiation: {err}", http=http, deflate_info=info)
+        if params is None:
+            info["note"] = "the server accepted no extension"
+        else:
+            info["agreed"] = params.as_dict()
+            codec = D.Codec(params, is_server=False)
+    p = Peer(bridge.harness_end, is_server=False, deflate=codec, deflate_info=info)
+    p.run(run, spec.timeout)
+    run.evaluate(p)
+    res = make_result(spec, run, p, time.monotonic() - t0, http=http)
     time.sleep(0.005)
     if not sut.alive():
         res["notes"].append(f"server under test exited during this case (code {sut.proc.returncode})")
