@@ -4,8 +4,8 @@ import WebSocketCore
 /// One received data message of the async API, or one piece of it in streaming delivery.
 ///
 /// `payload` is a slice of the read it arrived in, without a copy, when the message arrived whole in one read
-/// and is at least 1 KiB and a quarter of that read (the slice keeps the read's storage alive); otherwise it is
-/// a copy (one copy out of the receive or reassembly buffer). For `.text` the bytes are valid UTF-8 (validated
+/// and is at least 1 KiB and a quarter of that read (the slice keeps the read's storage alive); a message of at
+/// least 1 KiB joined from several pieces is handed out in the buffer it was joined in; otherwise it is a copy. For `.text` the bytes are valid UTF-8 (validated
 /// by the core, RFC 6455 §8.1), so ``text`` never replaces anything — except in a streaming piece, which may
 /// end inside a code point.
 ///
@@ -273,14 +273,12 @@ final class AsyncMessageBridge: WebSocketDelegate {
         self.yield(piece, webSocket)
     }
 
-    /// A slice of the current read when the payload lies in it and is worth keeping the read alive for (at
-    /// least 1 KiB and a quarter of the read), else a copy.
+    /// The handler's own buffer holding the payload when it is at least 1 KiB: the joined message, or a slice of
+    /// the current read when the payload is at least a quarter of it (worth keeping the read alive for); else a
+    /// copy.
     private static func buffer(_ payload: UnsafeRawBufferPointer, _ webSocket: WebSocketDelegateContext) -> ByteBuffer {
-        if payload.count >= 1024, let read = webSocket.handler.currentRead,
-            payload.count >= read.readableBytes / 4,
-            let slice = webSocket.handler.sliceOfCurrentRead(payload)
-        {
-            return slice
+        if payload.count >= 1024, let owned = webSocket.handler.ownedBuffer(holding: payload) {
+            return owned
         }
         var buffer = webSocket.allocator.buffer(capacity: payload.count)
         buffer.writeBytes(payload)

@@ -84,24 +84,56 @@ extension WebSocketHandler {
             throw .sendFailed(error)
         }
         self.countSent(opcode, count)
-        self.writePendingOutput(context: context, promise: nil)
-        var merge = count <= self.configuration.smallPayloadCopyLimit
+        let small = count <= self.configuration.smallPayloadCopyLimit
+        var payload = payload
+        if !small, self.role == .server, case .borrowed(let bytes) = payload,
+            let owned = self.ownedBuffer(holding: bytes)
+        {
+            // A received payload echoed back (the joined message, or a part of the read): written from our own
+            // buffer as it is, without a copy (nothing writes to it while NIO holds it: it is reused only once
+            // uniquely referenced again).
+            payload = .buffer(owned)
+        }
+        var merge = small
         if case .borrowed = payload { merge = true }
-        var out = context.channel.allocator.buffer(capacity: header.headerLength + (merge ? count : 0))
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
-            FrameEncoder.writeHeader(header, into: storage)
+        if small && self.isProcessingInbound {
+            // The answers to one read leave together: small frames are appended to the batch that is written
+            // once at the end of the read (with the core's pongs, in order), and flushed once per read burst.
+            self.collectPendingOutput(context: context)
+            var batch =
+                self.outputBatch.take() ?? self.newBatch(minimumCapacity: header.headerLength + count, context: context)
+            Self.appendFrame(header, payload, to: &batch)
+            self.outputBatch = batch
+            if promise != nil {
+                self.writePendingOutput(context: context, promise: promise)
+            }
+            self.needsFlush = true
+            return
         }
         if merge {
-            let payloadStart = out.writerIndex
-            switch payload {
-            case .buffer(let buffer): out.writeImmutableBuffer(buffer)
-            case .borrowed(let bytes): out.writeBytes(bytes)
-            }
-            if let key = header.maskKey {
-                Self.mask(&out, from: payloadStart, key: key)
-            }
+            self.writePendingOutput(context: context, promise: nil)
+            // A large copied payload goes into the send buffer kept from the previous one (once NIO wrote it).
+            var out =
+                small
+                ? context.channel.allocator.buffer(capacity: header.headerLength + count)
+                : self.buffers.takeSendBuffer(
+                    capacity: header.headerLength + count,
+                    allocator: context.channel.allocator
+                )
+            Self.appendFrame(header, payload, to: &out)
             context.write(self.wrapOutboundOut(out), promise: promise)
+            if !small {
+                self.buffers.sendBuffer = out
+                self.noteBufferUse(context: context)
+            }
         } else if case .buffer(var buffer) = payload {
+            // The header goes behind what is pending (the batch of the read being processed, if any), then the
+            // payload buffer as it is: one vectored write.
+            self.collectPendingOutput(context: context)
+            var out = self.outputBatch.take() ?? context.channel.allocator.buffer(capacity: header.headerLength)
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
+                FrameEncoder.writeHeader(header, into: storage)
+            }
             if let key = header.maskKey {
                 // Copy-on-write: masks in place when the caller gave up the buffer, else on a private copy.
                 Self.mask(&buffer, from: buffer.readerIndex, key: key)
@@ -113,6 +145,28 @@ extension WebSocketHandler {
         self.afterSend(context: context)
     }
 
+    /// Appends a whole frame, header and payload (masked with the header's key), to `out`.
+    private static func appendFrame(_ header: FrameHeader, _ payload: OutboundPayload, to out: inout ByteBuffer) {
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
+            FrameEncoder.writeHeader(header, into: storage)
+        }
+        let payloadStart = out.writerIndex
+        switch payload {
+        case .buffer(let buffer): out.writeImmutableBuffer(buffer)
+        case .borrowed(let bytes): out.writeBytes(bytes)
+        }
+        if let key = header.maskKey {
+            Self.mask(&out, from: payloadStart, key: key)
+        }
+    }
+
+    /// A buffer for the output of the read being processed: room for `minimumCapacity` bytes and, since the
+    /// answers to a read are often about as long as the read (echo, request and response), for up to its length.
+    private func newBatch(minimumCapacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
+        let readLength = min(self.currentRead?.readableBytes ?? 0, 1 << 16)
+        return context.channel.allocator.buffer(capacity: max(minimumCapacity, readLength))
+    }
+
     private func countSent(_ opcode: Opcode, _ count: Int) {
         guard let metrics = self.metrics else { return }
         if opcode != .continuation { metrics.messagesOut.increment() }
@@ -122,7 +176,7 @@ extension WebSocketHandler {
     /// With a negotiated per-message codec, whole messages are encoded; fragments are sent uncompressed
     /// (RFC 7692 allows both).
     private func encodedMessageKind(_ opcode: Opcode, fin: Bool) -> MessageKind? {
-        guard fin, self.connection.codec != nil else { return nil }
+        guard fin, self.hasCodec else { return nil }
         switch opcode {
         case .text: return .text
         case .binary: return .binary
@@ -228,10 +282,11 @@ extension WebSocketHandler {
     }
 
     func afterSend(context: ChannelHandlerContext) {
+        // While a read is processed, its end writes what is pending (one batch), closes the transport when
+        // asked, re-arms the timer and flushes once (`processInbound`, `channelReadComplete`).
+        guard !self.isProcessingInbound else { return }
         self.afterCoreCall(context: context)
-        if !self.isProcessingInbound {
-            self.flushIfNeeded(context: context)
-        }
+        self.flushIfNeeded(context: context)
     }
 
     /// Writes what the core queued, closes the transport when asked, and re-arms the timer.

@@ -13,10 +13,12 @@ import WebSocketCore
 /// - Inbound (this file): each `ByteBuffer` is handed whole to the core, which consumes every byte (a partial
 ///   frame header is kept inside its parser); payloads are unmasked in place (in a private copy of the read
 ///   unless ``WebSocketConfiguration/unmasksInReceivedBuffer``) and go straight to the ``WebSocketDelegate`` as
-///   borrowed pointers.
+///   borrowed pointers. A message that arrives in pieces (fragments, several reads) is joined in a buffer of the
+///   handler (`WebSocketHandler+Buffers.swift`), which a send of the same bytes writes back without a copy.
 /// - Outbound (`WebSocketHandler+Outbound.swift`): the core's pending output (pongs, close echoes) is written
-///   first, then data frames as a header buffer plus the payload buffer (vectored write). Writes issued while
-///   a read is processed are flushed once at the end of the read.
+///   first, then data frames as a header buffer plus the payload buffer (vectored write). Small frames sent
+///   while a read is processed are gathered in one buffer, written at the end of the read; everything is
+///   flushed once per read burst.
 /// - Closing and timers (`WebSocketHandler+Close.swift`): FIN after the last byte, half-close, the forced
 ///   close after `closeTimeout`, `tick(now:)` at `Connection.nextDeadline`.
 /// - Backpressure: while the channel is unwritable (outbound above ``WebSocketConfiguration/outboundWaterMark``)
@@ -75,6 +77,15 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     /// The final status once the connection is over.
     var finalStatus: CloseStatus?
 
+    /// Whether the application gets whole messages (`delivery == .wholeMessages`): joined here from the core's
+    /// pieces.
+    let joinsMessages: Bool
+    /// Whether a per-message codec was negotiated (read once: the core's existential is not copied per send).
+    let hasCodec: Bool
+    /// Buffers kept between reads and sends while the connection is busy, released when it goes idle
+    /// (`WebSocketHandler+Buffers.swift`).
+    var buffers = ReusableBuffers()
+
     /// Completed with the final close status when the connection is over; never failed.
     var closed: EventLoopFuture<CloseStatus> { self.closedPromise.futureResult }
 
@@ -91,12 +102,24 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         self.eventLoop = eventLoop
         self.role = role
         self.configuration = configuration
+        // Whole messages are joined here, in a `ByteBuffer` that can be written back or handed out without a
+        // copy (`joinPiece`); the core streams the pieces (same checks and limits, RFC 6455 §5.4, §8.1).
+        var core = configuration.connection
+        self.joinsMessages = core.delivery == .wholeMessages
+        core.delivery = .streaming
         self.connection = Connection(
             role: role,
-            configuration: configuration.connection,
+            configuration: core,
             maskKeyGenerator: SystemRandomMaskKeyGenerator(),
             codec: codec
         )
+        // The core's own reassembly buffer (decompressed messages) is kept for the next message while the
+        // connection is busy, and released when it goes idle (`releaseIdleBuffers`).
+        self.connection.retainedReassemblyCapacity = max(
+            self.connection.retainedReassemblyCapacity,
+            configuration.connection.maxMessageLength
+        )
+        self.hasCodec = codec != nil
         self.subprotocol = subprotocol
         self.registry = registry
         self.delegate = delegate
@@ -122,7 +145,8 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let remote = context.channel.remoteAddress {
+        // The server's logger already names the peer: setting it again would copy the metadata per connection.
+        if self.logger[metadataKey: "peer"] == nil, let remote = context.channel.remoteAddress {
             self.logger[metadataKey: "peer"] = "\(remote)"
         }
         // An HTTP/2 stream channel (RFC 8441) takes its water marks from the HTTP/2 stream configuration and traps
@@ -157,6 +181,7 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     public func channelReadComplete(context: ChannelHandlerContext) {
         self.flushIfNeeded(context: context)
+        self.noteBufferUse(context: context)
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -240,12 +265,12 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     private func processInbound(context: ChannelHandlerContext, buffer: ByteBuffer) {
         var buffer = buffer
-        if !self.configuration.unmasksInReceivedBuffer {
+        let copies = !self.configuration.unmasksInReceivedBuffer
+        if copies {
             // Strict value semantics: unmask in a private copy of the read (the copy that copy-on-write would
             // make anyway, since the pipeline still references NIO's buffer), never in storage NIO may share.
-            var copy = context.channel.allocator.buffer(capacity: buffer.readableBytes)
-            copy.writeImmutableBuffer(buffer)
-            buffer = copy
+            // The copy goes into a scratch buffer reused from read to read while the connection is busy.
+            buffer = self.buffers.privateCopy(of: buffer, allocator: context.channel.allocator)
         }
         self.isProcessingInbound = true
         self.currentRead = buffer
@@ -258,6 +283,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         }
         self.currentRead = nil
         self.isProcessingInbound = false
+        if copies {
+            self.buffers.readScratch = buffer
+        }
         self.afterCoreCall(context: context)
     }
 
@@ -309,11 +337,9 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     ) {
         switch event {
         case .message(let kind, let payload):
-            if let metrics = self.metrics {
-                metrics.messagesIn.increment()
-                metrics.bytesIn.increment(by: payload.count)
-            }
-            self.delegate?.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
+            self.deliverMessage(kind, payload, to: webSocket)
+        case .fragment(let kind, let payload, let isFirst, let isFinal) where self.joinsMessages:
+            self.joinPiece(kind, payload, isFirst: isFirst, isFinal: isFinal, to: webSocket)
         case .fragment(let kind, let payload, let isFirst, let isFinal):
             if let metrics = self.metrics {
                 if isFirst { metrics.messagesIn.increment() }
@@ -336,6 +362,18 @@ public final class WebSocketHandler: ChannelDuplexHandler {
             self.peerClosed = true
             self.delegate?.webSocket(webSocket, didReceiveClose: status)
         }
+    }
+
+    func deliverMessage(
+        _ kind: MessageKind,
+        _ payload: UnsafeRawBufferPointer,
+        to webSocket: WebSocketDelegateContext
+    ) {
+        if let metrics = self.metrics {
+            metrics.messagesIn.increment()
+            metrics.bytesIn.increment(by: payload.count)
+        }
+        self.delegate?.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
     }
 
     // MARK: - Read backpressure

@@ -52,7 +52,7 @@ extension Connection {
         _ buffer: UnsafeMutableRawBufferPointer
     ) throws(ProtocolError) -> (consumed: Int, event: Event?) {
         if releaseOnNextCall {
-            reassembly.removeAll(retainingAtMost: Self.retainedCapacity)
+            reassembly.removeAll(retainingAtMost: retainedReassemblyCapacity)
             releaseOnNextCall = false
         }
         guard canReceive else { return (buffer.count, nil) }
@@ -208,7 +208,7 @@ extension Connection {
         guard let codec else { return nil }
         message.length += payload.count
         if configuration.delivery == .streaming && !releaseOnNextCall {
-            reassembly.removeAll(retainingAtMost: Self.retainedCapacity)
+            reassembly.removeAll(retainingAtMost: retainedReassemblyCapacity)
         }
         let limit = configuration.messageLimit
         let reassembly = self.reassembly

@@ -61,8 +61,16 @@ public struct Connection: ~Copyable {
     var pingSentAt: Instant? = nil
     var pingCounter: UInt32 = 0
 
-    /// Reassembly and output storage above this many bytes is freed once emptied.
+    /// Reassembly and output storage above this many bytes is freed once emptied (the default of
+    /// ``retainedReassemblyCapacity``).
     static let retainedCapacity = 64 << 10
+
+    /// How much reassembly storage, in bytes, is kept after a message for the next one (default 64 KiB). A
+    /// reassembly buffer that grew above it for a large message is freed at the next call to ``receive(_:)``
+    /// after the message was handed out. An owner that raises it (up to `maxMessageLength`, so that a stream of
+    /// large messages reuses one buffer instead of allocating and faulting in a fresh one per message) must
+    /// call ``releaseBuffers()`` when the connection goes idle.
+    public var retainedReassemblyCapacity = Connection.retainedCapacity
 
     /// Creates a connection in the open state, right after the opening handshake.
     ///

@@ -19,12 +19,11 @@ public enum Masking {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return offset }
         let count = buffer.count
 
-        // Rotate the key so that lane i of every 4-byte group lines up with buffer byte i.
-        let k0 = key[offset]
-        let k1 = key[offset + 1]
-        let k2 = key[offset + 2]
-        let k3 = key[offset + 3]
-        let lane = SIMD16<UInt8>(k0, k1, k2, k3, k0, k1, k2, k3, k0, k1, k2, k3, k0, k1, k2, k3)
+        // Rotate the key so that lane i of every 4-byte group lines up with buffer byte i: key byte `offset`
+        // moves to the lowest 8 bits, which `littleEndian` puts first in memory on any platform; then splat
+        // the word over 16 bytes (one shift and one broadcast instead of sixteen byte lanes).
+        let rotated = key.packed >> UInt32(offset * 8) | key.packed << UInt32((4 - offset) * 8 & 31)
+        let lane = unsafeBitCast(SIMD4<UInt32>(repeating: rotated.littleEndian), to: SIMD16<UInt8>.self)
 
         var index = 0
         while count - index >= 64 {
