@@ -24,6 +24,8 @@ struct ReusableBuffers {
     var sendBuffer: ByteBuffer?
     /// The whole message being joined from the core's pieces (`joinsMessages`), at most `maxMessageLength`.
     var message: ByteBuffer?
+    /// A message is being joined in `message`: its first piece arrived, its final one has not.
+    var isJoiningMessage = false
     /// A read or a send used the buffers since the release timer was armed.
     var usedSinceArmed = false
     var releaseTimer: Scheduled<Void>?
@@ -59,21 +61,31 @@ struct ReusableBuffers {
         return buffer
     }
 
-    /// Drops every buffer and the release timer.
+    /// Drops every buffer and the release timer, except a message buffer that holds the first pieces of a
+    /// message still being received (a peer may pause for any time between fragments, RFC 6455 section 5.4).
     mutating func releaseAll() {
         self.readScratch = nil
         self.sendBuffer = nil
-        self.message = nil
+        if !self.isJoiningMessage {
+            self.message = nil
+        }
         self.releaseTimer?.cancel()
         self.releaseTimer = nil
         self.usedSinceArmed = false
+    }
+
+    /// Drops every buffer, the one of a message being joined included (the connection has ended).
+    mutating func releaseEverything() {
+        self.isJoiningMessage = false
+        self.releaseAll()
     }
 }
 
 extension WebSocketHandler {
     /// Whether buffer memory is held that an idle connection would not need.
     private var holdsBuffers: Bool {
-        self.buffers.readScratch != nil || self.buffers.sendBuffer != nil || self.buffers.message != nil
+        self.buffers.readScratch != nil || self.buffers.sendBuffer != nil
+            || (self.buffers.message != nil && !self.buffers.isJoiningMessage)
             || self.connection.bufferCapacity > 0
     }
 
@@ -97,9 +109,12 @@ extension WebSocketHandler {
                 minimumCapacity: payload.count,
                 allocator: webSocket.allocator
             )
+            self.buffers.isJoiningMessage = true
         }
         self.buffers.message?.writeBytes(payload)
-        guard isFinal, let message = self.buffers.message else { return }
+        guard isFinal else { return }
+        self.buffers.isJoiningMessage = false
+        guard let message = self.buffers.message else { return }
         message.withUnsafeReadableBytes { bytes in
             self.deliverMessage(kind, bytes, to: webSocket)
         }

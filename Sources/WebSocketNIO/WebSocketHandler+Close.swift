@@ -75,7 +75,7 @@ extension WebSocketHandler {
         self.forcedCloseTimer?.cancel()
         self.forcedCloseTimer = nil
         self.leftoverBytes = nil
-        self.buffers.releaseAll()
+        self.buffers.releaseEverything()
         self.registry?.unregister(self)
         if self.started {
             self.metrics?.openConnections.decrement()

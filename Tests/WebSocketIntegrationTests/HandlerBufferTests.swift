@@ -136,6 +136,32 @@ struct HandlerBufferTests {
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
+    @Test(
+        "a fragmented message survives idle pauses between its fragments (Autobahn 5.19)",
+        arguments: [true, false]
+    )
+    func pauseBetweenFragmentsKeepsTheMessage(inPlace: Bool) throws {
+        let (channel, handler) = try Self.makeChannel(inPlace: inPlace)
+        let fragments = (1...5).map { Array("fragment\($0)".utf8) }
+        try channel.writeInbound(ByteBuffer(bytes: maskedFrame(.text, fragments[0], fin: false)))
+        try channel.writeInbound(ByteBuffer(bytes: maskedFrame(.continuation, fragments[1], fin: false)))
+        try channel.writeInbound(ByteBuffer(bytes: maskedFrame(.ping, Array("pongme 1!".utf8))))
+        #expect(try Self.writes(channel).joined().elementsEqual(unmaskedFrame(.pong, Array("pongme 1!".utf8))))
+        // Longer than two release periods: the read scratch may go, the message being joined must stay.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(handler.buffers.releaseTimer == nil)
+        for fragment in fragments[2...3] {
+            try channel.writeInbound(ByteBuffer(bytes: maskedFrame(.continuation, fragment, fin: false)))
+        }
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        try channel.writeInbound(ByteBuffer(bytes: maskedFrame(.continuation, fragments[4])))
+        #expect(try Self.writes(channel).joined().elementsEqual(unmaskedFrame(.text, Array(fragments.joined()))))
+        // Once the message is complete, an idle connection releases its buffers again.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(handler.buffers.message == nil)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
     @Test("a large copied send reuses its buffer once written")
     func sendBufferReused() throws {
         let (channel, handler) = try Self.makeChannel(inPlace: true)
