@@ -63,3 +63,20 @@ def test_client_does_not_send_protocol_when_not_advertised(client_bin):
         assert server.requests == []
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("max_streams, expected_connections", [(None, 1), (2, 3)])
+def test_pooled_websockets_share_connections(client_bin, max_streams, expected_connections):
+    # Five WebSockets through one HTTP2ConnectionPool (ws-conformance-client --pooled): one TCP connection while
+    # the server's SETTINGS_MAX_CONCURRENT_STREAMS allows, another when it is full; counted by the server.
+    server = H2EchoServer(max_concurrent_streams=max_streams)
+    try:
+        result = run_client(client_bin, f"ws://127.0.0.1:{server.port}/echo", "--http2", "prior-knowledge",
+                            "--pooled", "5")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"pool connections {expected_connections} streams 5" in result.stdout
+        assert "11 passed, 0 failed" in result.stdout  # 5 echoes, the close, 4 echoes after it, the shutdown
+        assert server.websockets == 5
+        assert server.connections == expected_connections
+    finally:
+        server.stop()
