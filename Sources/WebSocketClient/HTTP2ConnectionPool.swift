@@ -34,7 +34,8 @@ typealias PoolTLSKey = Never
 /// ``Configuration/maxConnectionsPerOrigin``. A stream the server refuses with RST_STREAM `REFUSED_STREAM`
 /// (e.g. its own per-connection WebSocket limit) marks that connection full and is retried on another one. A
 /// connection that received GOAWAY takes no new stream (its open WebSockets run on), and a closed one leaves the
-/// pool. Connections that go through a proxy are never pooled: with ``WebSocketClientConfiguration/proxy`` or a
+/// pool; a stream that failed because its connection got GOAWAY or closed meanwhile is retried too (a bounded
+/// number of times). Connections that go through a proxy are never pooled: with ``WebSocketClientConfiguration/proxy`` or a
 /// proxy from ``WebSocketClientConfiguration/proxyEnvironment`` the client connects over HTTP/1.1 as usual.
 ///
 /// Lifetime: the pool starts no task; its connections live until ``shutdown()``, until the server closes them
@@ -212,6 +213,7 @@ public final class HTTP2ConnectionPool: Sendable {
         let timeout = TimeAmount(saturating: clientConfiguration.connectTimeout)
         let limit = max(self.configuration.maxStreamsPerConnection, 1)
         let maxConnections = max(self.configuration.maxConnectionsPerOrigin, 1)
+        var retries = 0
         while true {
             if Task.isCancelled { throw .connectFailed(CancellationError()) }
             let step = state.withLockedValue { state -> Step in
@@ -292,8 +294,15 @@ public final class HTTP2ConnectionPool: Sendable {
                     }
                 )
             } catch {
-                guard Self.isRefusedStream(error) else { throw error }
-                entry.markFull()  // the server's own limit is lower than its SETTINGS said: try elsewhere
+                // Not processed by the server, so safe to retry elsewhere (RFC 9113 §8.7): a stream refused (the
+                // server's own limit is lower than its SETTINGS said), or one the server's GOAWAY or close ended.
+                retries += 1
+                if Self.isRefusedStream(error) {
+                    entry.markFull()
+                } else if entry.isUsable {
+                    throw error
+                }
+                if retries > maxConnections + 2 { throw error }
             }
         }
     }

@@ -18,12 +18,13 @@ from wsproto.extensions import PerMessageDeflate
 
 class H2EchoServer:
     def __init__(self, cert: tuple[str, str] | None = None, advertise: bool = True,
-                 max_concurrent_streams: int | None = None):
+                 max_concurrent_streams: int | None = None, goaway_after: int | None = None):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.advertise = advertise
         self.max_concurrent_streams = max_concurrent_streams
         self.connections = 0     # TCP connections accepted
+        self.goaway_after = goaway_after  # send GOAWAY (NO_ERROR) once a connection has this many WebSockets
         self.context = None
         if cert:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -112,6 +113,10 @@ class H2EchoServer:
             sockets[event.stream_id] = Connection(ConnectionType.SERVER, extensions=extensions)
             with self.lock:
                 self.websockets += 1
+            if self.goaway_after is not None and len(sockets) == self.goaway_after:
+                # No new stream on this connection; the open ones run on (RFC 9113 §6.8). Needs
+                # h2peer.tolerate_frames_after_goaway(): h2 otherwise refuses every frame after a GOAWAY.
+                conn.close_connection(error_code=0, last_stream_id=event.stream_id)
         elif isinstance(event, h2.events.DataReceived):
             conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             ws = sockets.get(event.stream_id)

@@ -119,7 +119,7 @@ struct HTTP2PoolTests {
     @Test("a connection the server closed leaves the pool; the next WebSocket opens a new one")
     func closedConnectionDropped() async throws {
         var http2 = Server.HTTP2Configuration(cleartextPriorKnowledge: true)
-        http2.idleTimeout = .milliseconds(200)
+        http2.idleTimeout = .milliseconds(500)
         let server = echoServer(http2: http2)
         try await server.withRunning { server in
             try await withTimeout(.seconds(30)) {
