@@ -299,8 +299,8 @@ public final class HTTP2ConnectionPool: Sendable {
                 retries += 1
                 if Self.isRefusedStream(error) {
                     entry.markFull()
-                } else if entry.isUsable {
-                    throw error
+                } else if entry.isUsable || error != .closedDuringHandshake(nil) {
+                    throw error  // answered (e.g. rejected) or failed on a connection still good: not retried
                 }
                 if retries > maxConnections + 2 { throw error }
             }
