@@ -58,17 +58,23 @@ enum HTTP2ClientConnector {
                 onStreamClose: {
                     // One WebSocket per connection: the connection ends with its stream, after a GOAWAY whose
                     // flush also sends what the stream wrote last (its END_STREAM).
-                    let goAway = HTTP2Frame(
-                        streamID: .rootStream,
-                        payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)
-                    )
-                    parent.writeAndFlush(goAway).whenComplete { _ in parent.close(promise: nil) }
+                    goAwayAndClose(parent)
                 }
             )
         } catch {
             parent.close(promise: nil)
             throw error
         }
+    }
+
+    /// Sends GOAWAY (NO_ERROR, no stream processed: servers do not open streams here, RFC 9113 §6.8) and closes
+    /// the connection once it is written.
+    static func goAwayAndClose(_ channel: any Channel) {
+        let goAway = HTTP2Frame(
+            streamID: .rootStream,
+            payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)
+        )
+        channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// Connects to `url`'s host and port (TLS with ALPN `h2` for `wss://`, h2c prior knowledge for `ws://`) and

@@ -43,8 +43,8 @@ typealias PoolTLSKey = Never
 /// connection, which ends the WebSockets still open on them without a close handshake (close them first for a
 /// clean end); later connections through the pool fail with ``HTTP2ConnectionPoolError/shutDown``.
 ///
-/// Limits: a connection with no WebSocket left stays open (until ``shutdown()`` or the server's idle timeout);
-/// an origin that does not offer HTTP/2 extended CONNECT is asked again on each connection (no negative cache);
+/// Limits: a connection with no WebSocket left is closed after ``Configuration/idleTimeout`` (GOAWAY, then
+/// close); an origin that does not offer HTTP/2 extended CONNECT is asked again on each connection (no negative cache);
 /// the HTTP/2 connection's settings (window sizes) are the client's defaults.
 public final class HTTP2ConnectionPool: Sendable {
     /// Limits of a pool.
@@ -54,11 +54,19 @@ public final class HTTP2ConnectionPool: Sendable {
         /// The most connections to one origin; when they are all full, a connection attempt fails with
         /// ``HTTP2ConnectionPoolError/exhausted``. Default 8.
         public var maxConnectionsPerOrigin: Int
+        /// How long a connection stays open without any WebSocket before the pool sends GOAWAY and closes it;
+        /// nil keeps it until ``HTTP2ConnectionPool/shutdown()`` or the server closes it. Default 30 s.
+        public var idleTimeout: Duration?
 
         /// Creates a configuration (see each field for the defaults).
-        public init(maxStreamsPerConnection: Int = 100, maxConnectionsPerOrigin: Int = 8) {
+        public init(
+            maxStreamsPerConnection: Int = 100,
+            maxConnectionsPerOrigin: Int = 8,
+            idleTimeout: Duration? = .seconds(30)
+        ) {
             self.maxStreamsPerConnection = maxStreamsPerConnection
             self.maxConnectionsPerOrigin = maxConnectionsPerOrigin
+            self.idleTimeout = idleTimeout
         }
     }
 
@@ -88,14 +96,18 @@ public final class HTTP2ConnectionPool: Sendable {
             var localLimit: Int
             var goneAway = false
             var closed = false
+            /// Counts leases, so that an idle timer armed before the last one knows it is stale.
+            var generation = 0
         }
         private let counters: NIOLockedValueBox<Counters>
+        private let idleTimeout: TimeAmount?
         let connection = NIOLockedValueBox<HTTP2ClientConnector.Connection?>(nil)
 
-        init(origin: Origin, tls: PoolTLSKey?, limit: Int) {
+        init(origin: Origin, tls: PoolTLSKey?, limit: Int, idleTimeout: Duration?) {
             self.origin = origin
             self.tls = tls
             self.counters = NIOLockedValueBox(Counters(localLimit: limit))
+            self.idleTimeout = idleTimeout.map { TimeAmount(saturating: $0) }
         }
 
         /// Takes a stream slot if the connection can carry one more WebSocket.
@@ -105,11 +117,30 @@ public final class HTTP2ConnectionPool: Sendable {
                     counters.leased < min(counters.serverLimit, counters.localLimit)
                 else { return false }
                 counters.leased += 1
+                counters.generation += 1
                 return true
             }
         }
 
-        func release() { counters.withLockedValue { $0.leased -= 1 } }
+        /// Gives a stream slot back; the last one arms the idle timer.
+        func release() {
+            let idleGeneration = counters.withLockedValue { counters -> Int? in
+                counters.leased -= 1
+                return counters.leased == 0 ? counters.generation : nil
+            }
+            guard let idleGeneration, let idleTimeout, let channel = connection.withLockedValue({ $0?.channel })
+            else { return }
+            channel.eventLoop.scheduleTask(in: idleTimeout) { [self] in
+                let idle = counters.withLockedValue { counters -> Bool in
+                    guard counters.leased == 0, counters.generation == idleGeneration, !counters.closed else {
+                        return false
+                    }
+                    counters.goneAway = true  // no new stream from now on
+                    return true
+                }
+                if idle { HTTP2ClientConnector.goAwayAndClose(channel) }
+            }
+        }
         var leased: Int { counters.withLockedValue { $0.leased } }
         var isUsable: Bool { counters.withLockedValue { !$0.goneAway && !$0.closed } }
 
@@ -181,13 +212,7 @@ public final class HTTP2ConnectionPool: Sendable {
             state.isShutDown = true
             return state.entries.values.compactMap { $0.connection.withLockedValue { $0?.channel } }
         }
-        for channel in channels {
-            let goAway = HTTP2Frame(
-                streamID: .rootStream,
-                payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)
-            )
-            channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
-        }
+        for channel in channels { HTTP2ClientConnector.goAwayAndClose(channel) }
         for channel in channels {
             try? await channel.closeFuture.get()
         }
@@ -222,7 +247,7 @@ public final class HTTP2ConnectionPool: Sendable {
                 if let entry = candidates.first(where: { $0.tryLease() }) { return .use(entry) }
                 if let pending = state.connecting[origin] { return .wait(pending) }
                 if candidates.filter(\.isUsable).count >= maxConnections { return .exhausted }
-                let entry = Entry(origin: origin, tls: tls, limit: limit)
+                let entry = Entry(origin: origin, tls: tls, limit: limit, idleTimeout: self.configuration.idleTimeout)
                 _ = entry.tryLease()
                 let promise = eventLoopGroup.any().makePromise(of: Void.self)
                 state.connecting[origin] = promise.futureResult

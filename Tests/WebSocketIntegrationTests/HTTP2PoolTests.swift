@@ -140,6 +140,27 @@ struct HTTP2PoolTests {
         }
     }
 
+    @Test("a connection without WebSockets for the pool's idle timeout is closed by the pool")
+    func idleTimeout() async throws {
+        let server = echoServer(http2: .init(cleartextPriorKnowledge: true))
+        try await server.withRunning { server in
+            try await withTimeout(.seconds(30)) {
+                let pool = HTTP2ConnectionPool(configuration: .init(idleTimeout: .milliseconds(300)))
+                let url = "ws://127.0.0.1:\(server.port)/echo"
+                let first = try await WebSocket.connect(to: url, configuration: pooled(pool))
+                _ = await first.close()
+                // A WebSocket within the timeout reuses the connection and stops the timer.
+                let second = try await WebSocket.connect(to: url, configuration: pooled(pool))
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(pool.statistics.connections == 1)
+                _ = await second.close()
+                #expect(await eventually { pool.statistics.connections == 0 })
+                #expect(server.http2Statistics.connections == 1)
+                await pool.shutdown()
+            }
+        }
+    }
+
     @Test("different TLS configurations never share a connection", .enabled(if: TestCertificate.isAvailable))
     func tlsKeyed() async throws {
         let certificate = try TestCertificate.make()
