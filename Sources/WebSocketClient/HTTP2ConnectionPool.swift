@@ -35,17 +35,18 @@ typealias PoolTLSKey = Never
 /// (e.g. its own per-connection WebSocket limit) marks that connection full and is retried on another one. A
 /// connection that received GOAWAY takes no new stream (its open WebSockets run on), and a closed one leaves the
 /// pool; a stream that failed because its connection got GOAWAY or closed meanwhile is retried too (a bounded
-/// number of times). Connections that go through a proxy are never pooled: with ``WebSocketClientConfiguration/proxy`` or a
-/// proxy from ``WebSocketClientConfiguration/proxyEnvironment`` the client connects over HTTP/1.1 as usual.
+/// number of times). Connections through a proxy are never pooled: with ``WebSocketClientConfiguration/proxy``
+/// or a proxy from ``WebSocketClientConfiguration/proxyEnvironment`` the client connects over HTTP/1.1 as usual.
 ///
-/// Lifetime: the pool starts no task; its connections live until ``shutdown()``, until the server closes them
-/// (e.g. its idle timeout), or until they fail. Call ``shutdown()`` when done: it sends GOAWAY and closes every
-/// connection, which ends the WebSockets still open on them without a close handshake (close them first for a
-/// clean end); later connections through the pool fail with ``HTTP2ConnectionPoolError/shutDown``.
+/// Lifetime: the pool starts no task; its connections live until ``shutdown()``, until they stay without a
+/// WebSocket for ``Configuration/idleTimeout``, until the server closes them, or until they fail. Call
+/// ``shutdown()`` when done: it sends GOAWAY and closes every connection, which ends the WebSockets still open on
+/// them without a close handshake (close them first for a clean end); later connections through the pool fail
+/// with ``HTTP2ConnectionPoolError/shutDown``.
 ///
-/// Limits: a connection with no WebSocket left is closed after ``Configuration/idleTimeout`` (GOAWAY, then
-/// close); an origin that does not offer HTTP/2 extended CONNECT is asked again on each connection (no negative cache);
-/// the HTTP/2 connection's settings (window sizes) are the client's defaults.
+/// Limits: an origin that does not offer HTTP/2 extended CONNECT is asked again on each connection (no negative
+/// cache); the HTTP/2 connection's settings (window sizes) are the client's defaults; connections are opened one
+/// at a time per origin (concurrent requests wait for the one being opened, then share it).
 public final class HTTP2ConnectionPool: Sendable {
     /// Limits of a pool.
     public struct Configuration: Sendable, Hashable {
