@@ -133,8 +133,10 @@ struct HTTP2PoolTests {
                 try await second.send(text: "fresh")
                 var iterator = second.messages.makeAsyncIterator()
                 #expect(await iterator.next()?.text == "fresh")
-                #expect(server.http2Statistics.connections == 2)
-                #expect(pool.statistics.connectionsOpened == 2)
+                // At least a second connection (a slow machine may see the server's idle timeout strike again
+                // before a stream is open; the pool then retries on yet another).
+                #expect(server.http2Statistics.connections >= 2)
+                #expect(pool.statistics.connectionsOpened == server.http2Statistics.connections)
                 await pool.shutdown()
             }
         }
