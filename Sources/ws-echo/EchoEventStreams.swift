@@ -5,7 +5,8 @@ import WebSocketServer
 ///
 /// - `/events`: a numbered ticker per client (ids 1, 2, 3 …, data = the id padded to `--event-size` bytes),
 ///   resumed after `Last-Event-ID`; the producer pauses while the stream's buffer is full. `?deny` is refused
-///   with 403 and `?done` answered 204 by the accept hook.
+///   with 403 and `?done` answered 204 by the accept hook; `?drop=N` ends each stream after N events (the
+///   client reconnects with `Last-Event-ID`).
 /// - `/broadcast`: one shared ticker published to every client, with a replay history of 1000 events; a client
 ///   whose buffer overflows is dropped (the broadcast policy).
 enum EchoEventStreams {
@@ -13,10 +14,15 @@ enum EchoEventStreams {
         interval: Duration,
         dataSize: Int,
         heartbeat: Duration?,
+        retry: Int?,
         broadcaster: EventStreamBroadcaster,
         logger: Logger
     ) -> [EventStreamRoute] {
-        let configuration = EventStreamRoute.Configuration(heartbeatInterval: heartbeat, maxBufferedBytes: 64 * 1024)
+        let configuration = EventStreamRoute.Configuration(
+            heartbeatInterval: heartbeat,
+            maxBufferedBytes: 64 * 1024,
+            retry: retry
+        )
         let padding = String(repeating: " ", count: max(0, dataSize - 1))
         let ticker = EventStreamRoute(
             path: "/events",
@@ -28,10 +34,14 @@ enum EchoEventStreams {
             },
             handler: .async { request, writer in
                 var tick = (request.lastEventID.flatMap { Int($0) } ?? 0) + 1
+                let drop = request.queryValue("drop").flatMap { Int($0) }
                 logger.info("event stream from \(tick)", metadata: ["path": "/events"])
+                var sent = 0
                 while !Task.isCancelled {
                     try await writer.send(try ServerSentEvent(data: String(tick) + padding, id: String(tick)))
                     tick += 1
+                    sent += 1
+                    if let drop, sent >= drop { return }
                     try await Task.sleep(for: interval)
                 }
             }

@@ -100,6 +100,9 @@ struct WSEcho: AsyncParsableCommand {
     @Option(help: "With --event-interval: seconds between heartbeat comments on the event streams (0: none).")
     var eventHeartbeat = 15
 
+    @Option(help: "With --event-interval: send this reconnection time (milliseconds) first on each event stream.")
+    var eventRetry: Int?
+
     func validate() throws {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -126,8 +129,8 @@ struct WSEcho: AsyncParsableCommand {
         if let eventInterval = self.eventInterval, eventInterval < 1 {
             throw ValidationError("--event-interval must be at least 1 (milliseconds)")
         }
-        if self.eventSize < 0 || self.eventHeartbeat < 0 {
-            throw ValidationError("--event-size and --event-heartbeat must be >= 0")
+        if self.eventSize < 0 || self.eventHeartbeat < 0 || (self.eventRetry ?? 0) < 0 {
+            throw ValidationError("--event-size, --event-heartbeat and --event-retry must be >= 0")
         }
         if self.maxConcurrentStreams < 1 || self.maxWebSocketsPerConnection < 1 {
             throw ValidationError("--max-concurrent-streams and --max-websockets-per-connection must be positive")
@@ -202,6 +205,7 @@ struct WSEcho: AsyncParsableCommand {
                     interval: interval,
                     dataSize: self.eventSize,
                     heartbeat: self.eventHeartbeat > 0 ? .seconds(self.eventHeartbeat) : nil,
+                    retry: self.eventRetry,
                     broadcaster: broadcaster,
                     logger: logger
                 )
