@@ -243,6 +243,7 @@ let package = Package(
                 "WebSocketServer", "EventSourceClient", "WebSocketNIOTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 nioSSL,
             ],
             swiftSettings: strict

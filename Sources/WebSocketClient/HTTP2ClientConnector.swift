@@ -26,10 +26,18 @@ public enum HTTP2Preference: Sendable, Hashable {
 
 /// Opens a WebSocket over an HTTP/2 stream. Returns nil when the server does not offer it (no `h2` by ALPN, or
 /// no `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` in its first SETTINGS): the caller then falls back to HTTP/1.1.
-/// The HTTP/2 connection carries this one WebSocket and closes with it.
+/// Without a pool (``open(url:configuration:eventLoopGroup:handshake:install:)``) the HTTP/2 connection carries
+/// one WebSocket and closes with it; ``HTTP2ConnectionPool`` uses ``connect(url:configuration:eventLoopGroup:
+/// observe:)`` and ``openStream(on:handshake:timeout:install:)`` to share one connection among several.
 enum HTTP2ClientConnector {
     typealias Install<Result> =
         @Sendable (ChannelPipeline.SynchronousOperations, NegotiatedHandshake, ByteBuffer?) throws -> Result
+
+    /// An HTTP/2 connection whose server enabled extended CONNECT.
+    struct Connection: Sendable {
+        var channel: any Channel
+        var multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    }
 
     static func open<Result: Sendable>(
         url: WebSocketURL,
@@ -38,10 +46,53 @@ enum HTTP2ClientConnector {
         handshake: ClientHandshake,
         install: @escaping Install<Result>
     ) async throws(WebSocketClientError) -> Result? {
+        guard let connection = try await connect(url: url, configuration: configuration, eventLoopGroup: eventLoopGroup)
+        else { return nil }
+        let parent = connection.channel
+        do {
+            return try await openStream(
+                on: connection,
+                handshake: handshake,
+                timeout: TimeAmount(saturating: configuration.connectTimeout),
+                install: install,
+                onStreamClose: {
+                    // One WebSocket per connection: the connection ends with its stream, after a GOAWAY whose
+                    // flush also sends what the stream wrote last (its END_STREAM).
+                    goAwayAndClose(parent)
+                }
+            )
+        } catch {
+            parent.close(promise: nil)
+            throw error
+        }
+    }
+
+    /// Sends GOAWAY (NO_ERROR, no stream processed: servers do not open streams here, RFC 9113 §6.8) and closes
+    /// the connection once it is written.
+    static func goAwayAndClose(_ channel: any Channel) {
+        let goAway = HTTP2Frame(
+            streamID: .rootStream,
+            payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)
+        )
+        channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Connects to `url`'s host and port (TLS with ALPN `h2` for `wss://`, h2c prior knowledge for `ws://`) and
+    /// waits for the server's first SETTINGS frame. Returns nil when the server did not pick `h2` or did not
+    /// enable extended CONNECT (the connection is then closed). `observe` sees every frame of the connection's
+    /// stream 0 from the first SETTINGS on (SETTINGS updates, GOAWAY), on its event loop.
+    /// - Throws: ``WebSocketClientError/connectFailed(_:)``, ``WebSocketClientError/timedOut`` (after
+    ///   ``WebSocketClientConfiguration/connectTimeout``), ``WebSocketClientError/closedDuringHandshake(_:)``.
+    static func connect(
+        url: WebSocketURL,
+        configuration: WebSocketClientConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)? = nil
+    ) async throws(WebSocketClientError) -> Connection? {
         let eventLoop = eventLoopGroup.next()
-        /// Completed with the connection's stream multiplexer when the server's SETTINGS enable extended CONNECT,
-        /// with nil when HTTP/2 is not available.
-        let ready = eventLoop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer?.self)
+        /// Completed with the connection when the server's SETTINGS enable extended CONNECT, with nil when
+        /// HTTP/2 is not available.
+        let ready = eventLoop.makePromise(of: Connection?.self)
         #if TLS
         let sslContext: NIOSSLContext?
         if url.isSecure {
@@ -76,14 +127,14 @@ enum HTTP2ClientConnector {
                                     return channel.close()
                                 }
                                 return channel.eventLoop.makeCompletedFuture {
-                                    try Self.configureHTTP2(channel: channel, ready: ready)
+                                    try Self.configureHTTP2(channel: channel, ready: ready, observe: observe)
                                 }
                             }
                         )
                         return
                     }
                     #endif
-                    try Self.configureHTTP2(channel: channel, ready: ready)
+                    try Self.configureHTTP2(channel: channel, ready: ready, observe: observe)
                 }
             }
         let timer = eventLoop.scheduleTask(in: timeout) { ready.fail(WebSocketClientError.timedOut) }
@@ -92,56 +143,65 @@ enum HTTP2ClientConnector {
         connected.whenSuccess { channel in
             channel.closeFuture.whenComplete { _ in ready.fail(WebSocketClientError.closedDuringHandshake(nil)) }
         }
-
-        let multiplexer: NIOHTTP2Handler.StreamMultiplexer?
+        let connection: Connection?
         do {
-            multiplexer = try await ready.futureResult.get()
+            connection = try await ready.futureResult.get()
         } catch {
             timer.cancel()
             connected.whenSuccess { $0.close(promise: nil) }
             throw (error as? WebSocketClientError) ?? .connectFailed(error)
         }
-        guard let multiplexer else {
-            timer.cancel()
-            connected.whenSuccess { $0.close(promise: nil) }
-            return nil
-        }
+        timer.cancel()
+        if connection == nil { connected.whenSuccess { $0.close(promise: nil) } }
+        return connection
+    }
 
+    /// Opens one extended CONNECT stream on `connection` and installs the WebSocket on it. A failure (refusal,
+    /// reset, `timeout`) ends that stream only. `onStreamClose` runs when the stream channel closes (also after
+    /// a failure).
+    /// - Throws: ``WebSocketClientError/rejected(_:response:)`` and the other handshake errors,
+    ///   ``WebSocketClientError/timedOut``, ``WebSocketClientError/closedDuringHandshake(_:)`` (e.g. RST_STREAM
+    ///   `REFUSED_STREAM`, whose underlying error is NIOHTTP2's `StreamClosed`).
+    static func openStream<Result: Sendable>(
+        on connection: Connection,
+        handshake: ClientHandshake,
+        timeout: TimeAmount,
+        install: @escaping Install<Result>,
+        onStreamClose: @escaping @Sendable () -> Void
+    ) async throws(WebSocketClientError) -> Result {
+        let eventLoop = connection.channel.eventLoop
         let opened = eventLoop.makePromise(of: Result.self)
-        multiplexer.createStreamChannel { stream in
+        let created = eventLoop.makePromise(of: (any Channel).self)
+        connection.multiplexer.createStreamChannel(promise: created) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(
                     ExtendedConnectClientHandler(handshake: handshake, promise: opened, install: install)
                 )
-                // One WebSocket per connection: the connection ends with its stream, after a GOAWAY whose flush
-                // also sends what the stream wrote last (its END_STREAM).
-                stream.closeFuture.whenComplete { _ in
-                    guard let parent = stream.parent else { return }
-                    let goAway = HTTP2Frame(
-                        streamID: .rootStream,
-                        payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil)
-                    )
-                    parent.writeAndFlush(goAway).whenComplete { _ in parent.close(promise: nil) }
-                }
+                stream.closeFuture.whenComplete { _ in onStreamClose() }
             }
-        }.whenFailure { error in opened.fail(WebSocketClientError.closedDuringHandshake(error)) }
-        let timer2 = eventLoop.scheduleTask(in: timeout) { opened.fail(WebSocketClientError.timedOut) }
+        }
+        created.futureResult.whenFailure { error in
+            opened.fail(WebSocketClientError.closedDuringHandshake(error))
+            onStreamClose()
+        }
+        let timer = eventLoop.scheduleTask(in: timeout) {
+            opened.fail(WebSocketClientError.timedOut)
+            created.futureResult.whenSuccess { $0.close(promise: nil) }
+        }
         do {
             let result = try await opened.futureResult.get()
             timer.cancel()
-            timer2.cancel()
             return result
         } catch {
             timer.cancel()
-            timer2.cancel()
-            connected.whenSuccess { $0.close(promise: nil) }
             throw (error as? WebSocketClientError) ?? .closedDuringHandshake(error)
         }
     }
 
     private static func configureHTTP2(
         channel: any Channel,
-        ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>
+        ready: EventLoopPromise<Connection?>,
+        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)?
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -154,28 +214,48 @@ enum HTTP2ClientConnector {
             streamConfiguration: .init(),
             inboundStreamInitializer: { stream in stream.close() }  // servers do not open streams here
         )
-        try channel.pipeline.syncOperations.addHandler(ServerSettingsObserver(ready: ready, multiplexer: multiplexer))
+        try channel.pipeline.syncOperations.addHandler(
+            ServerSettingsObserver(
+                ready: ready,
+                connection: Connection(channel: channel, multiplexer: multiplexer),
+                observe: observe
+            )
+        )
     }
 }
 
-/// Waits for the server's first SETTINGS frame and tells whether it enables extended CONNECT (RFC 8441 §3).
+/// Waits for the server's first SETTINGS frame and tells whether it enables extended CONNECT (RFC 8441 §3); then
+/// hands the later frames of stream 0 to `observe`, if any (else it leaves the pipeline).
 private final class ServerSettingsObserver: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame
 
-    private let ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>
-    private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    private let ready: EventLoopPromise<HTTP2ClientConnector.Connection?>
+    private let connection: HTTP2ClientConnector.Connection
+    private let observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)?
+    private var settled = false
 
-    init(ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+    init(
+        ready: EventLoopPromise<HTTP2ClientConnector.Connection?>,
+        connection: HTTP2ClientConnector.Connection,
+        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)?
+    ) {
         self.ready = ready
-        self.multiplexer = multiplexer
+        self.connection = connection
+        self.observe = observe
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        if case .settings(.settings(let settings)) = frame.payload {
+        if !settled, case .settings(.settings(let settings)) = frame.payload {
+            settled = true
             let enabled = settings.contains { $0.parameter == .enableConnectProtocol && $0.value == 1 }
-            ready.succeed(enabled ? multiplexer : nil)
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            if enabled { observe?(frame.payload) }
+            ready.succeed(enabled ? connection : nil)
+            if observe == nil || !enabled {
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            }
+        } else if settled, frame.streamID == .rootStream {
+            observe?(frame.payload)
         }
         context.fireChannelRead(data)
     }

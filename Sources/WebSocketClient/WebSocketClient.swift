@@ -313,17 +313,28 @@ enum ClientConnector {
                 }
                 return try install(pipeline, negotiated, leftover, codec)
             }
-        // RFC 8441: try a WebSocket over an HTTP/2 stream first when asked; nil means "not offered, use HTTP/1.1".
-        if configuration.http2 == .priorKnowledge || (configuration.http2 == .preferred && url.isSecure),
-            let result = try await HTTP2ClientConnector.open(
-                url: url,
-                configuration: configuration,
-                eventLoopGroup: eventLoopGroup,
-                handshake: handshake,
-                install: installWithExtensions
-            )
-        {
-            return result
+        // RFC 8441: try a WebSocket over an HTTP/2 stream first when asked (never through a proxy: HTTP/2 is
+        // spoken directly to the origin); nil means "not offered, use HTTP/1.1".
+        if proxy == nil, configuration.http2 == .priorKnowledge || (configuration.http2 == .preferred && url.isSecure) {
+            let result: Result?
+            if let pool = configuration.http2Pool {
+                result = try await pool.open(
+                    url: url,
+                    configuration: configuration,
+                    eventLoopGroup: eventLoopGroup,
+                    handshake: handshake,
+                    install: installWithExtensions
+                )
+            } else {
+                result = try await HTTP2ClientConnector.open(
+                    url: url,
+                    configuration: configuration,
+                    eventLoopGroup: eventLoopGroup,
+                    handshake: handshake,
+                    install: installWithExtensions
+                )
+            }
+            if let result { return result }
         }
         let promise = eventLoop.makePromise(of: Result.self)
         #if TLS

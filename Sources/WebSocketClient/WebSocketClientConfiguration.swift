@@ -80,6 +80,10 @@ public struct WebSocketClientConfiguration: Sendable {
     /// extended CONNECT when the server advertises it, ``HTTP2Preference/priorKnowledge`` also speaks h2c on
     /// `ws://`; both fall back to the HTTP/1.1 upgrade by themselves. Default ``HTTP2Preference/never``.
     public var http2: HTTP2Preference
+    /// With ``http2`` other than ``HTTP2Preference/never``: share HTTP/2 connections among WebSockets to the same
+    /// origin through this pool (see ``HTTP2ConnectionPool`` for what is shared and its limits). Not used for a
+    /// connection through a proxy. Default nil: each WebSocket over HTTP/2 has a connection of its own.
+    public var http2Pool: HTTP2ConnectionPool?
 
     #if TLS
     /// Creates the default configuration (see each field).
@@ -127,6 +131,7 @@ public struct WebSocketClientConfiguration: Sendable {
         self.proxyEnvironment = nil
         self.maxRedirects = 5
         self.http2 = .never
+        self.http2Pool = nil
     }
 
     /// An `Authorization` value for the Basic scheme (RFC 7617): `Basic ` and base64 of `username:password`.

@@ -5,7 +5,8 @@ extension Server {
     /// server offers `h2` and `http/1.1` by ALPN (RFC 7301) and speaks what the client picks; on a plain port it
     /// accepts HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) when ``cleartextPriorKnowledge`` is set, telling
     /// it from HTTP/1.1 by the connection preface. The server sends `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` only
-    /// when it has at least one WebSocket route, so that browsers never try a WebSocket it cannot accept.
+    /// when it has at least one WebSocket route, so that browsers never try a WebSocket it cannot accept. Event
+    /// stream routes (``EventStreamRoute``) and plain HTTP answer over HTTP/2 streams too.
     public struct HTTP2Configuration: Sendable {
         /// Accept h2c with prior knowledge on a plain (non-TLS) port: a connection that starts with the HTTP/2
         /// preface (`PRI * HTTP/2.0…`) speaks HTTP/2, any other speaks HTTP/1.1. Default false. Browsers never

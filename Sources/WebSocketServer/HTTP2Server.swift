@@ -206,6 +206,10 @@ final class HTTP2ConnectionRegistry: Sendable {
     func webSocketOpened() { self.counters.withLockedValue { $0.webSocketsOpened += 1; $0.openWebSockets += 1 } }
     func webSocketClosed() { self.counters.withLockedValue { $0.openWebSockets -= 1 } }
     func streamOpened() { self.counters.withLockedValue { $0.streams += 1 } }
+    func eventStreamOpened() {
+        self.counters.withLockedValue { $0.eventStreamsOpened += 1; $0.openEventStreams += 1 }
+    }
+    func eventStreamClosed() { self.counters.withLockedValue { $0.openEventStreams -= 1 } }
 
     var statistics: Server.HTTP2Statistics { self.counters.withLockedValue { $0 } }
 }
@@ -221,19 +225,24 @@ extension Server {
         public var webSocketsOpened = 0
         /// WebSockets over HTTP/2 streams open now.
         public var openWebSockets = 0
+        /// Server-Sent Events streams (``EventStreamRoute``) answered over HTTP/2 streams, in total.
+        public var eventStreamsOpened = 0
+        /// Server-Sent Events streams over HTTP/2 streams open now.
+        public var openEventStreams = 0
 
         /// All counters zero.
         public init() {}
     }
 
-    /// What ran over HTTP/2 so far: connections, streams and WebSockets over HTTP/2 streams.
+    /// What ran over HTTP/2 so far: connections, streams, WebSockets and event streams over HTTP/2 streams.
     public var http2Statistics: HTTP2Statistics { self.shared.http2Connections.statistics }
 }
 
 /// Logs the errors NIOHTTP2 reports on a connection. It has already answered them: a stream error with
 /// RST_STREAM (that stream alone fails), a connection error with GOAWAY. The connection is not closed here, since
 /// the two look alike at this point: a peer that stays after a GOAWAY is closed by the idle timeout once its
-/// streams are gone (``Server/HTTP2Configuration/idleTimeout``).
+/// streams are gone (``Server/HTTP2Configuration/idleTimeout``). It does close the connection when the client
+/// closed its side of TCP.
 final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
 
@@ -241,6 +250,16 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
 
     init(shared: Server.Shared) {
         self.shared = shared
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client closed its side of the TCP connection (the listener allows half-closure for HTTP/1.1).
+            // An HTTP/2 connection has no half-closed state: its streams (WebSockets, event streams) end now
+            // rather than when the server next writes.
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -9,7 +9,8 @@ import WebSocketHandshake
 import WebSocketNIO
 
 /// One request stream of an HTTP/2 connection: reads the request header block, checks it (RFC 9113 §8.2-§8.3),
-/// then either opens a WebSocket (extended CONNECT on a WebSocket route, RFC 8441), answers the refusal, or
+/// then either opens a WebSocket (extended CONNECT on a WebSocket route, RFC 8441), answers the refusal, streams
+/// Server-Sent Events (any other request on an event stream route, ``answerEventStream(_:route:context:)``), or
 /// passes the request to the server's plain HTTP handler.
 ///
 /// A malformed request is a stream error: RST_STREAM `PROTOCOL_ERROR`, no answer (RFC 9113 §8.1.1). A WebSocket
@@ -20,7 +21,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
-    private enum State {
+    enum State {
         case waitingForHeaders
         /// The request is being answered (a decision or a plain handler is pending); its body is discarded.
         case responding(inputEnded: Bool)
@@ -28,12 +29,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         case done
     }
 
-    private let shared: Server.Shared
+    let shared: Server.Shared
     private let connection: HTTP2ConnectionState
     private let isSecure: Bool
-    private var state = State.waitingForHeaders
+    var state = State.waitingForHeaders
     private var isHeadRequest = false
-    private var logger: Logger
+    private(set) var logger: Logger
 
     init(shared: Server.Shared, connection: HTTP2ConnectionState, isSecure: Bool) {
         self.shared = shared
@@ -77,7 +78,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: - Dispatch
 
-    private func connectionInfo(_ context: ChannelHandlerContext) -> ConnectionInfo {
+    func connectionInfo(_ context: ChannelHandlerContext) -> ConnectionInfo {
         ConnectionInfo(
             remoteAddress: context.channel.parent?.remoteAddress,
             localAddress: context.channel.parent?.localAddress,
@@ -98,6 +99,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         isHeadRequest = head.method == "HEAD"
+        if !head.isExtendedConnect, head.path != nil, let route = shared.eventStreamRoutes[head.pathWithoutQuery] {
+            answerEventStream(head.request, route: route, context: context)
+            return
+        }
         guard let route = shared.routes[head.pathWithoutQuery], head.path != nil else {
             answerPlain(head.request, context: context)
             return
@@ -298,7 +303,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Writes a complete response (HEADERS, then DATA with END_STREAM). Connection-specific fields are left out
     /// (RFC 9113 §8.2.2). If the client has not finished its request, the stream is then reset with NO_ERROR
     /// (RFC 9113 §8.1).
-    private func respond(_ plain: PlainHTTPResponse, context: ChannelHandlerContext) {
+    func respond(_ plain: PlainHTTPResponse, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         let inputEnded: Bool
         if case .responding(let ended) = state { inputEnded = ended } else { inputEnded = true }

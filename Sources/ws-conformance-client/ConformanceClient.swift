@@ -69,12 +69,23 @@ struct ConformanceClient: AsyncParsableCommand {
     )
     var http2 = "never"
 
+    @Option(
+        help: """
+            With --interop and --http2: open this many WebSockets through one HTTP/2 connection pool, echo on \
+            each, close them, and shut the pool down (instead of the interop checks).
+            """
+    )
+    var pooled: Int?
+
     func validate() throws {
         if !["never", "preferred", "prior-knowledge"].contains(self.http2) {
             throw ValidationError("--http2 must be never, preferred or prior-knowledge")
         }
         if Logger.Level(rawValue: self.logLevel) == nil {
             throw ValidationError("unknown --log-level '\(self.logLevel)'")
+        }
+        if let pooled = self.pooled, pooled < 1 || !self.interop || self.http2 == "never" {
+            throw ValidationError("--pooled needs a positive count, --interop and --http2")
         }
         if self.maxMessageLength < 1 {
             throw ValidationError("--max-message-length must be positive")
@@ -96,6 +107,11 @@ struct ConformanceClient: AsyncParsableCommand {
         }
         if let caCert {
             configuration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCert))
+        }
+        if self.interop, let pooled = self.pooled {
+            let ok = try await PooledCheck(url: self.url, configuration: configuration, count: pooled).run()
+            if !ok { throw ExitCode.failure }
+            return
         }
         if self.interop {
             let ok = try await InteropCheck(url: self.url, configuration: configuration).run()

@@ -11,9 +11,12 @@ import Darwin
 /// ws-echo's plain HTTP answers with HTTP/2 on: `/page` (an HTML file for browser tests) and `/stats` (the
 /// server's HTTP/2 counters as JSON, so a test can prove from the server side that WebSockets ran over HTTP/2).
 enum EchoPages {
-    static func server(configuration: Server.Configuration, routes: [WebSocketRoute], pageFile: String?) throws
-        -> Server
-    {
+    static func server(
+        configuration: Server.Configuration,
+        routes: [WebSocketRoute],
+        eventStreamRoutes: [EventStreamRoute] = [],
+        pageFile: String?
+    ) throws -> Server {
         let page: [UInt8]?
         if let pageFile {
             guard let bytes = readFile(pageFile) else { throw ValidationError("cannot read --page \(pageFile)") }
@@ -22,7 +25,9 @@ enum EchoPages {
             page = nil
         }
         let box = NIOLockedValueBox<Server?>(nil)
-        let server = Server(configuration: configuration, routes: routes) { request, _ in
+        let server = Server(configuration: configuration, routes: routes, eventStreamRoutes: eventStreamRoutes) {
+            request,
+            _ in
             switch request.path ?? "" {
             case "/page":
                 guard let page else { return .notFound }
@@ -33,7 +38,8 @@ enum EchoPages {
                 let stats = box.withLockedValue { $0 }?.http2Statistics ?? .init()
                 let json = """
                     {"connections":\(stats.connections),"streams":\(stats.streams),\
-                    "webSocketsOpened":\(stats.webSocketsOpened),"openWebSockets":\(stats.openWebSockets)}
+                    "webSocketsOpened":\(stats.webSocketsOpened),"openWebSockets":\(stats.openWebSockets),\
+                    "eventStreamsOpened":\(stats.eventStreamsOpened),"openEventStreams":\(stats.openEventStreams)}
                     """
                 var response = HTTPResponse(status: .ok)
                 response.headerFields[.contentType] = "application/json"

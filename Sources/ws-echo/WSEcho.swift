@@ -86,6 +86,23 @@ struct WSEcho: AsyncParsableCommand {
     @Option(help: "With --http2: an HTML file served at /page (for browser tests); GET /stats answers HTTP/2 counters.")
     var page: String?
 
+    @Option(
+        help: """
+            With --http2: also serve Server-Sent Events at /events (a numbered ticker per client, resumable with \
+            Last-Event-ID) and /broadcast (one shared ticker), one tick every this many milliseconds.
+            """
+    )
+    var eventInterval: Int?
+
+    @Option(help: "With --event-interval: pad each tick's data to this many bytes.")
+    var eventSize = 0
+
+    @Option(help: "With --event-interval: seconds between heartbeat comments on the event streams (0: none).")
+    var eventHeartbeat = 15
+
+    @Option(help: "With --event-interval: send this reconnection time (milliseconds) first on each event stream.")
+    var eventRetry: Int?
+
     func validate() throws {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -105,6 +122,15 @@ struct WSEcho: AsyncParsableCommand {
         }
         if (self.page != nil || self.noWebSocketRoutes) && !(self.http2 || self.h2c) {
             throw ValidationError("--page and --no-websocket-routes need --http2 or --h2c")
+        }
+        if self.eventInterval != nil && !(self.http2 || self.h2c) {
+            throw ValidationError("--event-interval needs --http2 or --h2c")
+        }
+        if let eventInterval = self.eventInterval, eventInterval < 1 {
+            throw ValidationError("--event-interval must be at least 1 (milliseconds)")
+        }
+        if self.eventSize < 0 || self.eventHeartbeat < 0 || (self.eventRetry ?? 0) < 0 {
+            throw ValidationError("--event-size, --event-heartbeat and --event-retry must be >= 0")
         }
         if self.maxConcurrentStreams < 1 || self.maxWebSocketsPerConnection < 1 {
             throw ValidationError("--max-concurrent-streams and --max-websockets-per-connection must be positive")
@@ -169,8 +195,29 @@ struct WSEcho: AsyncParsableCommand {
         var routes = [WebSocketRoute(path: "/", handler: .delegate { _ in EchoDelegate(logger: delegateLogger) })]
         if self.noWebSocketRoutes { routes = [] }
         let server: Server
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if self.http2 || self.h2c {
-            server = try EchoPages.server(configuration: configuration, routes: routes, pageFile: self.page)
+            var eventStreamRoutes: [EventStreamRoute] = []
+            if let eventInterval = self.eventInterval {
+                let broadcaster = EventStreamBroadcaster()
+                let interval = Duration.milliseconds(eventInterval)
+                eventStreamRoutes = EchoEventStreams.routes(
+                    interval: interval,
+                    dataSize: self.eventSize,
+                    heartbeat: self.eventHeartbeat > 0 ? .seconds(self.eventHeartbeat) : nil,
+                    retry: self.eventRetry,
+                    broadcaster: broadcaster,
+                    logger: logger
+                )
+                let ticker = EchoBroadcastTicker(broadcaster: broadcaster, interval: interval, dataSize: self.eventSize)
+                services.append(.init(service: ticker))
+            }
+            server = try EchoPages.server(
+                configuration: configuration,
+                routes: routes,
+                eventStreamRoutes: eventStreamRoutes,
+                pageFile: self.page
+            )
         } else {
             server = Server(configuration: configuration, routes: routes)
         }
@@ -184,7 +231,7 @@ struct WSEcho: AsyncParsableCommand {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: [.init(service: server)] + services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -17,10 +17,14 @@ from wsproto.extensions import PerMessageDeflate
 
 
 class H2EchoServer:
-    def __init__(self, cert: tuple[str, str] | None = None, advertise: bool = True):
+    def __init__(self, cert: tuple[str, str] | None = None, advertise: bool = True,
+                 max_concurrent_streams: int | None = None, goaway_after: int | None = None):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.advertise = advertise
+        self.max_concurrent_streams = max_concurrent_streams
+        self.connections = 0     # TCP connections accepted
+        self.goaway_after = goaway_after  # send GOAWAY (NO_ERROR) once a connection has this many WebSockets
         self.context = None
         if cert:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -47,6 +51,8 @@ class H2EchoServer:
                 continue
             except OSError:
                 return
+            with self.lock:
+                self.connections += 1
             thread = threading.Thread(target=self.serve, args=(sock,), daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -58,9 +64,13 @@ class H2EchoServer:
             sock.settimeout(0.2)
             conn = h2.connection.H2Connection(
                 config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+            initial = {}
             if self.advertise:  # in the server's first SETTINGS frame (RFC 8441 §3)
-                conn.local_settings = h2.settings.Settings(
-                    client=False, initial_values={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+                initial[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
+            if self.max_concurrent_streams is not None:
+                initial[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = self.max_concurrent_streams
+            if initial:
+                conn.local_settings = h2.settings.Settings(client=False, initial_values=initial)
             conn.initiate_connection()
             sock.sendall(conn.data_to_send())
             sockets: dict[int, Connection] = {}
@@ -103,6 +113,10 @@ class H2EchoServer:
             sockets[event.stream_id] = Connection(ConnectionType.SERVER, extensions=extensions)
             with self.lock:
                 self.websockets += 1
+            if self.goaway_after is not None and len(sockets) == self.goaway_after:
+                # No new stream on this connection; the open ones run on (RFC 9113 §6.8). Needs
+                # h2peer.tolerate_frames_after_goaway(): h2 otherwise refuses every frame after a GOAWAY.
+                conn.close_connection(error_code=0, last_stream_id=event.stream_id)
         elif isinstance(event, h2.events.DataReceived):
             conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             ws = sockets.get(event.stream_id)

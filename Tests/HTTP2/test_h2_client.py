@@ -5,6 +5,7 @@ import subprocess
 import time
 
 import pytest
+from h2peer import tolerate_frames_after_goaway
 from h2server import H2EchoServer
 
 
@@ -61,5 +62,39 @@ def test_client_does_not_send_protocol_when_not_advertised(client_bin):
         result = run_client(client_bin, f"ws://127.0.0.1:{server.port}/echo", "--http2", "prior-knowledge")
         assert result.returncode != 0
         assert server.requests == []
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("max_streams, expected_connections", [(None, 1), (2, 3)])
+def test_pooled_websockets_share_connections(client_bin, max_streams, expected_connections):
+    # Five WebSockets through one HTTP2ConnectionPool (ws-conformance-client --pooled): one TCP connection while
+    # the server's SETTINGS_MAX_CONCURRENT_STREAMS allows, another when it is full; counted by the server.
+    server = H2EchoServer(max_concurrent_streams=max_streams)
+    try:
+        result = run_client(client_bin, f"ws://127.0.0.1:{server.port}/echo", "--http2", "prior-knowledge",
+                            "--pooled", "5")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"pool connections {expected_connections} streams 5" in result.stdout
+        assert "11 passed, 0 failed" in result.stdout  # 5 echoes, the close, 4 echoes after it, the shutdown
+        assert server.websockets == 5
+        assert server.connections == expected_connections
+    finally:
+        server.stop()
+
+
+def test_pool_opens_a_new_connection_after_goaway(client_bin):
+    # The server sends GOAWAY once a connection carries two WebSockets: those two keep working, and the pool puts
+    # the next WebSockets on new connections (5 WebSockets: 2 + 2 + 1 on three connections).
+    tolerate_frames_after_goaway()
+    server = H2EchoServer(goaway_after=2)
+    try:
+        result = run_client(client_bin, f"ws://127.0.0.1:{server.port}/echo", "--http2", "prior-knowledge",
+                            "--pooled", "5")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "pool connections 3 streams 5" in result.stdout
+        assert "11 passed, 0 failed" in result.stdout
+        assert server.websockets == 5
+        assert server.connections == 3
     finally:
         server.stop()

@@ -2,9 +2,11 @@ import NIOCore
 import ServerSentEvents
 
 /// Where an event stream's bytes go: the seam between the protocol-independent ``EventStreamOutput`` and one
-/// HTTP version (HTTP/1.1 chunks here; an HTTP/2 stream's DATA frames can implement it the same way). Called
-/// on the channel's event loop only.
+/// HTTP version (``HTTP1EventStreamHandler``: HTTP/1.1 chunks; ``HTTP2EventStreamHandler``: DATA frames on an
+/// HTTP/2 stream). Called on the channel's event loop only.
 protocol EventStreamTransport: AnyObject {
+    /// The output writing through this transport, told when the transport closes (held strongly).
+    var output: EventStreamOutput? { get set }
     /// Writes and flushes body bytes (one event or comment); `promise` completes when they left the process.
     func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?)
     /// Ends the response after what was written, then closes the stream.

@@ -13,7 +13,9 @@ import ServerSentEvents
 ///
 /// The response carries `Content-Type: text/event-stream`, `Cache-Control: no-cache`, `X-Accel-Buffering: no`
 /// (nginx passes each event on at once) and no content coding; over HTTP/1.1 the body is chunked and every
-/// event is flushed as it is written. The connection closes when the stream ends.
+/// event is flushed as it is written, and the connection closes when the stream ends. Over HTTP/2 (with
+/// ``Server/Configuration/http2``) each write is a DATA frame on the request's stream, the end is END_STREAM, and
+/// the connection and its other streams stay (RFC 9113 §8.1).
 public struct EventStreamRoute: Sendable {
     /// The exact request path (without query) this route answers, e.g. `/events`. When a WebSocket route has
     /// the same path, requests with `Upgrade: websocket` go to the WebSocket route and the others here.
@@ -46,7 +48,8 @@ public struct EventStreamRoute: Sendable {
         /// A comment line (`:`, which clients ignore) is written every interval so that proxies do not close an
         /// idle stream (WHATWG HTML §9.2.7 suggests about 15 s). `nil` turns heartbeats off. Default 15 s.
         public var heartbeatInterval: Duration?
-        /// The most bytes a stream may have written but not yet taken by the client's TCP connection. When
+        /// The most bytes a stream may have written but not yet taken by the client's TCP connection (over
+        /// HTTP/2: not yet sent, as DATA frames wait for the stream's and the connection's flow-control windows). When
         /// exceeded: an ``Handler/async(_:)`` or ``Handler/events(_:)`` producer is paused (its `send` waits)
         /// until the client has read below the limit; a ``Handler/broadcast(_:)`` stream, whose producer
         /// cannot wait for one client, is closed (the client reconnects and resumes from the history); a
