@@ -1,0 +1,53 @@
+"""The hub-chat server for the SignalR interop tests: one process per module on a free 127.0.0.1 port, stopped by PID.
+
+Tokens: `tok-alice` authenticates as user `alice`, `tok-bob` as `bob`; any other bearer token is refused with 401.
+Needs WS_BIN_DIR (the `swift build --show-bin-path` directory) or HUB_CHAT pointing at the executable."""
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testprocs import free_port, wait_for_port
+
+
+def hub_chat_binary() -> str:
+    if os.environ.get("HUB_CHAT"):
+        return os.environ["HUB_CHAT"]
+    bin_dir = os.environ.get("WS_BIN_DIR")
+    if not bin_dir:
+        pytest.skip("set WS_BIN_DIR (swift build --show-bin-path) or HUB_CHAT")
+    path = Path(bin_dir) / "hub-chat"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run swift build")
+    return str(path)
+
+
+class HubServer:
+    def __init__(self, port: int):
+        self.port = port
+        self.http = f"http://127.0.0.1:{port}/chat"
+        self.ws = f"ws://127.0.0.1:{port}/chat"
+
+
+@pytest.fixture(scope="module")
+def hub_server():
+    port = free_port()
+    args = [
+        hub_chat_binary(), "--port", str(port),
+        "--token", "tok-alice=alice", "--token", "tok-bob=bob",
+        "--keep-alive-ms", "1000", "--log-level", "warning",
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process)
+        yield HubServer(port)
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
