@@ -49,6 +49,8 @@ struct ChatHub: Hub {
         methods.on("Add") { (_: ChatHub, a: Int, b: Int) -> Int in a + b }
         methods.on("Throw") { (_: ChatHub, message: String) -> Int in throw HubError(message) }
         methods.on("Fail") { (_: ChatHub) -> Int in throw ChatFailure() }
+        // Closes the caller's connection with a Close message carrying an error.
+        methods.on("Kick") { (hub: ChatHub) in hub.context.connection.abort() }
         // Also sends SumResult(total) to the caller: clients that stream without an invocation id get no Completion.
         methods.on("Sum") { (hub: ChatHub, numbers: HubUploadStream<Int>) -> Int in
             var total = 0
@@ -98,7 +100,8 @@ struct HubChatCommand: AsyncParsableCommand {
             Methods: SendMessage(user, message) → all ReceiveMessage(user, message); JoinRoom(room) → the room's \
             UserJoined(room, sender); LeaveRoom(room); SendToRoom(room, message) → the room's \
             ReceiveRoomMessage(room, sender, message); SendToUser(user, message); SendToOthers(message); WhoAmI(); \
-            Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail().
+            Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail(); \
+            Kick() (the server closes the caller's connection with an error Close message).
             With --token TOKEN=USER (repeatable) a bearer token (Authorization header or access_token query \
             parameter) authenticates as USER; an unknown token is refused with 401, and so is no token with \
             --require-auth.

@@ -13,11 +13,12 @@ from contextlib import asynccontextmanager, suppress
 
 import pytest
 from pysignalr.client import SignalRClient
-from pysignalr.exceptions import AuthorizationError
+from pysignalr.exceptions import AuthorizationError, ServerError
 from pysignalr.protocol.json import JSONProtocol
 from pysignalr.protocol.messagepack import MessagepackProtocol
 from signalrcore.hub.errors import UnAuthorizedHubError
 from signalrcore.hub_connection_builder import HubConnectionBuilder
+from signalrcore.subject import Subject
 from signalrcore.types import HubProtocolEncoding
 
 TIMEOUT = 5.0
@@ -103,15 +104,17 @@ def run(coroutine):
 class SignalrcoreClient:
     """A started signalrcore connection (handshake done) with thread-safe inboxes."""
 
-    def __init__(self, url: str, protocol: str = "json", token: str | None = None):
-        options = {}
+    def __init__(self, url: str, protocol: str = "json", token: str | None = None, skip_negotiation=False):
+        options = {"skip_negotiation": skip_negotiation}
         if token is not None:
             options["access_token_factory"] = lambda: token
         builder = HubConnectionBuilder().with_url(url, options=options)
         builder.with_hub_protocol(HubProtocolEncoding.binary if protocol == "messagepack" else HubProtocolEncoding.text)
         self.connection = builder.build()
         self.opened = threading.Event()
+        self.closed = threading.Event()
         self.connection.on_open(self.opened.set)
+        self.connection.on_close(self.closed.set)
         self.calls: dict[str, list] = {}
         self.lock = threading.Condition()
 
@@ -274,6 +277,27 @@ def test_pysignalr_user_targeting_with_access_token(hub_server):
     run(main())
 
 
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+def test_pysignalr_close_message_from_server(hub_server, protocol):
+    """Kick makes the server send a Close message with an error; pysignalr raises it as ServerError."""
+
+    async def main():
+        client = SignalRClient(hub_server.http, protocol=PROTOCOLS[protocol](), retry_count=1)
+        opened = asyncio.Event()
+
+        async def on_open():
+            opened.set()
+
+        client.on_open(on_open)
+        task = asyncio.create_task(client.run())
+        await asyncio.wait_for(opened.wait(), TIMEOUT)
+        await client.send("Kick", [])
+        with pytest.raises(ServerError, match="Connection aborted by the server."):
+            await asyncio.wait_for(task, TIMEOUT)
+
+    run(main())
+
+
 def test_pysignalr_auth_rejected(hub_server):
     async def main():
         client = SignalRClient(hub_server.http, headers={"Authorization": "Bearer wrong"}, retry_count=1)
@@ -306,6 +330,40 @@ def test_signalrcore_invoke_messages_and_stream(hub_server, protocol):
         )
         assert done.wait(TIMEOUT)
         assert items == [0, 1, 2, 3]
+    finally:
+        client.stop()
+
+
+# JSON only: signalrcore 1.0.2 writes MessagePack client-stream messages without their InvocationId slot
+# ([1, {}, "Sum", [], ["id"]]) and the stream's Completion without a ResultKind ([3, {}, "id"]), which the spec's
+# layouts (and ASP.NET Core's decoder) refuse; the server answers that with an error Close message.
+@pytest.mark.parametrize("protocol", ["json"])
+def test_signalrcore_upload_stream_skip_negotiation_and_close(hub_server, protocol):
+    """skip_negotiation (no id= on the WebSocket), an upload stream through a Subject, then Kick: the server's
+    Close message makes signalrcore close the transport."""
+    client = SignalrcoreClient(hub_server.ws, protocol, skip_negotiation=True)
+    client.on("SumResult")
+    client.start()
+    try:
+        subject = Subject()
+        client.connection.send("Sum", subject)
+        for number in range(1, 11):
+            subject.next(number)
+        subject.complete()
+        assert client.wait("SumResult")[0] == [55]
+        client.connection.send("Kick", [])
+        assert client.closed.wait(TIMEOUT)
+    finally:
+        client.stop()
+
+
+def test_signalrcore_messagepack_skip_negotiation_and_close(hub_server):
+    client = SignalrcoreClient(hub_server.ws, "messagepack", skip_negotiation=True)
+    client.start()
+    try:
+        assert client.invoke("Echo", ["packed"]).result == "packed"
+        client.connection.send("Kick", [])
+        assert client.closed.wait(TIMEOUT)
     finally:
         client.stop()
 
