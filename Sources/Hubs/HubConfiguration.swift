@@ -2,7 +2,8 @@ import HTTPTypes
 import HubProtocol
 import WebSocketServer
 
-/// Settings of a ``HubEndpoint``. Defaults are ASP.NET Core SignalR's (`HubOptions`, `HttpConnectionDispatcherOptions`).
+/// Settings of a ``HubEndpoint``. Defaults are ASP.NET Core SignalR's (`HubOptions`,
+/// `HttpConnectionDispatcherOptions`).
 public struct HubConfiguration: Sendable {
     /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"). Default 15 s.
     public var keepAliveInterval: Duration

@@ -7,7 +7,8 @@ import WebSocketServer
 ///
 /// ```swift
 /// let chat = HubEndpoint(path: "/chat", hub: ChatHub.self)
-/// let server = Server(configuration: .init(port: 5000), routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
+/// let server = Server(
+///     configuration: .init(port: 5000), routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
 /// ```
 ///
 /// - Negotiate (``negotiateRoute``): `POST` only (others 405); the authenticator's `.rejected` → 401; versions 0
@@ -162,7 +163,8 @@ public final class HubEndpoint<H: Hub>: Sendable {
     func shouldUpgrade(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> UpgradeDecision {
         let token = HTTPQuery.bearerToken(
             authorization: request.request.headerFields[.authorization], query: request.query)
-        let auth = await authenticator.authenticate(.init(bearerToken: token, request: request.request, connection: info))
+        let auth = await authenticator.authenticate(
+            .init(bearerToken: token, request: request.request, connection: info))
         var user: HubUser?
         switch auth {
         case .rejected: return .reject(status: .unauthorized, body: "Unauthorized\n")
@@ -174,11 +176,16 @@ public final class HubEndpoint<H: Hub>: Sendable {
         let now = ContinuousClock.now
         let timeout = configuration.negotiatedConnectionTimeout
         return registry.withLockedValue { registry -> UpgradeDecision in
-            registry.claimed = registry.claimed.filter { now - $0.value.created < timeout }
+            // A claim its handler never took (the client left during the 101) frees its id.
+            for (key, claim) in registry.claimed where now - claim.created >= timeout {
+                registry.claimed[key] = nil
+                registry.active.remove(claim.token)
+            }
             guard let id, !id.isEmpty else {
                 let connectionId = Self.randomId()
                 registry.active.insert(connectionId)
-                registry.claimed[key] = Claimed(token: connectionId, connectionId: connectionId, user: user, created: now)
+                registry.claimed[key] = Claimed(
+                    token: connectionId, connectionId: connectionId, user: user, created: now)
                 return .accept()
             }
             if registry.active.contains(id) {

@@ -32,15 +32,15 @@ class HubServer:
         self.ws = f"ws://127.0.0.1:{port}/chat"
 
 
-@pytest.fixture(scope="module")
-def hub_server():
+def start_hub_chat(*extra: str):
+    """Starts hub-chat on a free port with `extra` arguments; yields a HubServer, then stops it by PID."""
     port = free_port()
     args = [
         hub_chat_binary(), "--port", str(port),
         "--token", "tok-alice=alice", "--token", "tok-bob=bob",
-        "--keep-alive-ms", "1000", "--log-level", "warning",
+        "--log-level", "warning", *extra,
     ]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
         yield HubServer(port)
@@ -51,3 +51,14 @@ def hub_server():
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def hub_server():
+    yield from start_hub_chat("--keep-alive-ms", "1000")
+
+
+@pytest.fixture
+def short_timeout_server():
+    """Pings every 300 ms, and closes a client that sent nothing for 1.5 s."""
+    yield from start_hub_chat("--keep-alive-ms", "300", "--client-timeout-ms", "1500")

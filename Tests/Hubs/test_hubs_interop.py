@@ -31,9 +31,9 @@ PROTOCOLS = {"json": JSONProtocol, "messagepack": MessagepackProtocol}
 
 
 @asynccontextmanager
-async def pysignalr_client(url: str, protocol: str = "json", headers=None, setup=None):
+async def pysignalr_client(url: str, protocol: str = "json", headers=None, setup=None, **options):
     """A connected pysignalr client (handshake done); `setup(client)` registers handlers before it connects."""
-    client = SignalRClient(url, protocol=PROTOCOLS[protocol](), headers=headers, retry_count=1)
+    client = SignalRClient(url, protocol=PROTOCOLS[protocol](), headers=headers, retry_count=1, **options)
     opened = asyncio.Event()
 
     async def on_open():
@@ -294,6 +294,33 @@ def test_pysignalr_close_message_from_server(hub_server, protocol):
         await client.send("Kick", [])
         with pytest.raises(ServerError, match="Connection aborted by the server."):
             await asyncio.wait_for(task, TIMEOUT)
+
+    run(main())
+
+
+def test_pysignalr_keep_alive_and_client_timeout(short_timeout_server):
+    """A client that pings every 0.5 s stays connected past the server's 1.5 s client timeout (and receives the
+    server's pings); one that pings every 30 s is closed with the timeout error in a Close message."""
+
+    async def main():
+        pings = 0
+        async with pysignalr_client(short_timeout_server.http, "json", signalr_ping_interval=0.5) as pinger:
+            # Counts the server's pings (pysignalr drops them silently).
+            original = pinger._transport._on_raw_message
+
+            async def count_pings(raw):
+                nonlocal pings
+                pings += str(raw).count('{"type":6}')
+                await original(raw)
+
+            pinger._transport._on_raw_message = count_pings
+            await asyncio.sleep(3.0)
+            assert (await invoke(pinger, "Echo", ["still here"])).result == "still here"
+        assert pings >= 3
+
+        silent = SignalRClient(short_timeout_server.http, signalr_ping_interval=30, retry_count=1)
+        with pytest.raises(ServerError, match="Server timeout elapsed without receiving a message from the client."):
+            await asyncio.wait_for(silent.run(), TIMEOUT)
 
     run(main())
 

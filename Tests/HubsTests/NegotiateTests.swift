@@ -11,7 +11,9 @@ import WebSocketTestSupport
             let response = try #require(try await negotiate(port))
             #expect(response.status == 200)
             #expect(response.header("Content-Type") == "application/json")
-            #expect(response.body.contains(#""availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]"#))
+            #expect(
+                response.body.contains(
+                    #""availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]"#))
             #expect(!response.body.contains("connectionToken"))
             guard case .connection(let connection) = try NegotiateResponse.parse(response.rest) else {
                 Issue.record("not a connection: \(response.body)")
