@@ -129,6 +129,9 @@ struct HubChatCommand: AsyncParsableCommand {
     @Option(help: "The per-connection outbound buffer, in bytes.")
     var maxBufferedBytes = 1 << 20
 
+    @Flag(help: "Also accept HTTP/2 with prior knowledge (h2c): negotiate and the hub's WebSocket (RFC 8441).")
+    var h2c = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -163,7 +166,9 @@ struct HubChatCommand: AsyncParsableCommand {
         var configuration = Server.Configuration(host: host, port: port)
         configuration.logger = logger
         configuration.shutdownGracePeriod = .seconds(2)
-        let server = Server(configuration: configuration, routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
+        if h2c { configuration.http2 = Server.HTTP2Configuration(cleartextPriorKnowledge: true) }
+        let server = Server(
+            configuration: configuration, routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
         logger.info("serving the chat hub on /chat")
         let group = ServiceGroup(
             configuration: .init(

@@ -132,9 +132,8 @@ public final class HubEndpoint<H: Hub>: Sendable {
         var created: ContinuousClock.Instant
     }
 
-    /// A connection between its accepted upgrade and its handler, keyed by the peer address and WebSocket key.
+    /// A negotiated connection between its accepted upgrade and its handler, keyed by its token.
     private struct Claimed {
-        var token: String
         var connectionId: String
         var user: HubUser?
         var created: ContinuousClock.Instant
@@ -147,11 +146,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
         var active: Set<String> = []
     }
 
-    private static func claimKey(_ request: UpgradeRequest, _ info: ConnectionInfo) -> String {
-        "\(info.remoteAddress.map { "\($0)" } ?? "?")|\(request.key)"
-    }
-
-    /// `GET {path}` with `Upgrade: websocket`.
+    /// `GET {path}` with `Upgrade: websocket` (or an extended CONNECT over HTTP/2, RFC 8441).
     public var webSocketRoute: WebSocketRoute {
         WebSocketRoute(
             path: path,
@@ -160,33 +155,28 @@ public final class HubEndpoint<H: Hub>: Sendable {
         )
     }
 
-    func shouldUpgrade(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> UpgradeDecision {
+    private func authenticate(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> HubAuthenticator.Result {
         let token = HTTPQuery.bearerToken(
             authorization: request.request.headerFields[.authorization], query: request.query)
-        let auth = await authenticator.authenticate(
-            .init(bearerToken: token, request: request.request, connection: info))
+        return await authenticator.authenticate(.init(bearerToken: token, request: request.request, connection: info))
+    }
+
+    func shouldUpgrade(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> UpgradeDecision {
         var user: HubUser?
-        switch auth {
+        switch await authenticate(request, info) {
         case .rejected: return .reject(status: .unauthorized, body: "Unauthorized\n")
         case .anonymous: user = nil
         case .authenticated(let authenticated): user = authenticated
         }
-        let id = HTTPQuery.value("id", in: request.query)
-        let key = Self.claimKey(request, info)
+        // No id: skip-negotiation; the handler creates the connection.
+        guard let id = HTTPQuery.value("id", in: request.query), !id.isEmpty else { return .accept() }
         let now = ContinuousClock.now
         let timeout = configuration.negotiatedConnectionTimeout
         return registry.withLockedValue { registry -> UpgradeDecision in
             // A claim its handler never took (the client left during the 101) frees its id.
-            for (key, claim) in registry.claimed where now - claim.created >= timeout {
-                registry.claimed[key] = nil
-                registry.active.remove(claim.token)
-            }
-            guard let id, !id.isEmpty else {
-                let connectionId = Self.randomId()
-                registry.active.insert(connectionId)
-                registry.claimed[key] = Claimed(
-                    token: connectionId, connectionId: connectionId, user: user, created: now)
-                return .accept()
+            for (token, claim) in registry.claimed where now - claim.created >= timeout {
+                registry.claimed[token] = nil
+                registry.active.remove(token)
             }
             if registry.active.contains(id) {
                 return .reject(status: .conflict, body: "Connection ID is already used by another connection.\n")
@@ -195,21 +185,37 @@ public final class HubEndpoint<H: Hub>: Sendable {
                 return .reject(status: .notFound, body: "No Connection with that ID\n")
             }
             registry.active.insert(id)
-            registry.claimed[key] = Claimed(
-                token: id, connectionId: pending.connectionId, user: user ?? pending.user, created: now)
+            registry.claimed[id] = Claimed(connectionId: pending.connectionId, user: user ?? pending.user, created: now)
             return .accept()
         }
     }
 
     func serve(_ webSocket: WebSocket, _ accepted: AcceptedUpgrade) async {
-        let key = Self.claimKey(accepted.request, accepted.connection)
-        guard let claimed = registry.withLockedValue({ $0.claimed.removeValue(forKey: key) }) else {
-            await webSocket.close(code: .internalError, reason: "unknown connection")
-            return
+        let token: String
+        let connectionId: String
+        let user: HubUser?
+        if let id = HTTPQuery.value("id", in: accepted.request.query), !id.isEmpty {
+            guard let claimed = registry.withLockedValue({ $0.claimed.removeValue(forKey: id) }) else {
+                await webSocket.close(code: .internalError, reason: "unknown connection")
+                return
+            }
+            (token, connectionId, user) = (id, claimed.connectionId, claimed.user)
+        } else {
+            // Skip-negotiation: the connection is made here. The authenticator runs a second time for its user
+            // (shouldUpgrade cannot hand a value to the handler).
+            switch await authenticate(accepted.request, accepted.connection) {
+            case .rejected:
+                await webSocket.close(code: .policyViolation, reason: "unauthorized")
+                return
+            case .anonymous: user = nil
+            case .authenticated(let authenticated): user = authenticated
+            }
+            connectionId = Self.randomId()
+            token = connectionId
+            _ = registry.withLockedValue { $0.active.insert(token) }
         }
-        let connection = HubConnection(
-            endpoint: self, webSocket: webSocket, connectionId: claimed.connectionId, user: claimed.user)
+        let connection = HubConnection(endpoint: self, webSocket: webSocket, connectionId: connectionId, user: user)
         await connection.run()
-        _ = registry.withLockedValue { $0.active.remove(claimed.token) }
+        _ = registry.withLockedValue { $0.active.remove(token) }
     }
 }

@@ -62,3 +62,9 @@ def hub_server():
 def short_timeout_server():
     """Pings every 300 ms, and closes a client that sent nothing for 1.5 s."""
     yield from start_hub_chat("--keep-alive-ms", "300", "--client-timeout-ms", "1500")
+
+
+@pytest.fixture
+def h2c_server():
+    """hub-chat accepting HTTP/2 with prior knowledge besides HTTP/1.1."""
+    yield from start_hub_chat("--h2c")
