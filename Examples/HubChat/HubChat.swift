@@ -156,11 +156,12 @@ struct HubChatCommand: AsyncParsableCommand {
             guard let user = table[token] else { return .rejected }
             return .authenticated(HubUser(id: user))
         }
-        let hubConfiguration = HubConfiguration(
+        var hubConfiguration = HubConfiguration(
             keepAliveInterval: .milliseconds(keepAliveMs),
             clientTimeoutInterval: .milliseconds(clientTimeoutMs),
             maximumBufferedBytes: maxBufferedBytes
         )
+        hubConfiguration.logger = logger
         let chat = HubEndpoint(
             path: "/chat", hub: ChatHub.self, configuration: hubConfiguration, authenticator: authenticator)
         var configuration = Server.Configuration(host: host, port: port)

@@ -1,5 +1,6 @@
 import HTTPTypes
 import HubProtocol
+import Logging
 import WebSocketServer
 
 /// Settings of a ``HubEndpoint``. Defaults are ASP.NET Core SignalR's (`HubOptions`,
@@ -34,6 +35,9 @@ public struct HubConfiguration: Sendable {
     public var negotiatedConnectionTimeout: Duration
     /// The most negotiated ids waiting for their WebSocket; a negotiate past it is answered 503. Default 10 000.
     public var maximumPendingConnections: Int
+    /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
+    /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.
+    public var logger: Logger
 
     public init(
         keepAliveInterval: Duration = .seconds(15),
@@ -57,6 +61,7 @@ public struct HubConfiguration: Sendable {
         self.protocols = protocols
         self.negotiatedConnectionTimeout = negotiatedConnectionTimeout
         self.maximumPendingConnections = maximumPendingConnections
+        self.logger = Logger(label: "hubs")
     }
 }
 

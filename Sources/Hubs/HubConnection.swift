@@ -43,7 +43,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         self.webSocket = webSocket
         self.connectionId = connectionId
         self.user = user
-        var logger = Logger(label: "hubs")
+        var logger = endpoint.configuration.logger
         logger[metadataKey: "connection"] = "\(connectionId)"
         self.logger = logger
         let signal = HubSignal()

@@ -12,8 +12,8 @@ import HTTPTypes
 /// Matching is on the exact path without the query. A method not in ``methods`` is answered 405 Method Not
 /// Allowed with an `Allow` field (RFC 9110 §15.5.6); a body longer than ``maxBodyLength`` 413 Content Too Large
 /// (RFC 9110 §15.5.14), without calling the handler. When a ``WebSocketRoute`` has the same path, WebSocket
-/// upgrade requests go to it and the other requests here. HTTP/1.1 only in this version: over HTTP/2 the path
-/// falls through to the server's plain HTTP handler.
+/// upgrade requests (extended CONNECT over HTTP/2) go to it and the other requests here. Served over HTTP/1.1
+/// and, when ``Server/Configuration/http2`` is set, HTTP/2.
 public struct HTTPRoute: Sendable {
     /// The exact request path (without query), e.g. `/chat/negotiate`.
     public var path: String

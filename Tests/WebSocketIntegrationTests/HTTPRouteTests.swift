@@ -35,8 +35,8 @@ import WebSocketTestSupport
             let response = try #require(
                 try await request(
                     server,
-                    "POST /api?q=a%20b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nContent-Length: 5\r\n\r\nhello"
-                ))
+                    "POST /api?q=a%20b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\n"
+                        + "Content-Length: 5\r\n\r\nhello"))
             #expect(response.status == 200)
             #expect(response.body == "POST q=a b token=t0k body=hello")
         }
@@ -55,7 +55,8 @@ import WebSocketTestSupport
 
     @Test func methodNotAllowedAndBodyTooLarge() async throws {
         try await withServer { server in
-            let put = try #require(try await request(server, "PUT /api HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
+            let put = try #require(
+                try await request(server, "PUT /api HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
             #expect(put.status == 405)
             #expect(put.header("Allow") == "GET, POST")
             let body = String(repeating: "z", count: 101)
