@@ -49,6 +49,15 @@ struct ChatHub: Hub {
         methods.on("Add") { (_: ChatHub, a: Int, b: Int) -> Int in a + b }
         methods.on("Throw") { (_: ChatHub, message: String) -> Int in throw HubError(message) }
         methods.on("Fail") { (_: ChatHub) -> Int in throw ChatFailure() }
+        // Client results: asks another connection's GetAnswer(question) and returns its answer.
+        methods.on("AskClient") { (hub: ChatHub, connectionId: String, question: String) -> String in
+            try await hub.context.clients.client(connectionId).invoke(
+                "GetAnswer", question, returning: String.self, timeout: .seconds(5))
+        }
+        // Refused at once: a hub method cannot wait for its own caller's result.
+        methods.on("AskCaller") { (hub: ChatHub, question: String) -> String in
+            try await hub.context.clients.caller.invoke("GetAnswer", question, returning: String.self)
+        }
         // Closes the caller's connection with a Close message carrying an error.
         methods.on("Kick") { (hub: ChatHub) in hub.context.connection.abort() }
         // Also sends SumResult(total) to the caller: clients that stream without an invocation id get no Completion.
@@ -101,7 +110,8 @@ struct HubChatCommand: AsyncParsableCommand {
             UserJoined(room, sender); LeaveRoom(room); SendToRoom(room, message) → the room's \
             ReceiveRoomMessage(room, sender, message); SendToUser(user, message); SendToOthers(message); WhoAmI(); \
             Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail(); \
-            Kick() (the server closes the caller's connection with an error Close message).
+            Kick() (the server closes the caller's connection with an error Close message); \
+            AskClient(connectionId, question) (client results: returns that client's GetAnswer(question)).
             With --token TOKEN=USER (repeatable) a bearer token (Authorization header or access_token query \
             parameter) authenticates as USER; an unknown token is refused with 401, and so is no token with \
             --require-auth.

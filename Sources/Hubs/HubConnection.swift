@@ -31,6 +31,10 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         var closing = false
         var streams: [String: HubSignal] = [:]
         var uploads: [String: HubUploadChannel] = [:]
+        /// Client results being waited for, by the invocation id the server chose.
+        var results: [String: CheckedContinuation<HubValue, any Error>] = [:]
+        var nextResultId = 0
+        var ended = false
     }
 
     private struct CloseRequest {
@@ -185,15 +189,76 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     }
 
     private func closeStreams() {
-        let (streams, uploads) = state.withLockedValue { state in
+        let (streams, uploads, results) = state.withLockedValue { state in
             defer {
                 state.streams = [:]
                 state.uploads = [:]
+                state.results = [:]
+                state.ended = true
             }
-            return (Array(state.streams.values), Array(state.uploads.values))
+            return (Array(state.streams.values), Array(state.uploads.values), Array(state.results.values))
         }
         for stream in streams { stream.wake() }
         for upload in uploads { upload.close() }
+        for result in results { result.resume(throwing: HubError("The connection ended before the client answered.")) }
+    }
+
+    // MARK: Client results
+
+    func invokeClient(_ target: String, _ arguments: [HubValue], timeout: Duration) async throws -> HubValue {
+        if HubInvocationScope.inlineConnection == connectionId {
+            throw HubError(
+                "A hub method cannot wait for a result from its own caller: the caller's invocations run one at a "
+                    + "time.")
+        }
+        let id = state.withLockedValue { state -> String in
+            state.nextResultId += 1
+            return "r\(state.nextResultId)"
+        }
+        return try await withThrowingTaskGroup(of: HubValue.self) { group in
+            group.addTask {
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        let registered = self.state.withLockedValue { state -> Bool in
+                            // Checked under the lock: a cancellation before this point is seen here, one after
+                            // it finds the waiter in `results`.
+                            guard !state.ended, !Task.isCancelled else { return false }
+                            state.results[id] = continuation
+                            return true
+                        }
+                        guard registered else {
+                            continuation.resume(throwing: HubError("The connection ended before the client answered."))
+                            return
+                        }
+                        self.sendToCaller(
+                            .invocation(.init(invocationId: id, target: target, arguments: arguments)))
+                    }
+                } onCancel: {
+                    self.state.withLockedValue { $0.results.removeValue(forKey: id) }?.resume(
+                        throwing: CancellationError())
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw HubError("The client did not answer '\(target)' within \(timeout).")
+            }
+            defer { group.cancelAll() }
+            guard let value = try await group.next() else { throw CancellationError() }
+            return value
+        }
+    }
+
+    /// Routes a Completion to the client result waiting for it; false when none is.
+    private func completeResult(_ completion: HubMessage.Completion) -> Bool {
+        guard let waiter = state.withLockedValue({ $0.results.removeValue(forKey: completion.invocationId) }) else {
+            return false
+        }
+        switch completion.result {
+        case .value(let value): waiter.resume(returning: value)
+        case .void: waiter.resume(returning: .json(.null))
+        case .error(let error): waiter.resume(throwing: HubError(error))
+        }
+        return true
     }
 
     // MARK: Reading
@@ -322,7 +387,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                 } else {
                     upload.finish(error: nil)
                 }
-            } else {
+            } else if !completeResult(completion) {
                 logger.debug("Completion for an unknown invocation", metadata: ["id": "\(completion.invocationId)"])
             }
         case .cancelInvocation(let cancel):
@@ -440,7 +505,9 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                 self.endUploads(streamIds)
             }
         } else {
-            await runSingle(method, context, cursor, invocationId: invocationId)
+            await HubInvocationScope.$inlineConnection.withValue(connectionId) {
+                await runSingle(method, context, cursor, invocationId: invocationId)
+            }
         }
     }
 

@@ -121,6 +121,34 @@ public struct HubClientProxy: Sendable {
     }
 }
 
+extension HubClientProxy {
+    /// Client results: invokes `method` on one client (an Invocation with an invocation id) and returns the
+    /// `result` of the client's Completion, decoded as `R` (HubProtocol.md "Invocations": the callee answers with
+    /// a Completion). Only for a proxy that selects exactly one connection (``HubClients/client(_:)``,
+    /// ``HubClients/caller``).
+    ///
+    /// A client's own invocations run one at a time, so a hub method cannot wait for a result from its caller:
+    /// that call throws at once (ASP.NET Core refuses it too unless `MaximumParallelInvocationsPerClient > 1`).
+    /// - Throws: ``HubError`` when the proxy does not select one connection, the connection is unknown or ends
+    ///   first, the client answers with an error (its text), the result does not decode to `R`, or `timeout`
+    ///   passes; `CancellationError` when the calling task is cancelled.
+    public func invoke<R: Decodable & Sendable>(
+        _ method: String, _ arguments: any Encodable & Sendable..., returning type: R.Type = R.self,
+        timeout: Duration = .seconds(30)
+    ) async throws -> R {
+        guard case .connections(let ids) = target, ids.count == 1, let id = ids.first else {
+            throw HubError("Client results need exactly one connection.")
+        }
+        let value = try await manager.invoke(
+            id, method: method, arguments: arguments.map { HubValue($0) }, timeout: timeout)
+        do {
+            return try value.decode(R.self)
+        } catch {
+            throw HubError("The client's result is not a \(R.self).")
+        }
+    }
+}
+
 /// Group membership (ASP.NET Core's `IGroupManager`). Groups exist while they have members; a connection leaves
 /// every group when it ends.
 public struct HubGroups: Sendable {

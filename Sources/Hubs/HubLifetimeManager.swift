@@ -82,6 +82,16 @@ final class HubLifetimeManager: Sendable {
         state.withLockedValue { $0.groups[group] ?? [] }
     }
 
+    /// Client results: see ``HubClientProxy/invoke(_:_:returning:timeout:)``.
+    func invoke(_ connectionId: String, method: String, arguments: [HubValue], timeout: Duration) async throws
+        -> HubValue
+    {
+        guard let connection = state.withLockedValue({ $0.connections[connectionId] }) else {
+            throw HubError("Connection '\(connectionId)' is not connected.")
+        }
+        return try await connection.invokeClient(method, arguments, timeout: timeout)
+    }
+
     /// Serializes `message` once per protocol needed and queues it on every target connection.
     /// - Throws: ``HubProtocolError`` when the message cannot be encoded (nothing is sent then).
     func send(_ message: HubMessage, to target: Target) throws {
@@ -123,6 +133,13 @@ protocol HubOutboundConnection: AnyObject, Sendable {
     var format: HubWireFormat { get }
     /// Queues already-framed bytes; never waits (a connection over its buffer limit closes itself).
     func enqueue(_ bytes: ByteBuffer)
+    /// Sends an Invocation with an id and returns the client's result.
+    func invokeClient(_ target: String, _ arguments: [HubValue], timeout: Duration) async throws -> HubValue
+}
+
+/// The connection whose invocation the current task runs inline (the read loop waits for it).
+enum HubInvocationScope {
+    @TaskLocal static var inlineConnection: String?
 }
 
 /// The two hub protocols: their names, codecs and WebSocket frame types.

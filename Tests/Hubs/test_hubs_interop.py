@@ -325,6 +325,35 @@ def test_pysignalr_keep_alive_and_client_timeout(short_timeout_server):
     run(main())
 
 
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+def test_pysignalr_client_results(hub_server, protocol):
+    """The server invokes GetAnswer on one client and waits for its Completion (pysignalr returns the callback's
+    value as the result, and an exception's text as the error)."""
+
+    async def answer(arguments):
+        if arguments[0] == "fail":
+            raise ValueError("no idea")
+        return f"answer to {arguments[0]}"
+
+    async def main():
+        async with pysignalr_client(
+            hub_server.http, protocol, setup=lambda c: c.on("GetAnswer", answer)
+        ) as answerer, pysignalr_client(hub_server.http, "json") as asker:
+            answerer_id = (await invoke(answerer, "ConnectionId", [])).result
+            completion = await invoke(asker, "AskClient", [answerer_id, "life"])
+            assert completion.error is None
+            assert completion.result == "answer to life"
+            completion = await invoke(asker, "AskClient", [answerer_id, "fail"])
+            assert completion.error == (
+                "An unexpected error occurred invoking 'AskClient' on the server. HubException: no idea")
+            completion = await invoke(answerer, "AskCaller", ["self"])
+            assert "cannot wait for a result from its own caller" in completion.error
+            completion = await invoke(asker, "AskClient", ["nobody", "x"])
+            assert "is not connected" in completion.error
+
+    run(main())
+
+
 def test_pysignalr_auth_rejected(hub_server):
     async def main():
         client = SignalRClient(hub_server.http, headers={"Authorization": "Bearer wrong"}, retry_count=1)

@@ -33,6 +33,13 @@ struct TestHub: Hub {
         methods.stream("Counter") { (_: TestHub, count: Int, delayMs: Int) in
             AsyncStreamCounter(count: count, delay: .milliseconds(delayMs))
         }
+        methods.on("Ask") { (hub: TestHub, connectionId: String, timeoutMs: Int) -> Int in
+            try await hub.context.clients.client(connectionId).invoke(
+                "Question", "six times seven?", returning: Int.self, timeout: .milliseconds(timeoutMs))
+        }
+        methods.on("AskCaller") { (hub: TestHub) -> Int in
+            try await hub.context.clients.caller.invoke("Question", "?", returning: Int.self)
+        }
         methods.on("Blob") { (hub: TestHub, count: Int, size: Int) in
             let blob = String(repeating: "x", count: size)
             for _ in 0..<count { try await hub.context.clients.caller.send("Blob", blob) }
