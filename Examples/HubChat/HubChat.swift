@@ -183,7 +183,8 @@ struct HubChatCommand: AsyncParsableCommand {
         logger.info("serving the chat hub on /chat")
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                // Reverse order on shutdown: the hub sends its Close messages, then the server stops.
+                services: [.init(service: server), .init(service: chat)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

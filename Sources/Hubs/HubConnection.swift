@@ -40,6 +40,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     private struct CloseRequest {
         var error: String?
         var sendCloseMessage: Bool
+        var allowReconnect = false
     }
 
     init(endpoint: HubEndpoint<H>, webSocket: WebSocket, connectionId: String, user: HubUser?) {
@@ -74,8 +75,15 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
 
     /// Asks the monitor to close the connection with an error Close message.
     func abort(_ reason: String) {
+        requestClose(error: reason, allowReconnect: false)
+    }
+
+    /// Asks the monitor to send a Close message and close the connection.
+    func requestClose(error: String?, allowReconnect: Bool) {
         state.withLockedValue { state in
-            if state.closeRequest == nil { state.closeRequest = CloseRequest(error: reason, sendCloseMessage: true) }
+            if state.closeRequest == nil {
+                state.closeRequest = CloseRequest(error: error, sendCloseMessage: true, allowReconnect: allowReconnect)
+            }
         }
         monitorSignal.wake()
     }
@@ -119,7 +127,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
 
     /// Sends the Close message (optionally), lets the writer flush it (at most 2 s), then closes the WebSocket.
     /// Runs once; later calls return at once.
-    private func close(error: String?, sendCloseMessage: Bool) async {
+    private func close(error: String?, sendCloseMessage: Bool, allowReconnect: Bool = false) async {
         let first = state.withLockedValue { state -> Bool in
             defer { state.closing = true }
             return !state.closing
@@ -130,7 +138,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             return
         }
         if sendCloseMessage, let format = state.withLockedValue({ $0.format }) {
-            let close = HubMessage.close(.init(error: error, allowReconnect: false))
+            let close = HubMessage.close(.init(error: error, allowReconnect: allowReconnect))
             if let bytes = try? format.encode(close) {
                 outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: bytes), bypassLimit: true)
             }
@@ -159,7 +167,9 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             let now = ContinuousClock.now
             let (format, lastReceive, request) = state.withLockedValue { ($0.format, $0.lastReceive, $0.closeRequest) }
             if let request {
-                await close(error: request.error, sendCloseMessage: request.sendCloseMessage)
+                await close(
+                    error: request.error, sendCloseMessage: request.sendCloseMessage,
+                    allowReconnect: request.allowReconnect)
                 return
             }
             guard let format else {

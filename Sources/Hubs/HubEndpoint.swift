@@ -1,5 +1,6 @@
 import HubProtocol
 import NIOConcurrencyHelpers
+import ServiceLifecycle
 import WebSocketServer
 
 /// A hub mounted at a path of a ``WebSocketServer/Server``: `POST {path}/negotiate` and the WebSocket transport at
@@ -52,6 +53,17 @@ public final class HubEndpoint<H: Hub>: Sendable {
     public var groups: HubGroups { HubGroups(manager: manager) }
     /// The number of connected clients (after their handshake).
     public var connectionCount: Int { manager.count }
+
+    /// Closes every connection with a Close message (HubProtocol.md "Close"), `allowReconnect` true by default so
+    /// that clients with automatic reconnect come back (to this server after a restart, or to another), and waits
+    /// until they have ended or `gracePeriod` has passed. New connections are still accepted meanwhile.
+    public func closeAll(error: String? = nil, allowReconnect: Bool = true, gracePeriod: Duration = .seconds(2)) async {
+        manager.closeAll(error: error, allowReconnect: allowReconnect)
+        let deadline = ContinuousClock.now + gracePeriod
+        while manager.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
 
     // MARK: Negotiate
 
@@ -217,5 +229,21 @@ public final class HubEndpoint<H: Hub>: Sendable {
         let connection = HubConnection(endpoint: self, webSocket: webSocket, connectionId: connectionId, user: user)
         await connection.run()
         _ = registry.withLockedValue { $0.active.remove(token) }
+    }
+}
+
+extension HubEndpoint: Service {
+    /// As a swift-service-lifecycle `Service`: waits for the graceful shutdown, then
+    /// ``closeAll(error:allowReconnect:gracePeriod:)``
+    /// (Close messages with `allowReconnect: true`). List it after the ``WebSocketServer/Server`` in the
+    /// `ServiceGroup`: services shut down in reverse order, so the hub's clients get their Close message before the
+    /// server closes the WebSockets with 1001.
+    public func run() async throws {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return  // cancelled
+        }
+        await closeAll()
     }
 }

@@ -26,8 +26,9 @@ def hub_chat_binary() -> str:
 
 
 class HubServer:
-    def __init__(self, port: int):
+    def __init__(self, port: int, pid: int):
         self.port = port
+        self.pid = pid
         self.http = f"http://127.0.0.1:{port}/chat"
         self.ws = f"ws://127.0.0.1:{port}/chat"
 
@@ -43,9 +44,10 @@ def start_hub_chat(*extra: str):
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
-        yield HubServer(port)
+        yield HubServer(port, process.pid)
     finally:
-        os.kill(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -68,3 +70,9 @@ def short_timeout_server():
 def h2c_server():
     """hub-chat accepting HTTP/2 with prior knowledge besides HTTP/1.1."""
     yield from start_hub_chat("--h2c")
+
+
+@pytest.fixture
+def fresh_server():
+    """A hub-chat of its own (the test stops it)."""
+    yield from start_hub_chat()

@@ -480,3 +480,22 @@ def test_groups_with_three_clients(hub_server):
         run(main())
     finally:
         outsider.stop()
+
+
+def test_graceful_shutdown_sends_close_with_allow_reconnect(fresh_server):
+    """SIGTERM: the hub sends {"type":7,"allowReconnect":true} before the server closes the WebSocket (here read with
+    the `websockets` package, since both SignalR clients drop the flag)."""
+    import os
+    import signal
+
+    from websockets.sync.client import connect
+
+    with connect(fresh_server.ws, open_timeout=TIMEOUT) as ws:
+        ws.send('{"protocol":"json","version":1}\x1e')
+        assert ws.recv(timeout=TIMEOUT) == "{}\x1e"
+        os.kill(fresh_server.pid, signal.SIGTERM)
+        messages = []
+        with suppress(Exception):
+            while True:
+                messages.append(ws.recv(timeout=TIMEOUT))
+        assert '{"type":7,"allowReconnect":true}\x1e' in messages, messages

@@ -254,6 +254,22 @@ import WebSocketTestSupport
         }
     }
 
+    @Test func closeAllSendsCloseWithAllowReconnect() async throws {
+        try await withHub { endpoint, port in
+            var json = try await HubTestClient.connect(port)
+            var messagePack = try await HubTestClient.connect(port, protocol: "messagepack")
+            #expect(await eventually { endpoint.connectionCount == 2 })
+            await endpoint.closeAll()
+            #expect(endpoint.connectionCount == 0)
+            for index in 0..<2 {
+                let message = index == 0 ? try await json.next() : try await messagePack.next()
+                #expect(message == .close(.init(error: nil, allowReconnect: true)))
+            }
+            #expect(try await json.next() == nil)
+            #expect(try await messagePack.next() == nil)
+        }
+    }
+
     // MARK: Keep-alive and timeouts
 
     @Test func keepAlivePingAndClientTimeout() async throws {
