@@ -1,4 +1,5 @@
 import HubProtocol
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 import WebSocketCore
@@ -55,6 +56,12 @@ import WebSocketTestSupport
             let first = try #require(await client.nextFrame())
             // The handshake response is its own frame, the completion follows.
             #expect(first.text == "{}\u{1e}")
+            // onConnected's Welcome, then the answer to the invocation that came with the handshake.
+            guard case .invocation(let welcome)? = try await client.next() else {
+                Issue.record("no Welcome")
+                return
+            }
+            #expect(welcome.target == "Welcome")
             #expect(outcome(try await client.next()) == #""early""#)
             await client.close()
         }
@@ -229,6 +236,64 @@ import WebSocketTestSupport
                 return
             }
             #expect(close.error?.contains("messageTooLarge") == true)
+        }
+    }
+
+    @Test func defaultLimitIs32KiB() async throws {
+        try await withHub { _, port in
+            var client = try await HubTestClient.connect(port)
+            let fits = String(repeating: "a", count: 32 * 1024 - 100)
+            try await client.send(invocation("1", "Echo", [.string(fits)]))
+            #expect(outcome(try await client.next()).count == fits.count + 2)
+            try await client.send(invocation("2", "Echo", [.string(String(repeating: "b", count: 32 * 1024))]))
+            guard case .close(let close)? = try await client.next() else {
+                Issue.record("no Close")
+                return
+            }
+            #expect(close.error?.contains("messageTooLarge") == true)
+        }
+    }
+
+    @Test func disconnectCancelsStreams() async throws {
+        TestHub.cancelledStreams.withLockedValue { $0 = [] }
+        try await withHub { _, port in
+            var client = try await HubTestClient.connect(port)
+            try await client.send(
+                .streamInvocation(.init(invocationId: "e", target: "Endless", arguments: [.json("disconnect")])))
+            guard case .streamItem? = try await client.next() else {
+                Issue.record("no item")
+                return
+            }
+            await client.close()
+            #expect(await eventually { TestHub.cancelledStreams.withLockedValue { $0.contains("disconnect") } })
+        }
+    }
+
+    @Test func connectionItemsAndLifecycleHooks() async throws {
+        let authenticator = HubAuthenticator { request in
+            request.bearerToken.map { .authenticated(HubUser(id: $0)) } ?? .anonymous
+        }
+        try await withHub(authenticator: authenticator) { endpoint, port in
+            var client = try await HubTestClient.connect(port)
+            try await client.send(invocation("1", "Recall", []))
+            #expect(outcome(try await client.next()) == #""nothing""#)
+            try await client.send(invocation(nil, "Remember", ["blue"]), invocation("2", "Recall", []))
+            #expect(outcome(try await client.next()) == #""blue""#)
+            var other = try await HubTestClient.connect(port)
+            try await other.send(invocation("3", "Recall", []))
+            #expect(outcome(try await other.next()) == #""nothing""#)
+            await other.close()
+            await client.close()
+            // onConnected throwing closes the connection with its error.
+            var refused = try await HubTestClient.connect(port, query: "?access_token=refused", handshake: false)
+            try await refused.sendText(#"{"protocol":"json","version":1}"# + "\u{1e}")
+            #expect(await refused.nextFrame()?.text == "{}\u{1e}")
+            guard case .close(let close)? = try await refused.next() else {
+                Issue.record("no Close")
+                return
+            }
+            #expect(close.error == "Connection closed with an error. HubException: not welcome")
+            #expect(await eventually { endpoint.connectionCount == 0 })
         }
     }
 

@@ -15,6 +15,8 @@ struct TestHub: Hub {
     init(context: HubContext) { self.context = context }
 
     static let disconnects = NIOLockedValueBox<[String: String]>([:])
+    /// Streams of `Endless` that ended by cancellation, by tag.
+    static let cancelledStreams = NIOLockedValueBox<Set<String>>([])
 
     static func registerMethods(_ methods: inout HubMethods<TestHub>) {
         methods.on("Echo") { (_: TestHub, text: String) -> String in text }
@@ -40,10 +42,24 @@ struct TestHub: Hub {
         methods.on("AskCaller") { (hub: TestHub) -> Int in
             try await hub.context.clients.caller.invoke("Question", "?", returning: Int.self)
         }
+        methods.stream("Endless") { (_: TestHub, tag: String) in
+            EndlessStream(tag: tag)
+        }
+        methods.on("Remember") { (hub: TestHub, value: String) in
+            hub.context.connection.setItem("remembered", value)
+        }
+        methods.on("Recall") { (hub: TestHub) -> String in
+            hub.context.connection.item("remembered", as: String.self) ?? "nothing"
+        }
         methods.on("Blob") { (hub: TestHub, count: Int, size: Int) in
             let blob = String(repeating: "x", count: size)
             for _ in 0..<count { try await hub.context.clients.caller.send("Blob", blob) }
         }
+    }
+
+    func onConnected() async throws {
+        if context.user?.id == "refused" { throw HubError("not welcome") }
+        try await context.clients.caller.send("Welcome", context.connectionId.count)
     }
 
     func onDisconnected(error: (any Error)?) async {
@@ -70,6 +86,30 @@ struct AsyncStreamCounter: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, delay: delay) }
+}
+
+/// 0, 1, 2 … every 10 ms until cancelled; records its cancellation in ``TestHub/cancelledStreams``.
+struct EndlessStream: AsyncSequence, Sendable {
+    let tag: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let tag: String
+        var next = 0
+
+        mutating func next() async throws -> Int? {
+            do {
+                try await Task.sleep(for: .milliseconds(10))
+            } catch {
+                let tag = self.tag
+                TestHub.cancelledStreams.withLockedValue { _ = $0.insert(tag) }
+                throw error
+            }
+            defer { next += 1 }
+            return next
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(tag: tag) }
 }
 
 /// Runs a server with a TestHub at `/hub` during `body`.
@@ -137,6 +177,11 @@ struct HubTestClient {
             let response = try #require(await client.nextFrame())
             #expect(Array(response.payload.readableBytesView) == [0x7B, 0x7D, 0x1E])
             #expect(response.kind == (name == "json" ? .text : .binary))
+            // TestHub.onConnected greets every connection first.
+            guard case .invocation(let welcome)? = try await client.next(), welcome.target == "Welcome" else {
+                Issue.record("no Welcome from onConnected")
+                return client
+            }
         }
         return client
     }
