@@ -35,6 +35,8 @@ struct ChatHub: Hub {
         methods.on("SendToUser") { (hub: ChatHub, user: String, message: String) in
             try await hub.context.clients.user(user).send("ReceiveMessage", hub.sender, message)
         }
+        // [Authorize]-style rule: only authenticated users may send private messages.
+        methods.authorize("SendToUser", .authenticated)
         methods.on("SendToOthers") { (hub: ChatHub, message: String) in
             try await hub.context.clients.others.send("ReceiveMessage", hub.sender, message)
         }
@@ -108,7 +110,8 @@ struct HubChatCommand: AsyncParsableCommand {
         discussion: """
             Methods: SendMessage(user, message) → all ReceiveMessage(user, message); JoinRoom(room) → the room's \
             UserJoined(room, sender); LeaveRoom(room); SendToRoom(room, message) → the room's \
-            ReceiveRoomMessage(room, sender, message); SendToUser(user, message); SendToOthers(message); WhoAmI(); \
+            ReceiveRoomMessage(room, sender, message); SendToUser(user, message) (authenticated users only); \
+            SendToOthers(message); WhoAmI(); \
             Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail(); \
             Kick() (the server closes the caller's connection with an error Close message); \
             AskClient(connectionId, question) (client results: returns that client's GetAnswer(question)).

@@ -24,6 +24,10 @@ public protocol Hub: Sendable {
     /// Registers the methods clients can invoke, by name (HubProtocol.md "Invocations": names are
     /// case-sensitive, no overloading). Called once per ``HubEndpoint``.
     static func registerMethods(_ methods: inout HubMethods<Self>)
+    /// Who may connect to the hub at all (ASP.NET Core's `[Authorize]` on a hub): checked on negotiate and on the
+    /// WebSocket upgrade, refused with 401 (no user) or 403 (a user the rule refuses). Default nil: everyone the
+    /// authenticator lets in.
+    static var authorization: HubAuthorization? { get }
     /// Called after the handshake, before any invocation is read. Throwing closes the connection with an error
     /// Close message.
     func onConnected() async throws
@@ -33,6 +37,7 @@ public protocol Hub: Sendable {
 }
 
 extension Hub {
+    public static var authorization: HubAuthorization? { nil }
     public func onConnected() async throws {}
     public func onDisconnected(error: (any Error)?) async {}
 }
@@ -69,8 +74,16 @@ public struct HubConnectionError: Error, Sendable, Equatable, CustomStringConver
 /// of the invocation's `streamIds` (a client-to-server stream) instead of to an argument.
 public struct HubMethods<H: Hub>: Sendable {
     var table: [String: HubMethod] = [:]
+    var authorizations: [String: HubAuthorization] = [:]
 
     init() {}
+
+    /// Restricts a method (ASP.NET Core's `[Authorize]` on a hub method): an invocation by a connection whose user
+    /// the rule refuses fails with the error Completion "Failed to invoke 'name' because user is unauthorized"
+    /// and the method does not run. Register before or after the method; a second rule replaces the first.
+    public mutating func authorize(_ name: String, _ rule: HubAuthorization) {
+        authorizations[name] = rule
+    }
 
     /// Registers a method that returns a value, sent in the Completion's `result`.
     public mutating func on<each A: Decodable & Sendable, R: Encodable & Sendable>(
@@ -190,5 +203,30 @@ struct ArgumentCursor: Sendable {
         } catch {
             throw BindingError(detail: "\(error)")
         }
+    }
+}
+
+/// A rule on the user of a connection (per hub or per method).
+public struct HubAuthorization: Sendable {
+    /// Whether the user (nil: anonymous) passes.
+    public let allows: @Sendable (HubUser?) -> Bool
+
+    /// A rule given as a closure (a policy).
+    public init(_ allows: @escaping @Sendable (HubUser?) -> Bool) {
+        self.allows = allows
+    }
+
+    /// Any authenticated user.
+    public static let authenticated = HubAuthorization { $0 != nil }
+
+    /// One of these users.
+    public static func users(_ ids: String...) -> HubAuthorization {
+        let allowed = Set(ids)
+        return HubAuthorization { user in user.map { allowed.contains($0.id) } ?? false }
+    }
+
+    /// A user with this claim value (a role, for example: `.claim("role", "admin")`).
+    public static func claim(_ name: String, _ value: String) -> HubAuthorization {
+        HubAuthorization { user in user?.claims[name] == value }
     }
 }

@@ -449,6 +449,10 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             fail(invocationId, "Unknown hub method '\(target)'")
             return
         }
+        if let rule = endpoint.authorizations[target], !rule.allows(user) {
+            fail(invocationId, "Failed to invoke '\(target)' because user is unauthorized")
+            return
+        }
         switch (streaming, method.kind) {
         case (true, .single):
             fail(

@@ -26,6 +26,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
     public let configuration: HubConfiguration
     let authenticator: HubAuthenticator
     let methods: [String: HubMethod]
+    let authorizations: [String: HubAuthorization]
     let manager = HubLifetimeManager()
     private let registry = NIOLockedValueBox(Registry())
 
@@ -44,6 +45,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
         var table = HubMethods<H>()
         H.registerMethods(&table)
         self.methods = table.table
+        self.authorizations = table.authorizations
     }
 
     /// Send to the hub's connections from outside a hub method (ASP.NET Core's `IHubContext.Clients`); `caller`
@@ -82,6 +84,11 @@ public final class HubEndpoint<H: Hub>: Sendable {
         case .rejected: return PlainHTTPResponse(status: .unauthorized, text: "Unauthorized\n")
         case .anonymous: user = nil
         case .authenticated(let authenticated): user = authenticated
+        }
+        if let rule = H.authorization, !rule.allows(user) {
+            return user == nil
+                ? PlainHTTPResponse(status: .unauthorized, text: "Unauthorized\n")
+                : PlainHTTPResponse(status: .forbidden, text: "Forbidden\n")
         }
         let resolved = NegotiateRequest.resolve(
             negotiateVersion: request.queryValue("negotiateVersion") ?? request.queryValue("NegotiateVersion"),
@@ -180,8 +187,16 @@ public final class HubEndpoint<H: Hub>: Sendable {
         case .anonymous: user = nil
         case .authenticated(let authenticated): user = authenticated
         }
+        let id = HTTPQuery.value("id", in: request.query) ?? ""
+        // The hub's rule applies to the transport's user, or to the negotiated one when the upgrade has none.
+        let negotiatedUser = id.isEmpty ? nil : registry.withLockedValue { $0.pending[id]?.user }
+        if let rule = H.authorization, !rule.allows(user ?? negotiatedUser) {
+            return (user ?? negotiatedUser) == nil
+                ? .reject(status: .unauthorized, body: "Unauthorized\n")
+                : .reject(status: .forbidden, body: "Forbidden\n")
+        }
         // No id: skip-negotiation; the handler creates the connection.
-        guard let id = HTTPQuery.value("id", in: request.query), !id.isEmpty else { return .accept() }
+        guard !id.isEmpty else { return .accept() }
         let now = ContinuousClock.now
         let timeout = configuration.negotiatedConnectionTimeout
         return registry.withLockedValue { registry -> UpgradeDecision in

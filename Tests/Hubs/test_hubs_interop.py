@@ -274,6 +274,12 @@ def test_pysignalr_user_targeting_with_access_token(hub_server):
             await asyncio.sleep(0.2)
             assert len(alice_inbox.calls) == 1 and len(bob_inbox.calls) == 1
 
+        # SendToUser is for authenticated users only (a per-method rule).
+        async with pysignalr_client(hub_server.http, "json") as anonymous:
+            completion = await invoke(anonymous, "SendToUser", ["alice", "spam"])
+            assert completion.error == "Failed to invoke 'SendToUser' because user is unauthorized"
+        assert len(alice_inbox.calls) == 1
+
     run(main())
 
 

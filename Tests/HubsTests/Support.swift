@@ -51,6 +51,10 @@ struct TestHub: Hub {
         methods.on("Recall") { (hub: TestHub) -> String in
             hub.context.connection.item("remembered", as: String.self) ?? "nothing"
         }
+        methods.on("AdminOnly") { (_: TestHub) -> String in "secret" }
+        methods.authorize("AdminOnly", .claim("role", "admin"))
+        methods.stream("AnnsStream") { (_: TestHub) in AsyncStreamCounter(count: 1, delay: .zero) }
+        methods.authorize("AnnsStream", .users("ann"))
         methods.on("Blob") { (hub: TestHub, count: Int, size: Int) in
             let blob = String(repeating: "x", count: size)
             for _ in 0..<count { try await hub.context.clients.caller.send("Blob", blob) }
@@ -88,28 +92,32 @@ struct AsyncStreamCounter: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, delay: delay) }
 }
 
-/// 0, 1, 2 … every 10 ms until cancelled; records its cancellation in ``TestHub/cancelledStreams``.
+/// 0, 1, 2 … every 10 ms, without end: only cancellation stops its iteration, and when the iteration is over (the
+/// iterator released) its tag goes into ``TestHub/cancelledStreams``.
 struct EndlessStream: AsyncSequence, Sendable {
     let tag: String
 
-    struct AsyncIterator: AsyncIteratorProtocol {
+    final class Tracker: Sendable {
         let tag: String
+        init(tag: String) { self.tag = tag }
+        deinit {
+            let tag = self.tag
+            TestHub.cancelledStreams.withLockedValue { _ = $0.insert(tag) }
+        }
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let tracker: Tracker
         var next = 0
 
         mutating func next() async throws -> Int? {
-            do {
-                try await Task.sleep(for: .milliseconds(10))
-            } catch {
-                let tag = self.tag
-                TestHub.cancelledStreams.withLockedValue { _ = $0.insert(tag) }
-                throw error
-            }
+            try await Task.sleep(for: .milliseconds(10))
             defer { next += 1 }
             return next
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(tag: tag) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(tracker: Tracker(tag: tag)) }
 }
 
 /// Runs a server with a TestHub at `/hub` during `body`.
