@@ -165,7 +165,11 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         let start = ContinuousClock.now
         while !Task.isCancelled {
             let now = ContinuousClock.now
-            let (format, lastReceive, request) = state.withLockedValue { ($0.format, $0.lastReceive, $0.closeRequest) }
+            let (format, lastReceive, request, closing) = state.withLockedValue {
+                ($0.format, $0.lastReceive, $0.closeRequest, $0.closing)
+            }
+            // The read loop is closing the connection: nothing is sent any more, nothing to watch.
+            if closing, request == nil { return }
             if let request {
                 await close(
                     error: request.error, sendCloseMessage: request.sendCloseMessage,

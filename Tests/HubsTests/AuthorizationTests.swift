@@ -28,13 +28,16 @@ struct AnnsHub: Hub {
             var admin = try await HubTestClient.connect(port, query: "?access_token=admin")
             var ann = try await HubTestClient.connect(port, query: "?access_token=ann")
             try await anonymous.send(invocation("1", "AdminOnly", []))
-            #expect(outcome(try await anonymous.next()) == "error: Failed to invoke 'AdminOnly' because user is unauthorized")
+            #expect(
+                outcome(try await anonymous.next())
+                    == "error: Failed to invoke 'AdminOnly' because user is unauthorized")
             try await ann.send(invocation("1", "AdminOnly", []))
             #expect(outcome(try await ann.next()).hasSuffix("because user is unauthorized"))
             try await admin.send(invocation("1", "AdminOnly", []))
             #expect(outcome(try await admin.next()) == #""secret""#)
             try await admin.send(.streamInvocation(.init(invocationId: "s", target: "AnnsStream", arguments: [])))
-            #expect(outcome(try await admin.next()) == "error: Failed to invoke 'AnnsStream' because user is unauthorized")
+            #expect(
+                outcome(try await admin.next()) == "error: Failed to invoke 'AnnsStream' because user is unauthorized")
             try await ann.send(.streamInvocation(.init(invocationId: "s", target: "AnnsStream", arguments: [])))
             guard case .streamItem? = try await ann.next() else {
                 Issue.record("no item for ann")
