@@ -207,7 +207,8 @@ def test_pysignalr_server_to_client_messages(hub_server, protocol):
     inbox = Inbox()
 
     async def main():
-        async with pysignalr_client(hub_server.http, protocol, setup=lambda c: c.on("ReceiveMessage", inbox.handler)) as client:
+        setup = lambda c: c.on("ReceiveMessage", inbox.handler)  # noqa: E731
+        async with pysignalr_client(hub_server.http, protocol, setup=setup) as client:
             await client.send("SendMessage", ["ann", "hello"])
             calls = await inbox.wait(1)
             assert calls[0] == ["ann", "hello"]
@@ -240,7 +241,8 @@ def test_pysignalr_client_to_server_stream(hub_server, protocol):
     inbox = Inbox()
 
     async def main():
-        async with pysignalr_client(hub_server.http, protocol, setup=lambda c: c.on("SumResult", inbox.handler)) as client:
+        setup = lambda c: c.on("SumResult", inbox.handler)  # noqa: E731
+        async with pysignalr_client(hub_server.http, protocol, setup=setup) as client:
             async with client.client_stream("Sum") as stream:
                 for number in [1, 2, 3, 4, 5]:
                     await stream.send(number)
