@@ -9,7 +9,8 @@ public struct HubConfiguration: Sendable {
     /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"). Default 15 s.
     public var keepAliveInterval: Duration
     /// A connection that sent nothing (not even a Ping) for this long is closed with an error Close message.
-    /// Default 30 s (clients ping every 15 s).
+    /// Default 30 s (clients ping every 15 s). The time a hub method runs inline (the connection does not read
+    /// meanwhile) does not count.
     public var clientTimeoutInterval: Duration
     /// The time a client has, from the WebSocket upgrade, to complete the hub handshake; then the connection is
     /// closed without an answer. Default 15 s.

@@ -26,6 +26,8 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         var format: HubWireFormat?
         var context: HubConnectionContext?
         var lastReceive = ContinuousClock.now
+        /// An invocation runs inline: the read loop is not reading, so the client's silence is not judged.
+        var readingPaused = false
         /// Why the monitor must close the connection (abort, overflow, timeout).
         var closeRequest: CloseRequest?
         var closing = false
@@ -165,8 +167,11 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         let start = ContinuousClock.now
         while !Task.isCancelled {
             let now = ContinuousClock.now
-            let (format, lastReceive, request, closing) = state.withLockedValue {
-                ($0.format, $0.lastReceive, $0.closeRequest, $0.closing)
+            let (format, lastReceive, request, closing) = state.withLockedValue { state in
+                // While the read loop waits for an inline invocation, the clock of the client's silence stands still
+                // (our pause is not the client's silence).
+                if state.readingPaused { state.lastReceive = now }
+                return (state.format, state.lastReceive, state.closeRequest, state.closing)
             }
             // The read loop is closing the connection: nothing is sent any more, nothing to watch.
             if closing, request == nil { return }
@@ -523,8 +528,13 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                 self.endUploads(streamIds)
             }
         } else {
+            state.withLockedValue { $0.readingPaused = true }
             await HubInvocationScope.$inlineConnection.withValue(connectionId) {
                 await runSingle(method, context, cursor, invocationId: invocationId)
+            }
+            state.withLockedValue { state in
+                state.readingPaused = false
+                state.lastReceive = .now
             }
         }
     }

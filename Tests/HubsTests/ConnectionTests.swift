@@ -364,6 +364,22 @@ import WebSocketTestSupport
         }
     }
 
+    @Test func aLongInvocationDoesNotCountAsClientSilence() async throws {
+        var configuration = HubConfiguration()
+        configuration.clientTimeoutInterval = .milliseconds(300)
+        try await withHub(configuration: configuration) { _, port in
+            var client = try await HubTestClient.connect(port)
+            try await client.send(invocation("1", "Sleep", [900]))
+            #expect(outcome(try await client.next()) == "900")
+            // Then the client is silent: the timeout applies again.
+            guard case .close(let close)? = try await client.next() else {
+                Issue.record("no Close")
+                return
+            }
+            #expect(close.error?.hasPrefix("Server timeout elapsed") == true)
+        }
+    }
+
     @Test func pingsKeepTheClientAlive() async throws {
         var configuration = HubConfiguration()
         configuration.clientTimeoutInterval = .milliseconds(400)

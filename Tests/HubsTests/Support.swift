@@ -23,6 +23,10 @@ struct TestHub: Hub {
         methods.on("Add") { (_: TestHub, a: Int, b: Int) -> Int in a + b }
         methods.on("Throw") { (_: TestHub, message: String) -> Int in throw HubError(message) }
         methods.on("Void") { (_: TestHub) in }
+        methods.on("Sleep") { (_: TestHub, ms: Int) -> Int in
+            try await Task.sleep(for: .milliseconds(ms))
+            return ms
+        }
         methods.on("WhoAmI") { (hub: TestHub) -> String in hub.context.user?.id ?? "" }
         methods.on("Join") { (hub: TestHub, group: String) in
             await hub.context.groups.add(hub.context.connectionId, to: group)
