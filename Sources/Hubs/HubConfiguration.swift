@@ -88,6 +88,8 @@ public struct HubAuthenticator: Sendable {
         case rejected
     }
 
+    /// Produces the answer for a negotiate or WebSocket request. Called once per negotiate and once per upgrade
+    /// (twice for a skip-negotiation upgrade: before the 101 and when the connection is made).
     public var authenticate: @Sendable (Request) async -> Result
 
     public init(_ authenticate: @escaping @Sendable (Request) async -> Result) {

@@ -23,6 +23,7 @@ import WebSocketServer
 public final class HubEndpoint<H: Hub>: Sendable {
     /// The hub's path, e.g. `/chat`.
     public let path: String
+    /// Timeouts, limits and protocols of every connection.
     public let configuration: HubConfiguration
     let authenticator: HubAuthenticator
     let methods: [String: HubMethod]
