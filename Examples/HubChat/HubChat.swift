@@ -81,7 +81,7 @@ struct ChatHub: Hub {
 
 struct ChatFailure: Error {}
 
-/// 0, 1, … count-1, one every `delay`.
+/// 0, 1, … count-1, each after `delay` (the first one too).
 struct Counter: AsyncSequence, Sendable {
     let count: Int
     let delay: Duration
@@ -93,7 +93,7 @@ struct Counter: AsyncSequence, Sendable {
 
         mutating func next() async throws -> Int? {
             guard next < count else { return nil }
-            if next > 0 { try await Task.sleep(for: delay) }
+            try await Task.sleep(for: delay)
             defer { next += 1 }
             return next
         }

@@ -30,6 +30,8 @@ public final class HubEndpoint<H: Hub>: Sendable {
     let authorizations: [String: HubAuthorization]
     let manager = HubLifetimeManager()
     private let registry = NIOLockedValueBox(Registry())
+    /// Every connection from its upgrade to its end (also those still in their handshake), for ``closeAll``.
+    private let live = NIOLockedValueBox<[ObjectIdentifier: HubConnection<H>]>([:])
 
     /// - Parameters:
     ///   - path: where the hub is served (the negotiate route is `path + "/negotiate"`).
@@ -61,9 +63,12 @@ public final class HubEndpoint<H: Hub>: Sendable {
     /// that clients with automatic reconnect come back (to this server after a restart, or to another), and waits
     /// until they have ended or `gracePeriod` has passed. New connections are still accepted meanwhile.
     public func closeAll(error: String? = nil, allowReconnect: Bool = true, gracePeriod: Duration = .seconds(2)) async {
-        manager.closeAll(error: error, allowReconnect: allowReconnect)
+        // Every live connection, not only the registered ones: one whose handshake answer is on its way must get
+        // the Close message too.
+        let connections = live.withLockedValue { Array($0.values) }
+        for connection in connections { connection.requestClose(error: error, allowReconnect: allowReconnect) }
         let deadline = ContinuousClock.now + gracePeriod
-        while manager.count > 0, ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline, !live.withLockedValue({ $0.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -243,7 +248,10 @@ public final class HubEndpoint<H: Hub>: Sendable {
             _ = registry.withLockedValue { $0.active.insert(token) }
         }
         let connection = HubConnection(endpoint: self, webSocket: webSocket, connectionId: connectionId, user: user)
+        let key = ObjectIdentifier(connection)
+        live.withLockedValue { $0[key] = connection }
         await connection.run()
+        _ = live.withLockedValue { $0.removeValue(forKey: key) }
         _ = registry.withLockedValue { $0.active.remove(token) }
     }
 }

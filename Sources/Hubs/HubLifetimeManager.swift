@@ -82,12 +82,6 @@ final class HubLifetimeManager: Sendable {
         state.withLockedValue { $0.groups[group] ?? [] }
     }
 
-    /// Asks every connection to close with a Close message.
-    func closeAll(error: String?, allowReconnect: Bool) {
-        let connections = state.withLockedValue { Array($0.connections.values) }
-        for connection in connections { connection.requestClose(error: error, allowReconnect: allowReconnect) }
-    }
-
     /// Client results: see ``HubClientProxy/invoke(_:_:returning:timeout:)``.
     func invoke(_ connectionId: String, method: String, arguments: [HubValue], timeout: Duration) async throws
         -> HubValue
@@ -139,8 +133,6 @@ protocol HubOutboundConnection: AnyObject, Sendable {
     var format: HubWireFormat { get }
     /// Queues already-framed bytes; never waits (a connection over its buffer limit closes itself).
     func enqueue(_ bytes: ByteBuffer)
-    /// Sends a Close message (after what is queued) and closes the connection.
-    func requestClose(error: String?, allowReconnect: Bool)
     /// Sends an Invocation with an id and returns the client's result.
     func invokeClient(_ target: String, _ arguments: [HubValue], timeout: Duration) async throws -> HubValue
 }
