@@ -73,7 +73,8 @@ class Page:
     def __init__(self, browser: "Chromium", target_id: str, ws_url: str) -> None:
         self.browser = browser
         self.target_id = target_id
-        self._ws = ws_connect(ws_url, max_size=None, open_timeout=10)
+        # Entered as a context manager (websockets ≥ 17.1 deprecates a bare connect()); close() exits it.
+        self._ws = ws_connect(ws_url, max_size=None, open_timeout=10).__enter__()
         self._ids = itertools.count(1)
         self._events: list[dict[str, Any]] = []
         self.console: list[str] = []
@@ -163,7 +164,7 @@ class Page:
 
     def close(self) -> None:
         try:
-            self._ws.close()
+            self._ws.__exit__(None, None, None)
         except Exception:
             pass
 

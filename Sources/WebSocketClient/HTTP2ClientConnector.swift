@@ -55,8 +55,7 @@ enum HTTP2ClientConnector {
         } else {
             sslContext = nil
         }
-        let serverHostname = url.isIPv6Literal || url.host.split(separator: ".").allSatisfy({ UInt8($0) != nil })
-            ? nil : url.host
+        let serverHostname = url.isIPv6Literal || url.isIPv4Literal ? nil : url.host
         #else
         if url.isSecure { return nil }
         #endif

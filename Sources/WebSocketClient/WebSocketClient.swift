@@ -26,8 +26,8 @@ extension WebSocket {
     /// `Sec-WebSocket-Key`, the offered subprotocols, extra header fields), and the 101 response validated by
     /// it: status, `Upgrade`, `Connection`, exact `Sec-WebSocket-Accept`, no subprotocol or extension that was
     /// not offered. Bytes that follow the response head in the same read (early frames from the server) are
-    /// handed to the WebSocket handler before anything read later. Prefer ``withConnection(to:configuration:eventLoopGroup:_:)``,
-    /// which cannot leave a connection open.
+    /// handed to the WebSocket handler before anything read later. Prefer
+    /// ``withConnection(to:configuration:eventLoopGroup:_:)``, which cannot leave a connection open.
     ///
     /// With ``WebSocketClientConfiguration/proxy`` (or ``WebSocketClientConfiguration/proxyEnvironment``) TCP
     /// goes to the proxy, which opens a tunnel (HTTP `CONNECT` or SOCKS5) to the server; TLS then runs inside
@@ -40,13 +40,18 @@ extension WebSocket {
     ///   - eventLoopGroup: where the connection runs. Default: NIO's shared singleton group.
     /// - Returns: the open WebSocket; ``WebSocketNIO/WebSocket/subprotocol`` holds the server's choice.
     /// - Throws: ``WebSocketClientError`` (invalid URL, connect/TLS failure, timeout, rejected handshake,
-    ///   ``WebSocketClientError/proxyFailed``, ``WebSocketClientError/redirectFailed``).
+    ///   ``WebSocketClientError/proxyFailed``, ``WebSocketClientError/redirectFailed``); when the calling task
+    ///   is cancelled during the opening, ``WebSocketClientError/connectFailed`` wrapping `CancellationError`.
     public static func connect(
         to url: String,
         configuration: WebSocketClientConfiguration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(WebSocketClientError) -> WebSocket {
-        try await self.connect(to: ClientConnector.parse(url), configuration: configuration, eventLoopGroup: eventLoopGroup)
+        try await self.connect(
+            to: ClientConnector.parse(url),
+            configuration: configuration,
+            eventLoopGroup: eventLoopGroup
+        )
     }
 
     /// Connects to a parsed URL (see ``connect(to:configuration:eventLoopGroup:)-(String,_,_)``).
@@ -262,6 +267,7 @@ enum ClientConnector {
     ) async throws(WebSocketClientError) -> Result {
         let timeout = deadline - NIODeadline.now()
         guard timeout > .zero else { throw .timedOut }
+        if Task.isCancelled { throw .connectFailed(CancellationError()) }
         var proxy = configuration.proxy
         var proxyNegotiation: ProxyHandler.Negotiation?
         do throws(ProxyError) {
@@ -291,8 +297,15 @@ enum ClientConnector {
                 var codec: (any MessageCodec)? = nil
                 if let deflate {
                     do {
-                        if let parameters = try PerMessageDeflate.accept(response: negotiated.extensions, offered: deflate) {
-                            codec = PerMessageDeflateCodec(role: .client, parameters: parameters, configuration: deflate)
+                        if let parameters = try PerMessageDeflate.accept(
+                            response: negotiated.extensions,
+                            offered: deflate
+                        ) {
+                            codec = PerMessageDeflateCodec(
+                                role: .client,
+                                parameters: parameters,
+                                configuration: deflate
+                            )
                         }
                     } catch {
                         throw WebSocketClientError.extensionRejected("\(error)", response: negotiated.response)
@@ -329,7 +342,7 @@ enum ClientConnector {
         } else {
             sslContext = nil
         }
-        let serverHostname = url.isIPv6Literal || Self.isIPv4Literal(url.host) ? nil : url.host
+        let serverHostname = url.isIPv6Literal || url.isIPv4Literal ? nil : url.host
         #else
         if url.isSecure {
             throw .connectFailed(ClientConnectorError.tlsTraitDisabled)
@@ -383,19 +396,18 @@ enum ClientConnector {
             }
         }
         do {
-            return try await promise.futureResult.get()
+            // Cancelling the calling task ends the attempt at once (the channel is closed as for any failure).
+            return try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(WebSocketClientError.connectFailed(CancellationError()))
+            }
         } catch let error as WebSocketClientError {
             throw error
         } catch {
             throw .connectFailed(error)
         }
     }
-
-    private static func isIPv4Literal(_ host: String) -> Bool {
-        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in UInt8(part) != nil }
-    }
-
 }
 
 extension WebSocketClientConfiguration {

@@ -79,7 +79,7 @@ extension WebSocketURL {
 /// ```swift
 /// var redirects = WebSocketRedirects(start: url, maxRedirects: 5)
 /// // after a response with status 301/302/303/307/308:
-/// let next = try redirects.follow(status: status, location: response.headerFields[.location])
+/// let next = try redirects.follow(location: response.headerFields[.location])
 /// ```
 ///
 /// Rules: statuses 301, 302, 303, 307 and 308 redirect (RFC 9110 §15.4; the opening handshake is a `GET`, so

@@ -24,6 +24,10 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
     /// `true` when ``host`` is an IPv6 literal (it was written in brackets).
     public var isIPv6Literal: Bool { host.contains(":") }
 
+    /// `true` when ``host`` is an IPv4 address in dotted-decimal form (four numbers 0...255, digits only),
+    /// the form for which TLS sends no server name (RFC 6066 §3).
+    public var isIPv4Literal: Bool { ProxyEnvironment.isDottedDecimal(host) }
+
     /// The scheme, `ws` or `wss`.
     public var scheme: String { isSecure ? "wss" : "ws" }
 

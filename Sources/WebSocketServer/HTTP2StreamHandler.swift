@@ -263,6 +263,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                 perMessageDeflate: deflate
             )
             shared.metrics?.recordUpgrade(status: 200)
+            // Counted before the 200 leaves: a client that has its WebSocket also finds it in the statistics.
+            shared.http2Connections.webSocketOpened()
+            let registry = shared.http2Connections
+            context.channel.closeFuture.whenComplete { _ in registry.webSocketClosed() }
             let headers = HPACKHeaders(response: response)
             context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
             install(accepted, route: route, context: context)
@@ -276,9 +280,6 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .upgraded
         let pipeline = context.pipeline.syncOperations
         let channel = context.channel
-        shared.http2Connections.webSocketOpened()
-        let registry = shared.http2Connections
-        channel.closeFuture.whenComplete { _ in registry.webSocketClosed() }
         if let parent = channel.parent { shared.tracker.markUpgraded(parent) }
         logger.info("WebSocket over HTTP/2 stream", metadata: ["path": "\(route.path)"])
         do {

@@ -78,7 +78,10 @@ struct WSClient: AsyncParsableCommand {
     func validate() throws {
         if Logger.Level(rawValue: self.logLevel) == nil { throw ValidationError("unknown --log-level") }
         if let count, count < 1 { throw ValidationError("--count must be positive") }
-        if self.connectTimeout <= 0 { throw ValidationError("--connect-timeout must be positive") }
+        // `!(... )` also refuses NaN; the upper bound keeps the milliseconds conversion below in range.
+        if !(self.connectTimeout > 0 && self.connectTimeout <= 86_400) {
+            throw ValidationError("--connect-timeout must be a number of seconds in (0, 86400]")
+        }
         for header in self.headers where Self.field(header) == nil {
             throw ValidationError("--header '\(header)' is not 'Name: value'")
         }

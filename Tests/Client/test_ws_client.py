@@ -127,3 +127,17 @@ def test_redirect_and_headers(server):
     assert result.stdout.splitlines() == ["again"]
     assert seen[-1]["Origin"] == "https://app.example"
     assert seen[-1]["Authorization"] == "Bearer t0ken"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e300", "0", "-1"])
+def test_bad_connect_timeout_is_a_usage_error(value):
+    """Out-of-range timeouts are refused before any connection (no crash converting them to milliseconds)."""
+    result = run_client("ws://127.0.0.1:9/", f"--connect-timeout={value}")
+    assert result.returncode == 64, (result.returncode, result.stderr)
+    assert "--connect-timeout" in result.stderr
+
+
+def test_bad_proxy_url_hides_its_password():
+    result = run_client("ws://127.0.0.1:9/", "--proxy", "http://alice:s3cret@proxy:99999")
+    assert result.returncode != 0
+    assert "s3cret" not in result.stderr and "s3cret" not in result.stdout

@@ -224,6 +224,27 @@ struct ProxyEnvironmentTests {
         #expect(throws: ProxyError.invalidProxyURL) { _ = try ProxyURL("http://:80") }
     }
 
+    @Test("an invalid proxy URL's error never shows its password")
+    func errorsHideCredentials() {
+        for text in [
+            "http://user:s3cret@proxy:99999", "http://user:s3cret@proxy/path", "http://user:s3cret@[::1",
+            "http://user:s3cret@", "user:s3cret@proxy x", "http://user:s3/cret@proxy", "socks5://u:s3cret@[::1]x",
+        ] {
+            do {
+                _ = try ProxyURL(text)
+                Issue.record("parsed \(text)")
+            } catch {
+                #expect(error == .invalidProxyURL, "\(text)")
+                #expect(!"\(error)".contains("s3"), "\(error)")
+            }
+        }
+        do {
+            _ = try ProxyURL("http://user:s3cret@")
+        } catch {
+            #expect("\(error)".contains("'http://***@'"), "\(error)")
+        }
+    }
+
     @Test("ws uses http_proxy, wss uses https_proxy, both fall back to all_proxy; lower case wins")
     func selection() throws {
         let ws = try WebSocketURL("ws://example.com/")
@@ -263,5 +284,20 @@ struct ProxyEnvironmentTests {
         // no_proxy's lower-case name wins over the upper-case one.
         let both = ProxyEnvironment(environment: ["no_proxy": "a.example", "NO_PROXY": "*"])
         #expect(!both.bypassesProxy(host: "b.example"))
+    }
+
+    @Test("no_proxy: an IP address matches only itself, never as a suffix of another address")
+    func noProxyAddressesAreExact() throws {
+        let environment = ProxyEnvironment(environment: ["no_proxy": "0.0.1, 1, 2.3.4,::1"])
+        for host in ["127.0.0.1", "10.0.0.1", "1.2.3.4", "fe80::1"] {
+            #expect(!environment.bypassesProxy(host: host), "\(host)")
+        }
+        // Names still match by suffix; a dotted-decimal-looking name with a sign is not an address.
+        let names = ProxyEnvironment(environment: ["no_proxy": "4"])
+        #expect(names.bypassesProxy(host: "+1.+2.+3.4"))
+        #expect(!names.bypassesProxy(host: "1.2.3.4"))
+        #expect(try WebSocketURL("ws://1.2.3.4/").isIPv4Literal)
+        #expect(try !WebSocketURL("ws://1.2.3/").isIPv4Literal)
+        #expect(try !WebSocketURL("ws://256.1.1.1/").isIPv4Literal)
     }
 }

@@ -257,4 +257,40 @@ struct ClientTests {
         #expect(clock.now - start < .seconds(8), "the 300 ms timeout, not the 10 s default")
         await peer.stop()
     }
+
+    @Test("cancelling the task ends a connection attempt the server never answers, long before the timeout")
+    func cancelDuringHandshake() async throws {
+        let peer = try await ScriptedPeer.start { _, _ in [] }
+        let configuration = {
+            var configuration = WebSocketClientConfiguration()
+            configuration.connectTimeout = .seconds(120)
+            return configuration
+        }()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = await withTaskGroup(of: WebSocketClientError?.self) { group in
+            group.addTask {
+                do {
+                    let ws = try await WebSocket.connect(
+                        to: "ws://127.0.0.1:\(peer.port)/",
+                        configuration: configuration
+                    )
+                    await ws.close()
+                    return nil
+                } catch let error as WebSocketClientError {
+                    return error
+                } catch {
+                    Issue.record("unexpected \(error)")
+                    return nil
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+            group.cancelAll()
+            return await group.next() ?? nil
+        }
+        #expect(outcome == .connectFailed)
+        #expect(outcome?.underlying is CancellationError)
+        #expect(clock.now - start < .seconds(60), "ended by the cancellation, not the 120 s timeout")
+        await peer.stop()
+    }
 }

@@ -33,10 +33,14 @@ public struct ProxyURL: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses a proxy URL such as `http://proxy:3128`, `socks5h://user:secret@127.0.0.1:1080` or `proxy:8080`.
     /// - Throws: ``ProxyError/invalidProxyURL``, ``ProxyError/unsupportedProxyScheme``.
+    ///
+    /// Error reasons quote the URL with any user information replaced by `***`, so a password never reaches
+    /// an error message or a log.
     public init(_ string: String) throws(ProxyError) {
         var rest = Substring(string)
+        let shown = Self.withoutUserInformation(string)
         if rest.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) {
-            throw .with(.invalidProxyURL, "'\(string)' holds a space, control or non-ASCII character")
+            throw .with(.invalidProxyURL, "'\(shown)' holds a space, control or non-ASCII character")
         }
         if let range = rest.firstRange(of: "://") {
             let scheme = rest[..<range.lowerBound].lowercased()
@@ -50,7 +54,7 @@ public struct ProxyURL: Sendable, Hashable, CustomStringConvertible {
             kind = .httpConnect
         }
         if let slash = rest.firstIndex(of: "/") {
-            guard rest[slash...] == "/" else { throw .with(.invalidProxyURL, "'\(string)' has a path") }
+            guard rest[slash...] == "/" else { throw .with(.invalidProxyURL, "'\(shown)' has a path") }
             rest = rest[..<slash]
         }
         credentials = nil
@@ -65,11 +69,11 @@ public struct ProxyURL: Sendable, Hashable, CustomStringConvertible {
         }
         var portText: Substring?
         if rest.first == "[" {
-            guard let close = rest.firstIndex(of: "]") else { throw .with(.invalidProxyURL, "no ']' in '\(string)'") }
+            guard let close = rest.firstIndex(of: "]") else { throw .with(.invalidProxyURL, "no ']' in '\(shown)'") }
             host = String(rest[rest.index(after: rest.startIndex)..<close])
             let after = rest[rest.index(after: close)...]
             if !after.isEmpty {
-                guard after.first == ":" else { throw .with(.invalidProxyURL, "'\(string)'") }
+                guard after.first == ":" else { throw .with(.invalidProxyURL, "'\(shown)'") }
                 portText = after.dropFirst()
             }
         } else if let colon = rest.firstIndex(of: ":") {
@@ -78,7 +82,7 @@ public struct ProxyURL: Sendable, Hashable, CustomStringConvertible {
         } else {
             host = String(rest)
         }
-        guard !host.isEmpty else { throw .with(.invalidProxyURL, "no host in '\(string)'") }
+        guard !host.isEmpty else { throw .with(.invalidProxyURL, "no host in '\(shown)'") }
         if let portText, !portText.isEmpty {
             guard portText.count <= 5, let value = Int(portText), (1...65535).contains(value) else {
                 throw .with(.invalidProxyURL, "port '\(portText)' is not 1...65535")
@@ -93,6 +97,14 @@ public struct ProxyURL: Sendable, Hashable, CustomStringConvertible {
         let scheme = kind == .httpConnect ? "http" : "socks5h"
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return "\(scheme)://\(credentials == nil ? "" : "***@")\(hostPart):\(port)"
+    }
+
+    /// `text` with everything between the scheme's `://` (or the start) and the last `@` replaced by `***`.
+    static func withoutUserInformation(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@") else { return text }
+        let start = text.firstRange(of: "://").map { $0.upperBound } ?? text.startIndex
+        guard start <= at else { return text }
+        return String(text[..<start]) + "***" + String(text[at...])
     }
 
     private static func percentDecoded(_ text: Substring) -> String? {
@@ -160,6 +172,7 @@ public struct ProxyEnvironment: Sendable, Hashable {
     public func bypassesProxy(host: String) -> Bool {
         guard let noProxy else { return false }
         let host = Self.lowercased(host.hasSuffix(".") ? String(host.dropLast()) : host)
+        let hostIsIPAddress = host.contains(":") || Self.isDottedDecimal(host)
         for rawEntry in noProxy.split(separator: ",") {
             var entry = Substring(Self.lowercased(String(HTTPSyntax.trimmed(rawEntry))))
             if entry == "*" { return true }
@@ -167,10 +180,15 @@ public struct ProxyEnvironment: Sendable, Hashable {
             while entry.hasPrefix(".") { entry = entry.dropFirst() }
             if entry.hasSuffix(".") { entry = entry.dropLast() }
             guard !entry.isEmpty else { continue }
-            if host == entry || host.hasSuffix("." + String(entry)) { return true }
+            if host == entry { return true }
+            // A name matches its subdomains too; an IP address only itself ("0.0.1" must not bypass 127.0.0.1).
+            if !hostIsIPAddress && host.hasSuffix("." + String(entry)) { return true }
         }
         return false
     }
+
+    /// Whether `text` is four dot-separated decimal numbers of 0...255 (digits only, no signs).
+    static func isDottedDecimal(_ text: String) -> Bool { SOCKS5Negotiation.ipv4(text) != nil }
 
     private static func lowercased(_ text: String) -> String {
         String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
