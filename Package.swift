@@ -29,6 +29,8 @@ let package = Package(
         .library(name: "EventSourceClient", targets: ["EventSourceClient"]),
         .executable(name: "sse-ticker", targets: ["sse-ticker"]),
         .executable(name: "sse-client", targets: ["sse-client"]),
+        .library(name: "Hubs", targets: ["Hubs"]),
+        .executable(name: "hub-chat", targets: ["hub-chat"]),
     ],
     traits: [
         .trait(
@@ -245,6 +247,35 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 nioSSL,
+            ],
+            swiftSettings: strict
+        ),
+        // SignalR-compatible hub server: negotiate, WebSocket transport, dispatch, groups and users, on Server.
+        .target(
+            name: "Hubs",
+            dependencies: [
+                "HubProtocol", "WebSocketServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The chat example (README "Hubs"), with the test-only methods the Python interop tests call.
+        .executableTarget(
+            name: "hub-chat",
+            dependencies: ["Hubs", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/HubChat",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HubsTests",
+            dependencies: [
+                "Hubs", "HubProtocol", "WebSocketServer", "WebSocketClient", "WebSocketTestSupport",
+                "WebSocketNIOTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -30,5 +30,5 @@ export WS_SERVER_CMD="$WS_ECHO --port {port}"
 export WS_CLIENT_CMD="$WS_CLIENT_BIN --url {url} --agent {agent}"
 export WS_SERVER_DEFLATE_CMD="$WS_ECHO --port {port} --deflate"
 export WS_CLIENT_DEFLATE_CMD="$WS_CLIENT_BIN --url {url} --agent {agent} --deflate"
-python3 -m pytest -q Tests/Readme Tests/Conformance Tests/Interop Tests/Client Tests/HubProtocol Tests/SSE Tests/HTTP2
+python3 -m pytest -q Tests/Readme Tests/Conformance Tests/Interop Tests/Client Tests/HubProtocol Tests/SSE Tests/HTTP2 Tests/Hubs
 stage "pytest done"

@@ -25,6 +25,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         case waitingForHeaders
         /// The request is being answered (a decision or a plain handler is pending); its body is discarded.
         case responding(inputEnded: Bool)
+        /// The body of a request to an ``HTTPRoute`` is being read (bounded by the route).
+        case receivingBody(HTTPRoute, HTTPRequest, body: [UInt8])
         case upgraded
         case done
     }
@@ -62,6 +64,23 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.waitingForHeaders, .headers(let headers)):
             state = .responding(inputEnded: headers.endStream)
             handle(headers.headers, context: context)
+        case (.receivingBody(let route, let request, var body), .data(let data)):
+            state = .responding(inputEnded: data.endStream)  // releases `body` for in-place appends
+            if case .byteBuffer(let buffer) = data.data {
+                guard buffer.readableBytes <= route.maxBodyLength - body.count else {
+                    respond(PlainHTTPResponse(status: .init(code: 413), text: "Content Too Large\n"), context: context)
+                    return
+                }
+                body.append(contentsOf: buffer.readableBytesView)
+            }
+            if data.endStream {
+                answer(request, route: route, body: body, context: context)
+            } else {
+                state = .receivingBody(route, request, body: body)
+            }
+        case (.receivingBody(let route, let request, let body), .headers(let trailers)) where trailers.endStream:
+            state = .responding(inputEnded: true)
+            answer(request, route: route, body: body, context: context)
         case (.responding, .data(let data)) where data.endStream:
             state = .responding(inputEnded: true)
         case (.responding, .headers(let trailers)) where trailers.endStream:
@@ -101,6 +120,24 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         isHeadRequest = head.method == "HEAD"
         if !head.isExtendedConnect, head.path != nil, let route = shared.eventStreamRoutes[head.pathWithoutQuery] {
             answerEventStream(head.request, route: route, context: context)
+            return
+        }
+        if let httpRoute = shared.httpRoutes[head.pathWithoutQuery], head.path != nil,
+            !(head.isExtendedConnect && shared.routes[head.pathWithoutQuery] != nil)
+        {
+            guard httpRoute.allows(head.request.method) else {
+                var fields = HTTPFields()
+                fields[.allow] = httpRoute.allowHeader
+                respond(
+                    PlainHTTPResponse(status: .methodNotAllowed, text: "Method Not Allowed\n", headerFields: fields),
+                    context: context)
+                return
+            }
+            if case .responding(inputEnded: true) = state {
+                answer(head.request, route: httpRoute, body: [], context: context)
+            } else {
+                state = .receivingBody(httpRoute, head.request, body: [])
+            }
             return
         }
         guard let route = shared.routes[head.pathWithoutQuery], head.path != nil else {
@@ -158,6 +195,22 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         let httpHandler = shared.httpHandler
         let info = connectionInfo(context)
         shared.tasks.run(on: context.channel) { await httpHandler(request, info) }
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let response): respond(response, context: context)
+                case .failure: context.close(promise: nil)  // the server is stopping
+                }
+            }
+    }
+
+    /// Answers a complete request of an ``HTTPRoute`` with the route's handler.
+    private func answer(_ request: HTTPRequest, route: HTTPRoute, body: [UInt8], context: ChannelHandlerContext) {
+        let (path, query) = HTTPQuery.split(request.path ?? "")
+        let routeRequest = HTTPRouteRequest(
+            request: request, path: path, query: query, body: body, connection: connectionInfo(context))
+        let handler = route.handler
+        shared.tasks.run(on: context.channel) { await handler(routeRequest) }
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {

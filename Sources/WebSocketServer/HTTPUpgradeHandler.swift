@@ -59,6 +59,9 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var isHeadRequest = false
     /// The request is a WebSocket upgrade on a route (its decision may be pending).
     private var isUpgradeRequest = false
+    /// The ``HTTPRoute`` whose request body is being read, and the body so far.
+    private var httpRoute: HTTPRoute?
+    private var httpBody: [UInt8] = []
 
     init(
         shared: Server.Shared,
@@ -101,8 +104,18 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.waitingForHead, .head(let head)):
             headLimiter.headReceived()
             state = .receivingBody(head)
-        case (.receivingBody, .body):
-            break  // a body on an upgrade request or a plain request is read and discarded
+            httpRoute = route(for: head)
+        case (.receivingBody, .body(let buffer)):
+            // A body is read for an HTTP route (bounded); on an upgrade or a plain request it is discarded.
+            guard let route = httpRoute else { break }
+            guard buffer.readableBytes <= route.maxBodyLength - httpBody.count else {
+                state = .responding
+                httpRoute = nil
+                httpBody = []
+                respond(PlainHTTPResponse(status: .init(code: 413), text: "Content Too Large\n"), context: context)
+                return
+            }
+            httpBody.append(contentsOf: buffer.readableBytesView)
         case (.receivingBody(let head), .end):
             state = .responding
             isHeadRequest = head.method == .HEAD
@@ -186,6 +199,10 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let target = request.path ?? ""
         let path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)])
+        if let httpRoute {
+            answer(request, route: httpRoute, target: target, context: context)
+            return
+        }
         if let eventStreamRoute = EventStreamResponder.claims(request, path: path, shared: shared) {
             let lent = EventStreamResponder.Lent(
                 respond: { [self] in respond($0, context: context) },
@@ -247,6 +264,41 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                     decide(decision, request: upgradeRequest, route: route, info: info, context: context)
                 case .failure:
                     context.close(promise: nil)  // the server is stopping
+                }
+            }
+    }
+
+    /// The HTTP route that takes the request, if any: a route on its path, unless the request is a WebSocket
+    /// upgrade and a WebSocket route has the same path.
+    private func route(for head: HTTPRequestHead) -> HTTPRoute? {
+        let (path, _) = HTTPQuery.split(head.uri)
+        guard let route = shared.httpRoutes[path] else { return nil }
+        let upgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        if upgrade, shared.routes[path] != nil { return nil }
+        return route
+    }
+
+    /// Answers a request of an ``HTTPRoute``: 405 for another method, else the route's handler.
+    private func answer(_ request: HTTPRequest, route: HTTPRoute, target: String, context: ChannelHandlerContext) {
+        guard route.allows(request.method) else {
+            var fields = HTTPFields()
+            fields[.allow] = route.allowHeader
+            respond(
+                PlainHTTPResponse(status: .methodNotAllowed, text: "Method Not Allowed\n", headerFields: fields),
+                context: context)
+            return
+        }
+        let (path, query) = HTTPQuery.split(target)
+        let routeRequest = HTTPRouteRequest(
+            request: request, path: path, query: query, body: httpBody, connection: connectionInfo(context))
+        httpBody = []
+        let handler = route.handler
+        shared.tasks.run(on: context.channel) { await handler(routeRequest) }
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let response): respond(response, context: context)
+                case .failure: context.close(promise: nil)  // the server is stopping
                 }
             }
     }

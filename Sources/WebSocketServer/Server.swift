@@ -41,6 +41,7 @@ public final class Server: Service, Sendable {
         let configuration: Configuration
         let routes: [String: WebSocketRoute]
         let eventStreamRoutes: [String: EventStreamRoute]
+        let httpRoutes: [String: HTTPRoute]
         let httpHandler: @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse
         let registry = WebSocketConnectionRegistry()
         let http2Connections = HTTP2ConnectionRegistry()
@@ -54,11 +55,13 @@ public final class Server: Service, Sendable {
             configuration: Configuration,
             routes: [String: WebSocketRoute],
             eventStreamRoutes: [String: EventStreamRoute] = [:],
+            httpRoutes: [String: HTTPRoute] = [:],
             httpHandler: @escaping @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse
         ) {
             self.configuration = configuration
             self.routes = routes
             self.eventStreamRoutes = eventStreamRoutes
+            self.httpRoutes = httpRoutes
             self.httpHandler = httpHandler
             var webSocket = configuration.webSocket
             webSocket.logger = configuration.logger
@@ -106,6 +109,8 @@ public final class Server: Service, Sendable {
     ///   - routes: the WebSocket paths (exact match on the path without query). A later route with the same
     ///     path replaces an earlier one.
     ///   - eventStreamRoutes: the Server-Sent Events paths (``EventStreamRoute``), exact match like `routes`.
+    ///   - httpRoutes: plain HTTP paths with a bounded request body (``HTTPRoute``), exact match like `routes`;
+    ///     on a path that also has a WebSocket route, only requests that are not upgrades come here.
     ///   - httpHandler: answers requests on other paths; by default 404. It runs as a task of the server that
     ///     is cancelled if the client goes away.
     ///   - group: the event loops to run on.
@@ -113,6 +118,7 @@ public final class Server: Service, Sendable {
         configuration: Configuration,
         routes: [WebSocketRoute],
         eventStreamRoutes: [EventStreamRoute] = [],
+        httpRoutes: [HTTPRoute] = [],
         httpHandler: @escaping @Sendable (HTTPRequest, ConnectionInfo) async -> PlainHTTPResponse = { _, _ in
             .notFound
         },
@@ -122,10 +128,13 @@ public final class Server: Service, Sendable {
         for route in routes { table[route.path] = route }
         var eventStreamTable: [String: EventStreamRoute] = [:]
         for route in eventStreamRoutes { eventStreamTable[route.path] = route }
+        var httpTable: [String: HTTPRoute] = [:]
+        for route in httpRoutes { httpTable[route.path] = route }
         self.shared = Shared(
             configuration: configuration,
             routes: table,
             eventStreamRoutes: eventStreamTable,
+            httpRoutes: httpTable,
             httpHandler: httpHandler
         )
         self.group = group

@@ -270,6 +270,28 @@ func messagePackErrorCode(_ bytes: [UInt8], limits: HubProtocolLimits = .default
         #expect(try MessagePackHubProtocol().decode(frame: [0x03, 0x92, 0x06, 0x80]) == [.ping])
     }
 
+    @Test func messagePackClientStreamShapesOfSignalrcore() throws {
+        // [1, {}, "Sum", [], ["s"]]: signalrcore 1.0.2 leaves the InvocationId slot out.
+        let invocation: [UInt8] = [0x0B, 0x95, 0x01, 0x80, 0xA3, 0x53, 0x75, 0x6D, 0x90, 0x91, 0xA1, 0x73]
+        #expect(
+            try MessagePackHubProtocol().decode(frame: invocation) == [
+                .invocation(.init(invocationId: nil, target: "Sum", arguments: [], streamIds: ["s"]))
+            ])
+        // [3, {}, "s"]: and the stream's Completion without a ResultKind.
+        #expect(
+            try MessagePackHubProtocol().decode(frame: [0x05, 0x93, 0x03, 0x80, 0xA1, 0x73]) == [
+                .completion(.init(invocationId: "s", result: .void))
+            ])
+        // The spec's 5-element Invocation (id, target, arguments) still reads as before.
+        let spec: [UInt8] = [0x0B, 0x95, 0x01, 0x80, 0xA1, 0x31, 0xA3, 0x53, 0x75, 0x6D, 0x91, 0x01]
+        #expect(
+            try MessagePackHubProtocol().decode(frame: spec) == [
+                .invocation(.init(invocationId: "1", target: "Sum", arguments: [.json(1)]))
+            ])
+        // A StreamInvocation keeps its id slot: [4, {}, "Sum", [], []] is refused (target not a string).
+        #expect(messagePackErrorCode([0x09, 0x95, 0x04, 0x80, 0xA3, 0x53, 0x75, 0x6D, 0x90, 0x90]) == .wrongFieldType)
+    }
+
     @Test func randomMessagesRoundTrip() throws {
         var random = SeededGenerator(seed: 15)
         for round in 0..<400 {

@@ -7,7 +7,9 @@
 /// error, 2 void, 3 value), StreamInvocation `[4, …]` as Invocation, CancelInvocation `[5, Headers,
 /// InvocationId]`, Ping exactly `0x91 0x06`, Close `[7, Error|nil, AllowReconnect]` (no headers), Ack
 /// `[8, SequenceId]`, Sequence `[9, SequenceId]`. Decoding accepts the shorter forms older peers send (Invocation
-/// without StreamIds, Close without AllowReconnect) and ignores extra trailing elements.
+/// without StreamIds, Close without AllowReconnect), ignores extra trailing elements, and reads the client-stream
+/// messages of signalrcore 1.0.2, which leave slots out: an Invocation `[1, Headers, Target, [Arguments],
+/// [StreamIds]]` (no InvocationId: non-blocking) and a Completion `[3, Headers, InvocationId]` (void).
 public struct MessagePackHubProtocol: Sendable {
     /// The protocol's name in the handshake.
     public static let name = "messagepack"
@@ -136,14 +138,29 @@ public struct MessagePackHubProtocol: Sendable {
             case .invocation, .streamInvocation:
                 try need(5)
                 let headers = try self.headers()
-                let invocationId = try optionalString("invocationId")
-                let target = try string("target")
-                let arguments = try self.arguments()
+                var invocationId = try optionalString("invocationId")
+                let target: String
+                let arguments: [HubValue]
                 var streamIds: [String] = []
-                used = 5
-                if count >= 6 {
+                if type == .invocation, count == 5, let first = invocationId, let next = reader.peek(),
+                    Self.isArrayFormat(next)
+                {
+                    // signalrcore 1.0.2 writes a client-stream Invocation without its InvocationId slot:
+                    // [1, Headers, Target, [Arguments], [StreamIds]]. A target is never an array, so this shape
+                    // cannot be mistaken for [1, Headers, InvocationId, Target, [Arguments]].
+                    invocationId = nil
+                    target = first
+                    arguments = try self.arguments()
                     streamIds = try self.streamIds()
-                    used = 6
+                    used = 5
+                } else {
+                    target = try string("target")
+                    arguments = try self.arguments()
+                    used = 5
+                    if count >= 6 {
+                        streamIds = try self.streamIds()
+                        used = 6
+                    }
                 }
                 if type == .invocation {
                     message = .invocation(
@@ -166,9 +183,17 @@ public struct MessagePackHubProtocol: Sendable {
                 message = .streamItem(
                     HubMessage.StreamItem(headers: headers, invocationId: invocationId, item: .messagePack(item)))
             case .completion:
-                try need(4)
+                try need(3)
                 let headers = try self.headers()
                 let invocationId = try string("invocationId")
+                guard count >= 4 else {
+                    // signalrcore 1.0.2 ends a client stream with [3, Headers, InvocationId] (no ResultKind):
+                    // read as a void Completion.
+                    message = .completion(
+                        HubMessage.Completion(headers: headers, invocationId: invocationId, result: .void))
+                    used = 3
+                    break
+                }
                 let kind = try reader.readValue(depth: 2).int64Value
                 let result: HubMessage.Completion.Result
                 switch kind {
@@ -231,6 +256,11 @@ public struct MessagePackHubProtocol: Sendable {
                 throw .wrongType(field, expected: "a string")
             }
             return string
+        }
+
+        /// Whether a format byte starts an array (fixarray, array 16, array 32).
+        static func isArrayFormat(_ byte: UInt8) -> Bool {
+            (0x90...0x9F).contains(byte) || byte == 0xDC || byte == 0xDD
         }
 
         mutating func optionalString(_ field: String) throws(HubProtocolError) -> String? {

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Hubs
+import WebSocketServer
+
+/// The chat hub: the ASP.NET Core SignalR tutorial's `ChatHub`, rooms, and a few methods the interop tests call.
+struct ChatHub: Hub {
+    let context: HubContext
+
+    init(context: HubContext) {
+        self.context = context
+    }
+
+    /// The name others see: the user id when authenticated, else the connection id.
+    var sender: String { context.user?.id ?? context.connectionId }
+
+    static func registerMethods(_ methods: inout HubMethods<ChatHub>) {
+        // Chat.
+        methods.on("SendMessage") { (hub: ChatHub, user: String, message: String) in
+            try await hub.context.clients.all.send("ReceiveMessage", user, message)
+        }
+        methods.on("JoinRoom") { (hub: ChatHub, room: String) in
+            await hub.context.groups.add(hub.context.connectionId, to: room)
+            try await hub.context.clients.group(room).send("UserJoined", room, hub.sender)
+        }
+        methods.on("LeaveRoom") { (hub: ChatHub, room: String) in
+            await hub.context.groups.remove(hub.context.connectionId, from: room)
+            try await hub.context.clients.group(room).send("UserLeft", room, hub.sender)
+        }
+        methods.on("SendToRoom") { (hub: ChatHub, room: String, message: String) in
+            try await hub.context.clients.group(room).send("ReceiveRoomMessage", room, hub.sender, message)
+        }
+        methods.on("SendToOthersInRoom") { (hub: ChatHub, room: String, message: String) in
+            try await hub.context.clients.othersInGroup(room).send("ReceiveRoomMessage", room, hub.sender, message)
+        }
+        methods.on("SendToUser") { (hub: ChatHub, user: String, message: String) in
+            try await hub.context.clients.user(user).send("ReceiveMessage", hub.sender, message)
+        }
+        // [Authorize]-style rule: only authenticated users may send private messages.
+        methods.authorize("SendToUser", .authenticated)
+        methods.on("SendToOthers") { (hub: ChatHub, message: String) in
+            try await hub.context.clients.others.send("ReceiveMessage", hub.sender, message)
+        }
+        methods.on("WhoAmI") { (hub: ChatHub) -> String in
+            hub.context.user?.id ?? ""
+        }
+        methods.on("ConnectionId") { (hub: ChatHub) -> String in
+            hub.context.connectionId
+        }
+        // Test methods.
+        methods.on("Echo") { (_: ChatHub, text: String) -> String in text }
+        methods.on("Add") { (_: ChatHub, a: Int, b: Int) -> Int in a + b }
+        methods.on("Throw") { (_: ChatHub, message: String) -> Int in throw HubError(message) }
+        methods.on("Fail") { (_: ChatHub) -> Int in throw ChatFailure() }
+        // Client results: asks another connection's GetAnswer(question) and returns its answer.
+        methods.on("AskClient") { (hub: ChatHub, connectionId: String, question: String) -> String in
+            try await hub.context.clients.client(connectionId).invoke(
+                "GetAnswer", question, returning: String.self, timeout: .seconds(5))
+        }
+        // Refused at once: a hub method cannot wait for its own caller's result.
+        methods.on("AskCaller") { (hub: ChatHub, question: String) -> String in
+            try await hub.context.clients.caller.invoke("GetAnswer", question, returning: String.self)
+        }
+        // Closes the caller's connection with a Close message carrying an error.
+        methods.on("Kick") { (hub: ChatHub) in hub.context.connection.abort() }
+        // Also sends SumResult(total) to the caller: clients that stream without an invocation id get no Completion.
+        methods.on("Sum") { (hub: ChatHub, numbers: HubUploadStream<Int>) -> Int in
+            var total = 0
+            for try await number in numbers { total += number }
+            try await hub.context.clients.caller.send("SumResult", total)
+            return total
+        }
+        methods.stream("Counter") { (_: ChatHub, count: Int, delayMs: Int) in
+            Counter(count: count, delay: .milliseconds(max(0, delayMs)))
+        }
+    }
+
+    func onDisconnected(error: (any Error)?) async {
+        try? await context.clients.others.send("UserDisconnected", sender)
+    }
+}
+
+struct ChatFailure: Error {}
+
+/// 0, 1, … count-1, each after `delay` (the first one too).
+struct Counter: AsyncSequence, Sendable {
+    let count: Int
+    let delay: Duration
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let count: Int
+        let delay: Duration
+        var next = 0
+
+        mutating func next() async throws -> Int? {
+            guard next < count else { return nil }
+            try await Task.sleep(for: delay)
+            defer { next += 1 }
+            return next
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, delay: delay) }
+}
+
+@main
+struct HubChatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub-chat",
+        abstract: "A SignalR chat hub at /chat (negotiate at POST /chat/negotiate, WebSockets, JSON and MessagePack).",
+        discussion: """
+            Methods: SendMessage(user, message) → all ReceiveMessage(user, message); JoinRoom(room) → the room's \
+            UserJoined(room, sender); LeaveRoom(room); SendToRoom(room, message) → the room's \
+            ReceiveRoomMessage(room, sender, message); SendToUser(user, message) (authenticated users only); \
+            SendToOthers(message); WhoAmI(); \
+            Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail(); \
+            Kick() (the server closes the caller's connection with an error Close message); \
+            AskClient(connectionId, question) (client results: returns that client's GetAnswer(question)).
+            With --token TOKEN=USER (repeatable) a bearer token (Authorization header or access_token query \
+            parameter) authenticates as USER; an unknown token is refused with 401, and so is no token with \
+            --require-auth.
+            """
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The TCP port to listen on (0 picks a free one; the chosen port is logged).")
+    var port = 5000
+
+    @Option(name: .customLong("token"), help: "A bearer token and its user, as TOKEN=USER (repeatable).")
+    var tokens: [String] = []
+
+    @Flag(help: "Refuse connections without a bearer token (401).")
+    var requireAuth = false
+
+    @Option(help: "Milliseconds between keep-alive pings.")
+    var keepAliveMs = 15_000
+
+    @Option(help: "Milliseconds of client silence before the server closes the connection.")
+    var clientTimeoutMs = 30_000
+
+    @Option(help: "The per-connection outbound buffer, in bytes.")
+    var maxBufferedBytes = 1 << 20
+
+    @Flag(help: "Also accept HTTP/2 with prior knowledge (h2c): negotiate and the hub's WebSocket (RFC 8441).")
+    var h2c = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
+        for token in tokens where !token.contains("=") { throw ValidationError("--token takes TOKEN=USER") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "hub-chat")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        var users: [String: String] = [:]
+        for token in tokens {
+            let parts = token.split(separator: "=", maxSplits: 1)
+            users[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let requireAuth = self.requireAuth
+        let table = users
+        let authenticator = HubAuthenticator { request in
+            guard let token = request.bearerToken else { return requireAuth ? .rejected : .anonymous }
+            guard let user = table[token] else { return .rejected }
+            return .authenticated(HubUser(id: user))
+        }
+        var hubConfiguration = HubConfiguration(
+            keepAliveInterval: .milliseconds(keepAliveMs),
+            clientTimeoutInterval: .milliseconds(clientTimeoutMs),
+            maximumBufferedBytes: maxBufferedBytes
+        )
+        hubConfiguration.logger = logger
+        let chat = HubEndpoint(
+            path: "/chat", hub: ChatHub.self, configuration: hubConfiguration, authenticator: authenticator)
+        var configuration = Server.Configuration(host: host, port: port)
+        configuration.logger = logger
+        configuration.shutdownGracePeriod = .seconds(2)
+        if h2c { configuration.http2 = Server.HTTP2Configuration(cleartextPriorKnowledge: true) }
+        let server = Server(
+            configuration: configuration, routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
+        logger.info("serving the chat hub on /chat")
+        let group = ServiceGroup(
+            configuration: .init(
+                // Reverse order on shutdown: the hub sends its Close messages, then the server stops.
+                services: [.init(service: server), .init(service: chat)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}

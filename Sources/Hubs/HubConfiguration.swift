@@ -1,0 +1,109 @@
+import HTTPTypes
+import HubProtocol
+import Logging
+import WebSocketServer
+
+/// Settings of a ``HubEndpoint``. Defaults are ASP.NET Core SignalR's (`HubOptions`,
+/// `HttpConnectionDispatcherOptions`).
+public struct HubConfiguration: Sendable {
+    /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"). Default 15 s.
+    public var keepAliveInterval: Duration
+    /// A connection that sent nothing (not even a Ping) for this long is closed with an error Close message.
+    /// Default 30 s (clients ping every 15 s). The time a hub method runs inline (the connection does not read
+    /// meanwhile) does not count.
+    public var clientTimeoutInterval: Duration
+    /// The time a client has, from the WebSocket upgrade, to complete the hub handshake; then the connection is
+    /// closed without an answer. Default 15 s.
+    public var handshakeTimeout: Duration
+    /// Decoding bounds; `maximumMessageSize` (default 32 KiB) is the largest hub message accepted: a larger one
+    /// closes the connection with an error Close message. The server's WebSocket `maxMessageLength` bounds a whole
+    /// frame (which may hold several messages).
+    public var limits: HubProtocolLimits
+    /// The most bytes a connection may have queued for sending, or handed to the socket and not yet written. A
+    /// message that would pass it closes the connection at once (the client is not reading; nothing more is
+    /// queued). Streams wait below half of it instead. Default 1 MiB (1 048 576).
+    public var maximumBufferedBytes: Int
+    /// How many items of one client-to-server stream may wait for the hub method; past it the connection stops
+    /// reading until the method catches up. Default 10.
+    public var streamBufferCapacity: Int
+    /// The most streams (server-to-client and client-to-server together) a connection may have open; an
+    /// invocation past it fails with an error Completion. Default 100.
+    public var maximumStreamsPerConnection: Int
+    /// The hub protocols offered in the handshake. Default both, `["json", "messagepack"]`.
+    public var protocols: [String]
+    /// How long a negotiated connection id waits for its WebSocket before it is forgotten (404 afterwards).
+    /// Default 15 s.
+    public var negotiatedConnectionTimeout: Duration
+    /// The most negotiated ids waiting for their WebSocket; a negotiate past it is answered 503. Default 10 000.
+    public var maximumPendingConnections: Int
+    /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
+    /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.
+    public var logger: Logger
+
+    public init(
+        keepAliveInterval: Duration = .seconds(15),
+        clientTimeoutInterval: Duration = .seconds(30),
+        handshakeTimeout: Duration = .seconds(15),
+        limits: HubProtocolLimits = .default,
+        maximumBufferedBytes: Int = 1 << 20,
+        streamBufferCapacity: Int = 10,
+        maximumStreamsPerConnection: Int = 100,
+        protocols: [String] = [JSONHubProtocol.name, MessagePackHubProtocol.name],
+        negotiatedConnectionTimeout: Duration = .seconds(15),
+        maximumPendingConnections: Int = 10_000
+    ) {
+        self.keepAliveInterval = keepAliveInterval
+        self.clientTimeoutInterval = clientTimeoutInterval
+        self.handshakeTimeout = handshakeTimeout
+        self.limits = limits
+        self.maximumBufferedBytes = maximumBufferedBytes
+        self.streamBufferCapacity = streamBufferCapacity
+        self.maximumStreamsPerConnection = maximumStreamsPerConnection
+        self.protocols = protocols
+        self.negotiatedConnectionTimeout = negotiatedConnectionTimeout
+        self.maximumPendingConnections = maximumPendingConnections
+        self.logger = Logger(label: "hubs")
+    }
+}
+
+/// Produces the user of a request (negotiate and WebSocket): the one auth hook of the hub.
+public struct HubAuthenticator: Sendable {
+    /// What the authenticator sees of a request.
+    public struct Request: Sendable {
+        /// `Authorization: Bearer …`, else the `access_token` query parameter (never logged by this module).
+        public var bearerToken: String?
+        /// The whole request head.
+        public var request: HTTPRequest
+        /// Addresses and TLS.
+        public var connection: ConnectionInfo
+    }
+
+    /// The answer.
+    public enum Result: Sendable {
+        /// Allowed, without a user (``HubClients/user(_:)`` does not reach it).
+        case anonymous
+        /// Allowed as this user.
+        case authenticated(HubUser)
+        /// Refused: 401 Unauthorized on negotiate and on the WebSocket upgrade.
+        case rejected
+    }
+
+    /// Produces the answer for a negotiate or WebSocket request. Called once per negotiate and once per upgrade
+    /// (twice for a skip-negotiation upgrade: before the 101 and when the connection is made).
+    public var authenticate: @Sendable (Request) async -> Result
+
+    public init(_ authenticate: @escaping @Sendable (Request) async -> Result) {
+        self.authenticate = authenticate
+    }
+
+    /// Everyone is anonymous.
+    public static let anonymous = HubAuthenticator { _ in .anonymous }
+
+    /// A bearer token is required and mapped to a user by `user(token)` (nil refuses it).
+    public static func bearer(_ user: @escaping @Sendable (String) async -> HubUser?) -> HubAuthenticator {
+        HubAuthenticator { request in
+            guard let token = request.bearerToken, let user = await user(token) else { return .rejected }
+            return .authenticated(user)
+        }
+    }
+}

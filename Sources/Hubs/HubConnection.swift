@@ -1,0 +1,629 @@
+import HubProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import WebSocketServer
+
+/// One client's hub connection over a WebSocket (ASP.NET Core's `HubConnectionHandler` loop for one connection).
+///
+/// ``run()`` owns three kinds of child tasks in one task group: the writer (drains the ``HubOutbox`` into the
+/// WebSocket), the monitor (handshake timeout, keep-alive Ping, client timeout, abort and overflow), and one task
+/// per streaming invocation or invocation with upload streams. The read loop runs in `run()` itself: it parses the
+/// handshake, then decodes each frame and dispatches its messages in order. A plain Invocation is awaited before
+/// the next message is read (ASP.NET Core's default of one invocation at a time per client).
+final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
+    let endpoint: HubEndpoint<H>
+    let webSocket: WebSocket
+    let connectionId: String
+    let user: HubUser?
+    var userId: String? { user?.id }
+    let outbox: HubOutbox
+    private let monitorSignal: HubSignal
+    private let state: NIOLockedValueBox<State>
+    private let logger: Logger
+
+    private struct State {
+        var format: HubWireFormat?
+        var context: HubConnectionContext?
+        var lastReceive = ContinuousClock.now
+        /// An invocation runs inline: the read loop is not reading, so the client's silence is not judged.
+        var readingPaused = false
+        /// Why the monitor must close the connection (abort, overflow, timeout).
+        var closeRequest: CloseRequest?
+        var closing = false
+        var streams: [String: HubSignal] = [:]
+        var uploads: [String: HubUploadChannel] = [:]
+        /// Client results being waited for, by the invocation id the server chose.
+        var results: [String: CheckedContinuation<HubValue, any Error>] = [:]
+        var nextResultId = 0
+        var ended = false
+    }
+
+    private struct CloseRequest {
+        var error: String?
+        var sendCloseMessage: Bool
+        var allowReconnect = false
+    }
+
+    init(endpoint: HubEndpoint<H>, webSocket: WebSocket, connectionId: String, user: HubUser?) {
+        self.endpoint = endpoint
+        self.webSocket = webSocket
+        self.connectionId = connectionId
+        self.user = user
+        var logger = endpoint.configuration.logger
+        logger[metadataKey: "connection"] = "\(connectionId)"
+        self.logger = logger
+        let signal = HubSignal()
+        let requests = NIOLockedValueBox(State())
+        self.monitorSignal = signal
+        self.state = requests
+        self.outbox = HubOutbox(limit: endpoint.configuration.maximumBufferedBytes) {
+            requests.withLockedValue { state in
+                if state.closeRequest == nil {
+                    state.closeRequest = CloseRequest(error: "outbound buffer full", sendCloseMessage: false)
+                }
+            }
+            signal.wake()
+        }
+    }
+
+    var format: HubWireFormat { state.withLockedValue { $0.format } ?? .json }
+
+    private var configuration: HubConfiguration { endpoint.configuration }
+
+    func enqueue(_ bytes: ByteBuffer) {
+        outbox.enqueue(format == .json ? .text : .binary, bytes)
+    }
+
+    /// Asks the monitor to close the connection with an error Close message.
+    func abort(_ reason: String) {
+        requestClose(error: reason, allowReconnect: false)
+    }
+
+    /// Asks the monitor to send a Close message and close the connection.
+    func requestClose(error: String?, allowReconnect: Bool) {
+        state.withLockedValue { state in
+            if state.closeRequest == nil {
+                state.closeRequest = CloseRequest(error: error, sendCloseMessage: true, allowReconnect: allowReconnect)
+            }
+        }
+        monitorSignal.wake()
+    }
+
+    // MARK: Lifetime
+
+    func run() async {
+        var disconnectError: (any Error)?
+        var registered = false
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.writeLoop() }
+            group.addTask { await self.monitorLoop() }
+            let end = await readLoop(group: &group, registered: &registered)
+            switch end {
+            case .peerClosed(let status):
+                if status.code != .normalClosure, status.code != .goingAway {
+                    disconnectError = HubConnectionError("WebSocket closed with status code \(status.code.rawValue)")
+                }
+                if let request = state.withLockedValue({ $0.closeRequest }), let error = request.error {
+                    disconnectError = HubConnectionError(error)
+                }
+            case .closeMessage:
+                await close(error: nil, sendCloseMessage: false)
+            case .error(let reason):
+                disconnectError = HubConnectionError(reason)
+                await close(error: reason, sendCloseMessage: true)
+            case .handshakeFailed:
+                await close(error: nil, sendCloseMessage: false)
+            }
+            outbox.finish()
+            closeStreams()
+            group.cancelAll()
+        }
+        guard registered else { return }
+        if let context = state.withLockedValue({ $0.context }) {
+            let hub = H(context: makeContext(context))
+            await hub.onDisconnected(error: disconnectError)
+        }
+        endpoint.manager.remove(self)
+    }
+
+    /// Sends the Close message (optionally), lets the writer flush it (at most 2 s), then closes the WebSocket.
+    /// Runs once; later calls return at once.
+    private func close(error: String?, sendCloseMessage: Bool, allowReconnect: Bool = false) async {
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.closing = true }
+            return !state.closing
+        }
+        guard first else { return }
+        if outbox.overflowed {
+            webSocket.channel.close(promise: nil)
+            return
+        }
+        if sendCloseMessage, let format = state.withLockedValue({ $0.format }) {
+            let close = HubMessage.close(.init(error: error, allowReconnect: allowReconnect))
+            if let bytes = try? format.encode(close) {
+                outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: bytes), bypassLimit: true)
+            }
+        }
+        outbox.finish()
+        await outbox.drained.wait(for: .seconds(2))
+        await webSocket.close(code: .normalClosure)
+    }
+
+    private func writeLoop() async {
+        while let item = await outbox.next() {
+            do {
+                try await webSocket.send(item.kind, item.bytes)
+            } catch {
+                break
+            }
+            outbox.written(item.bytes.readableBytes)
+        }
+        outbox.writerStopped()
+    }
+
+    /// Handshake timeout, keep-alive Ping, client timeout, and close requests (abort, overflow).
+    private func monitorLoop() async {
+        let start = ContinuousClock.now
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            let (format, lastReceive, request, closing) = state.withLockedValue { state in
+                // While the read loop waits for an inline invocation, the clock of the client's silence stands still
+                // (our pause is not the client's silence).
+                if state.readingPaused { state.lastReceive = now }
+                return (state.format, state.lastReceive, state.closeRequest, state.closing)
+            }
+            // The read loop is closing the connection: nothing is sent any more, nothing to watch.
+            if closing, request == nil { return }
+            if let request {
+                await close(
+                    error: request.error, sendCloseMessage: request.sendCloseMessage,
+                    allowReconnect: request.allowReconnect)
+                return
+            }
+            guard let format else {
+                let deadline = start + configuration.handshakeTimeout
+                if now >= deadline {
+                    logger.debug("hub handshake timed out")
+                    await close(error: nil, sendCloseMessage: false)
+                    return
+                }
+                await monitorSignal.wait(for: deadline - now)
+                continue
+            }
+            if now - lastReceive >= configuration.clientTimeoutInterval {
+                abort("Server timeout elapsed without receiving a message from the client.")
+                continue
+            }
+            if now - outbox.lastEnqueue >= configuration.keepAliveInterval {
+                if let ping = try? format.encode(.ping) {
+                    outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: ping))
+                }
+            }
+            let nextPing = outbox.lastEnqueue + configuration.keepAliveInterval
+            let timeout = lastReceive + configuration.clientTimeoutInterval
+            let wake = min(nextPing, timeout)
+            await monitorSignal.wait(for: max(wake - ContinuousClock.now, .milliseconds(10)))
+        }
+    }
+
+    private func closeStreams() {
+        let (streams, uploads, results) = state.withLockedValue { state in
+            defer {
+                state.streams = [:]
+                state.uploads = [:]
+                state.results = [:]
+                state.ended = true
+            }
+            return (Array(state.streams.values), Array(state.uploads.values), Array(state.results.values))
+        }
+        for stream in streams { stream.wake() }
+        for upload in uploads { upload.close() }
+        for result in results { result.resume(throwing: HubError("The connection ended before the client answered.")) }
+    }
+
+    // MARK: Client results
+
+    func invokeClient(_ target: String, _ arguments: [HubValue], timeout: Duration) async throws -> HubValue {
+        if HubInvocationScope.inlineConnection == connectionId {
+            throw HubError(
+                "A hub method cannot wait for a result from its own caller: the caller's invocations run one at a "
+                    + "time.")
+        }
+        let id = state.withLockedValue { state -> String in
+            state.nextResultId += 1
+            return "r\(state.nextResultId)"
+        }
+        return try await withThrowingTaskGroup(of: HubValue.self) { group in
+            group.addTask {
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        let registered = self.state.withLockedValue { state -> Bool in
+                            // Checked under the lock: a cancellation before this point is seen here, one after
+                            // it finds the waiter in `results`.
+                            guard !state.ended, !Task.isCancelled else { return false }
+                            state.results[id] = continuation
+                            return true
+                        }
+                        guard registered else {
+                            continuation.resume(throwing: HubError("The connection ended before the client answered."))
+                            return
+                        }
+                        self.sendToCaller(
+                            .invocation(.init(invocationId: id, target: target, arguments: arguments)))
+                    }
+                } onCancel: {
+                    self.state.withLockedValue { $0.results.removeValue(forKey: id) }?.resume(
+                        throwing: CancellationError())
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw HubError("The client did not answer '\(target)' within \(timeout).")
+            }
+            defer { group.cancelAll() }
+            guard let value = try await group.next() else { throw CancellationError() }
+            return value
+        }
+    }
+
+    /// Routes a Completion to the client result waiting for it; false when none is.
+    private func completeResult(_ completion: HubMessage.Completion) -> Bool {
+        guard let waiter = state.withLockedValue({ $0.results.removeValue(forKey: completion.invocationId) }) else {
+            return false
+        }
+        switch completion.result {
+        case .value(let value): waiter.resume(returning: value)
+        case .void: waiter.resume(returning: .json(.null))
+        case .error(let error): waiter.resume(throwing: HubError(error))
+        }
+        return true
+    }
+
+    // MARK: Reading
+
+    private enum End {
+        case peerClosed(CloseStatus)
+        case closeMessage
+        case error(String)
+        case handshakeFailed
+    }
+
+    private func readLoop(group: inout TaskGroup<Void>, registered: inout Bool) async -> End {
+        var handshakeBuffer: [UInt8] = []
+        for await message in webSocket.messages {
+            state.withLockedValue { $0.lastReceive = .now }
+            guard let format = state.withLockedValue({ $0.format }) else {
+                handshakeBuffer.append(contentsOf: message.payload.readableBytesView)
+                switch await handshake(handshakeBuffer) {
+                case .waiting:
+                    continue
+                case .failed:
+                    return .handshakeFailed
+                case .done(let format, let remainder):
+                    registered = true
+                    endpoint.manager.add(self)
+                    if let context = state.withLockedValue({ $0.context }) {
+                        do {
+                            try await H(context: makeContext(context)).onConnected()
+                        } catch {
+                            return .error("Connection closed with an error. \(Self.describe(error))")
+                        }
+                    }
+                    let rest = Array(handshakeBuffer[remainder...])
+                    handshakeBuffer = []
+                    if !rest.isEmpty, let end = await process(frame: rest, format: format, group: &group) {
+                        return end
+                    }
+                    continue
+                }
+            }
+            if let end = await process(frame: message.payload.readableBytesView, format: format, group: &group) {
+                return end
+            }
+        }
+        return .peerClosed(await webSocket.closeStatus)
+    }
+
+    private enum HandshakeOutcome {
+        case waiting
+        case failed
+        case done(HubWireFormat, remainder: Int)
+    }
+
+    private func handshake(_ bytes: [UInt8]) async -> HandshakeOutcome {
+        let request: HandshakeRequest
+        let remainder: Int
+        do {
+            guard let parsed = try HandshakeRequest.parse(bytes, limits: configuration.limits) else { return .waiting }
+            (request, remainder) = parsed
+            try request.validate(protocols: configuration.protocols)
+        } catch {
+            logger.debug("hub handshake refused", metadata: ["error": "\(error)"])
+            let text: String
+            switch error.code {
+            case .unsupportedProtocol, .unsupportedVersion: text = error.detail
+            default: text = "Handshake was canceled. \(error.detail)"
+            }
+            outbox.enqueue(.text, ByteBuffer(bytes: HandshakeResponse.error(text).encoded()))
+            return .failed
+        }
+        guard let format = HubWireFormat(protocolName: request.protocolName) else { return .failed }
+        let context = HubConnectionContext(
+            connectionId: connectionId, user: user, protocolName: format.name,
+            abort: { [weak self] in self?.abort("Connection aborted by the server.") })
+        state.withLockedValue { state in
+            state.format = format
+            state.context = context
+        }
+        outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: HandshakeResponse.success.encoded()))
+        monitorSignal.wake()
+        return .done(format, remainder: remainder)
+    }
+
+    /// Decodes a frame and dispatches its messages; returns how the connection ends, or nil to keep reading.
+    private func process(frame: some Collection<UInt8>, format: HubWireFormat, group: inout TaskGroup<Void>) async
+        -> End?
+    {
+        var messages: [HubMessage] = []
+        var failure: HubProtocolError?
+        do {
+            try format.decode(frame: frame, limits: configuration.limits, into: &messages)
+        } catch {
+            failure = error
+        }
+        for message in messages {
+            if let end = await dispatch(message, group: &group) { return end }
+        }
+        if let failure {
+            logger.debug("hub protocol error", metadata: ["error": "\(failure)"])
+            return .error("Connection closed with an error. InvalidDataException: \(failure)")
+        }
+        return nil
+    }
+
+    private func dispatch(_ message: HubMessage, group: inout TaskGroup<Void>) async -> End? {
+        switch message {
+        case .invocation(let invocation):
+            await invoke(
+                target: invocation.target, invocationId: invocation.invocationId, arguments: invocation.arguments,
+                streamIds: invocation.streamIds, streaming: false, group: &group)
+        case .streamInvocation(let invocation):
+            await invoke(
+                target: invocation.target, invocationId: invocation.invocationId, arguments: invocation.arguments,
+                streamIds: invocation.streamIds, streaming: true, group: &group)
+        case .streamItem(let item):
+            if let upload = state.withLockedValue({ $0.uploads[item.invocationId] }) {
+                await upload.send(item.item)
+            } else {
+                // ASP.NET Core logs and ignores an item for a stream it does not know (or no longer reads).
+                logger.debug("StreamItem for an unknown stream", metadata: ["id": "\(item.invocationId)"])
+            }
+        case .completion(let completion):
+            if let upload = state.withLockedValue({ $0.uploads.removeValue(forKey: completion.invocationId) }) {
+                if case .error(let error) = completion.result {
+                    upload.finish(error: HubError(error))
+                } else {
+                    upload.finish(error: nil)
+                }
+            } else if !completeResult(completion) {
+                logger.debug("Completion for an unknown invocation", metadata: ["id": "\(completion.invocationId)"])
+            }
+        case .cancelInvocation(let cancel):
+            state.withLockedValue { $0.streams[cancel.invocationId] }?.wake()
+        case .ping, .ack, .sequence:
+            break
+        case .close:
+            return .closeMessage
+        }
+        return nil
+    }
+
+    // MARK: Invocations
+
+    private func makeContext(_ connection: HubConnectionContext) -> HubContext {
+        HubContext(
+            connection: connection,
+            clients: HubClients(manager: endpoint.manager, callerId: connectionId),
+            groups: HubGroups(manager: endpoint.manager))
+    }
+
+    /// Sends a message to this connection only.
+    private func sendToCaller(_ message: HubMessage) {
+        let format = self.format
+        do {
+            outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: try format.encode(message)))
+        } catch {
+            logger.info("hub message could not be encoded", metadata: ["error": "\(error)"])
+            if case .completion(let completion) = message {
+                let failed = HubMessage.completion(
+                    .init(invocationId: completion.invocationId, result: .error("The result could not be serialized.")))
+                if let bytes = try? format.encode(failed) {
+                    outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: bytes))
+                }
+            }
+        }
+    }
+
+    private func fail(_ invocationId: String?, _ error: String) {
+        guard let invocationId else { return }
+        sendToCaller(.completion(.init(invocationId: invocationId, result: .error(error))))
+    }
+
+    private func invoke(
+        target: String, invocationId: String?, arguments: [HubValue], streamIds: [String], streaming: Bool,
+        group: inout TaskGroup<Void>
+    ) async {
+        guard let method = endpoint.methods[target] else {
+            fail(invocationId, "Unknown hub method '\(target)'")
+            return
+        }
+        if let rule = endpoint.authorizations[target], !rule.allows(user) {
+            fail(invocationId, "Failed to invoke '\(target)' because user is unauthorized")
+            return
+        }
+        switch (streaming, method.kind) {
+        case (true, .single):
+            fail(
+                invocationId,
+                "The client attempted to invoke the non-streaming '\(target)' method with a streaming invocation.")
+            return
+        case (false, .stream):
+            fail(
+                invocationId,
+                "The client attempted to invoke the streaming '\(target)' method with a non-streaming invocation.")
+            return
+        default:
+            break
+        }
+        let failedToInvoke = "Failed to invoke '\(target)' due to an error on the server."
+        guard arguments.count == method.shape.argumentCount else {
+            fail(
+                invocationId,
+                "\(failedToInvoke) InvalidDataException: Invocation provides \(arguments.count) argument(s) but "
+                    + "target expects \(method.shape.argumentCount).")
+            return
+        }
+        guard streamIds.count == method.shape.streamCount else {
+            fail(
+                invocationId,
+                "\(failedToInvoke) HubException: Client sent \(streamIds.count) stream(s), Hub method expects "
+                    + "\(method.shape.streamCount).")
+            return
+        }
+        guard let connectionContext = state.withLockedValue({ $0.context }) else { return }
+        let capacity = configuration.streamBufferCapacity
+        let limit = configuration.maximumStreamsPerConnection
+        let streamSignal = HubSignal()
+        let uploads = state.withLockedValue { state -> [HubUploadChannel]? in
+            let added = streamIds.count + (streaming ? 1 : 0)
+            guard state.streams.count + state.uploads.count + added <= limit else { return nil }
+            if streaming, let invocationId {
+                guard state.streams[invocationId] == nil else { return nil }
+                state.streams[invocationId] = streamSignal
+            }
+            var channels: [HubUploadChannel] = []
+            for id in streamIds where state.uploads[id] == nil {
+                let channel = HubUploadChannel(capacity: capacity)
+                state.uploads[id] = channel
+                channels.append(channel)
+            }
+            return channels
+        }
+        guard let uploads, uploads.count == streamIds.count else {
+            fail(invocationId, "\(failedToInvoke) HubException: Too many streams, or a stream id already in use.")
+            return
+        }
+        let context = makeContext(connectionContext)
+        let cursor = ArgumentCursor(arguments: arguments, streams: uploads)
+        if streaming, let invocationId {
+            group.addTask {
+                await self.runStream(method, context, cursor, invocationId: invocationId, cancel: streamSignal)
+                self.endUploads(streamIds)
+                _ = self.state.withLockedValue { $0.streams.removeValue(forKey: invocationId) }
+            }
+        } else if !streamIds.isEmpty {
+            group.addTask {
+                await self.runSingle(method, context, cursor, invocationId: invocationId)
+                self.endUploads(streamIds)
+            }
+        } else {
+            state.withLockedValue { $0.readingPaused = true }
+            await HubInvocationScope.$inlineConnection.withValue(connectionId) {
+                await runSingle(method, context, cursor, invocationId: invocationId)
+            }
+            state.withLockedValue { state in
+                state.readingPaused = false
+                state.lastReceive = .now
+            }
+        }
+    }
+
+    private func endUploads(_ ids: [String]) {
+        let channels = state.withLockedValue { state in ids.compactMap { state.uploads.removeValue(forKey: $0) } }
+        for channel in channels { channel.close() }
+    }
+
+    private func runSingle(_ method: HubMethod, _ context: HubContext, _ cursor: ArgumentCursor, invocationId: String?)
+        async
+    {
+        do {
+            let outcome = try await method.invoke(context, cursor)
+            guard let invocationId else { return }
+            switch outcome {
+            case .void, .stream: sendToCaller(.completion(.init(invocationId: invocationId, result: .void)))
+            case .value(let value): sendToCaller(.completion(.init(invocationId: invocationId, result: .value(value))))
+            }
+        } catch {
+            logger.debug("hub method failed", metadata: ["method": "\(method.name)", "error": "\(error)"])
+            fail(invocationId, Self.invocationError(method.name, error))
+        }
+    }
+
+    private enum StreamEnd: Sendable {
+        case finished
+        case failed(String)
+        case cancelled
+    }
+
+    private func runStream(
+        _ method: HubMethod, _ context: HubContext, _ cursor: ArgumentCursor, invocationId: String, cancel: HubSignal
+    ) async {
+        let iterate: @Sendable (@Sendable (HubValue) async throws -> Void) async throws -> Void
+        do {
+            guard case .stream(let body) = try await method.invoke(context, cursor) else { return }
+            iterate = body
+        } catch {
+            fail(invocationId, Self.invocationError(method.name, error))
+            return
+        }
+        let end = await withTaskGroup(of: StreamEnd.self) { inner -> StreamEnd in
+            inner.addTask {
+                do {
+                    try await iterate { value in
+                        await self.outbox.waitForSpace()
+                        try Task.checkCancellation()
+                        self.sendToCaller(.streamItem(.init(invocationId: invocationId, item: value)))
+                    }
+                    return .finished
+                } catch is CancellationError {
+                    return .cancelled
+                } catch let error as HubError {
+                    return .failed("An error occurred on the server while streaming results. \(error)")
+                } catch {
+                    return .failed("An error occurred on the server while streaming results.")
+                }
+            }
+            inner.addTask {
+                await cancel.wait()
+                return .cancelled
+            }
+            let first = await inner.next() ?? .cancelled
+            inner.cancelAll()
+            return first
+        }
+        switch end {
+        case .finished, .cancelled: sendToCaller(.completion(.init(invocationId: invocationId, result: .void)))
+        case .failed(let error): sendToCaller(.completion(.init(invocationId: invocationId, result: .error(error))))
+        }
+    }
+
+    /// The error text of a failed invocation, in ASP.NET Core's words: binding failures name the cause, a
+    /// ``HubError`` gives its message, any other error only the method.
+    static func invocationError(_ method: String, _ error: any Error) -> String {
+        if error is ArgumentCursor.BindingError {
+            return "Failed to invoke '\(method)' due to an error on the server. InvalidDataException: Error binding "
+                + "arguments. Make sure that the types of the provided values match the types of the hub method "
+                + "being invoked."
+        }
+        if let error = error as? HubError {
+            return "An unexpected error occurred invoking '\(method)' on the server. \(error)"
+        }
+        return "An unexpected error occurred invoking '\(method)' on the server."
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HubError { return "\(error)" }
+        return "\(type(of: error))"
+    }
+}

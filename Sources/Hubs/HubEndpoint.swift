@@ -1,0 +1,273 @@
+import HubProtocol
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import WebSocketServer
+
+/// A hub mounted at a path of a ``WebSocketServer/Server``: `POST {path}/negotiate` and the WebSocket transport at
+/// `GET {path}` (TransportProtocols.md).
+///
+/// ```swift
+/// let chat = HubEndpoint(path: "/chat", hub: ChatHub.self)
+/// let server = Server(
+///     configuration: .init(port: 5000), routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
+/// ```
+///
+/// - Negotiate (``negotiateRoute``): `POST` only (others 405); the authenticator's `.rejected` → 401; versions 0
+///   and 1 (absent `negotiateVersion` is 0, as both Python clients send; version 0 answers `connectionId` only,
+///   which is then the `id=`; version 1 adds a secret `connectionToken`); `availableTransports` lists WebSockets
+///   with `["Text","Binary"]`.
+/// - WebSocket (``webSocketRoute``): `GET {path}?id=…`; no `id` creates the connection on the spot (clients'
+///   "skip negotiation"); an unknown or expired `id` is refused with 404 and one already connected with 409, on
+///   the upgrade request itself. The authenticator runs again on the upgrade (`Authorization` header or
+///   `access_token` query parameter); its user wins over the negotiated one.
+public final class HubEndpoint<H: Hub>: Sendable {
+    /// The hub's path, e.g. `/chat`.
+    public let path: String
+    /// Timeouts, limits and protocols of every connection.
+    public let configuration: HubConfiguration
+    let authenticator: HubAuthenticator
+    let methods: [String: HubMethod]
+    let authorizations: [String: HubAuthorization]
+    let manager = HubLifetimeManager()
+    private let registry = NIOLockedValueBox(Registry())
+    /// Every connection from its upgrade to its end (also those still in their handshake), for ``closeAll``.
+    private let live = NIOLockedValueBox<[ObjectIdentifier: HubConnection<H>]>([:])
+
+    /// - Parameters:
+    ///   - path: where the hub is served (the negotiate route is `path + "/negotiate"`).
+    ///   - hub: the hub type.
+    ///   - configuration: timeouts, limits, protocols.
+    ///   - authenticator: the auth hook; default ``HubAuthenticator/anonymous``.
+    public init(
+        path: String, hub: H.Type = H.self, configuration: HubConfiguration = .init(),
+        authenticator: HubAuthenticator = .anonymous
+    ) {
+        self.path = path
+        self.configuration = configuration
+        self.authenticator = authenticator
+        var table = HubMethods<H>()
+        H.registerMethods(&table)
+        self.methods = table.table
+        self.authorizations = table.authorizations
+    }
+
+    /// Send to the hub's connections from outside a hub method (ASP.NET Core's `IHubContext.Clients`); `caller`
+    /// and `others` have no caller here (nobody and everybody).
+    public var clients: HubClients { HubClients(manager: manager, callerId: nil) }
+    /// Group membership from outside a hub method.
+    public var groups: HubGroups { HubGroups(manager: manager) }
+    /// The number of connected clients (after their handshake).
+    public var connectionCount: Int { manager.count }
+
+    /// Closes every connection with a Close message (HubProtocol.md "Close"), `allowReconnect` true by default so
+    /// that clients with automatic reconnect come back (to this server after a restart, or to another), and waits
+    /// until they have ended or `gracePeriod` has passed. New connections are still accepted meanwhile.
+    public func closeAll(error: String? = nil, allowReconnect: Bool = true, gracePeriod: Duration = .seconds(2)) async {
+        // Every live connection, not only the registered ones: one whose handshake answer is on its way must get
+        // the Close message too.
+        let connections = live.withLockedValue { Array($0.values) }
+        for connection in connections { connection.requestClose(error: error, allowReconnect: allowReconnect) }
+        let deadline = ContinuousClock.now + gracePeriod
+        while ContinuousClock.now < deadline, !live.withLockedValue({ $0.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    // MARK: Negotiate
+
+    /// `POST {path}/negotiate`.
+    public var negotiateRoute: HTTPRoute {
+        HTTPRoute(path: path + "/negotiate", methods: [.post], maxBodyLength: 4096) { [self] request in
+            await negotiate(request)
+        }
+    }
+
+    func negotiate(_ request: HTTPRouteRequest) async -> PlainHTTPResponse {
+        let auth = await authenticator.authenticate(
+            .init(bearerToken: request.bearerToken, request: request.request, connection: request.connection))
+        let user: HubUser?
+        switch auth {
+        case .rejected: return PlainHTTPResponse(status: .unauthorized, text: "Unauthorized\n")
+        case .anonymous: user = nil
+        case .authenticated(let authenticated): user = authenticated
+        }
+        if let rule = H.authorization, !rule.allows(user) {
+            return user == nil
+                ? PlainHTTPResponse(status: .unauthorized, text: "Unauthorized\n")
+                : PlainHTTPResponse(status: .forbidden, text: "Forbidden\n")
+        }
+        let resolved = NegotiateRequest.resolve(
+            negotiateVersion: request.queryValue("negotiateVersion") ?? request.queryValue("NegotiateVersion"),
+            useStatefulReconnect: nil)
+        let version: Int
+        switch resolved {
+        case .failure(let error): return json(NegotiateResponse.error(error.message).encoded())
+        case .success(let negotiated): version = negotiated.version
+        }
+        let connectionId = Self.randomId()
+        let token = version >= 1 ? Self.randomId() : connectionId
+        let now = ContinuousClock.now
+        let timeout = configuration.negotiatedConnectionTimeout
+        let limit = configuration.maximumPendingConnections
+        let stored = registry.withLockedValue { registry -> Bool in
+            registry.pending = registry.pending.filter { now - $0.value.created < timeout }
+            guard registry.pending.count < limit else { return false }
+            registry.pending[token] = Pending(connectionId: connectionId, user: user, created: now)
+            return true
+        }
+        guard stored else { return PlainHTTPResponse(status: .serviceUnavailable, text: "Too many connections\n") }
+        let body = NegotiateResponse.connection(
+            NegotiateConnection(
+                negotiateVersion: version, connectionId: connectionId, connectionToken: version >= 1 ? token : nil,
+                availableTransports: [.webSockets])
+        ).encoded()
+        return json(body)
+    }
+
+    private func json(_ body: [UInt8]) -> PlainHTTPResponse {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/json"
+        return PlainHTTPResponse(response: HTTPResponse(status: .ok, headerFields: fields), body: body)
+    }
+
+    /// 16 random bytes in base64url without padding (22 characters), as ASP.NET Core's ids.
+    static func randomId() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var output: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            let chunk = bytes[index..<min(index + 3, bytes.count)]
+            var word: UInt32 = 0
+            for (offset, byte) in chunk.enumerated() { word |= UInt32(byte) << (16 - 8 * UInt32(offset)) }
+            for position in 0...chunk.count {
+                output.append(alphabet[Int(word >> (18 - 6 * UInt32(position)) & 63)])
+            }
+            index += 3
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    // MARK: WebSocket transport
+
+    private struct Pending {
+        var connectionId: String
+        var user: HubUser?
+        var created: ContinuousClock.Instant
+    }
+
+    /// A negotiated connection between its accepted upgrade and its handler, keyed by its token.
+    private struct Claimed {
+        var connectionId: String
+        var user: HubUser?
+        var created: ContinuousClock.Instant
+    }
+
+    private struct Registry {
+        var pending: [String: Pending] = [:]
+        var claimed: [String: Claimed] = [:]
+        /// Tokens of connections whose WebSocket is open (or being opened).
+        var active: Set<String> = []
+    }
+
+    /// `GET {path}` with `Upgrade: websocket` (or an extended CONNECT over HTTP/2, RFC 8441).
+    public var webSocketRoute: WebSocketRoute {
+        WebSocketRoute(
+            path: path,
+            shouldUpgrade: { [self] request, info in await shouldUpgrade(request, info) },
+            handler: .async { [self] webSocket, accepted in await serve(webSocket, accepted) }
+        )
+    }
+
+    private func authenticate(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> HubAuthenticator.Result {
+        let token = HTTPQuery.bearerToken(
+            authorization: request.request.headerFields[.authorization], query: request.query)
+        return await authenticator.authenticate(.init(bearerToken: token, request: request.request, connection: info))
+    }
+
+    func shouldUpgrade(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> UpgradeDecision {
+        var user: HubUser?
+        switch await authenticate(request, info) {
+        case .rejected: return .reject(status: .unauthorized, body: "Unauthorized\n")
+        case .anonymous: user = nil
+        case .authenticated(let authenticated): user = authenticated
+        }
+        let id = HTTPQuery.value("id", in: request.query) ?? ""
+        // The hub's rule applies to the transport's user, or to the negotiated one when the upgrade has none.
+        let negotiatedUser = id.isEmpty ? nil : registry.withLockedValue { $0.pending[id]?.user }
+        if let rule = H.authorization, !rule.allows(user ?? negotiatedUser) {
+            return (user ?? negotiatedUser) == nil
+                ? .reject(status: .unauthorized, body: "Unauthorized\n")
+                : .reject(status: .forbidden, body: "Forbidden\n")
+        }
+        // No id: skip-negotiation; the handler creates the connection.
+        guard !id.isEmpty else { return .accept() }
+        let now = ContinuousClock.now
+        let timeout = configuration.negotiatedConnectionTimeout
+        return registry.withLockedValue { registry -> UpgradeDecision in
+            // A claim its handler never took (the client left during the 101) frees its id.
+            for (token, claim) in registry.claimed where now - claim.created >= timeout {
+                registry.claimed[token] = nil
+                registry.active.remove(token)
+            }
+            if registry.active.contains(id) {
+                return .reject(status: .conflict, body: "Connection ID is already used by another connection.\n")
+            }
+            guard let pending = registry.pending.removeValue(forKey: id), now - pending.created < timeout else {
+                return .reject(status: .notFound, body: "No Connection with that ID\n")
+            }
+            registry.active.insert(id)
+            registry.claimed[id] = Claimed(connectionId: pending.connectionId, user: user ?? pending.user, created: now)
+            return .accept()
+        }
+    }
+
+    func serve(_ webSocket: WebSocket, _ accepted: AcceptedUpgrade) async {
+        let token: String
+        let connectionId: String
+        let user: HubUser?
+        if let id = HTTPQuery.value("id", in: accepted.request.query), !id.isEmpty {
+            guard let claimed = registry.withLockedValue({ $0.claimed.removeValue(forKey: id) }) else {
+                await webSocket.close(code: .internalError, reason: "unknown connection")
+                return
+            }
+            (token, connectionId, user) = (id, claimed.connectionId, claimed.user)
+        } else {
+            // Skip-negotiation: the connection is made here. The authenticator runs a second time for its user
+            // (shouldUpgrade cannot hand a value to the handler).
+            switch await authenticate(accepted.request, accepted.connection) {
+            case .rejected:
+                await webSocket.close(code: .policyViolation, reason: "unauthorized")
+                return
+            case .anonymous: user = nil
+            case .authenticated(let authenticated): user = authenticated
+            }
+            connectionId = Self.randomId()
+            token = connectionId
+            _ = registry.withLockedValue { $0.active.insert(token) }
+        }
+        let connection = HubConnection(endpoint: self, webSocket: webSocket, connectionId: connectionId, user: user)
+        let key = ObjectIdentifier(connection)
+        live.withLockedValue { $0[key] = connection }
+        await connection.run()
+        _ = live.withLockedValue { $0.removeValue(forKey: key) }
+        _ = registry.withLockedValue { $0.active.remove(token) }
+    }
+}
+
+extension HubEndpoint: Service {
+    /// As a swift-service-lifecycle `Service`: waits for the graceful shutdown, then
+    /// ``closeAll(error:allowReconnect:gracePeriod:)``
+    /// (Close messages with `allowReconnect: true`). List it after the ``WebSocketServer/Server`` in the
+    /// `ServiceGroup`: services shut down in reverse order, so the hub's clients get their Close message before the
+    /// server closes the WebSockets with 1001.
+    public func run() async throws {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return  // cancelled
+        }
+        await closeAll()
+    }
+}
