@@ -29,6 +29,8 @@ let package = Package(
         .library(name: "EventSourceClient", targets: ["EventSourceClient"]),
         .executable(name: "sse-ticker", targets: ["sse-ticker"]),
         .executable(name: "sse-client", targets: ["sse-client"]),
+        .library(name: "RESP", targets: ["RESP"]),
+        .library(name: "RedisClient", targets: ["RedisClient"]),
     ],
     traits: [
         .trait(
@@ -250,6 +252,31 @@ let package = Package(
         .testTarget(
             name: "ServerSentEventsTests",
             dependencies: ["ServerSentEvents", "WebSocketTestSupport"],
+            swiftSettings: strict
+        ),
+        // Redis serialization protocol (RESP2, RESP3) without I/O: incremental reply parser, command encoder.
+        .target(name: "RESP", swiftSettings: strict),
+        // A minimal Redis client on SwiftNIO for a pub/sub backplane (HELLO/AUTH, pipelining, pub/sub, streams).
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "RESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "RESPTests", dependencies: ["RESP"], swiftSettings: strict),
+        // Against a real redis-server (started per test on a free port) and a fake RESP server.
+        .testTarget(
+            name: "RedisClientTests",
+            dependencies: [
+                "RedisClient", "RESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
     ],
