@@ -187,10 +187,15 @@ public struct RESPParser: Sendable {
             case .line:
                 var end = index
                 while end < count, buffer[end] != Self.cr, buffer[end] != Self.lf { end += 1 }
-                try account(end - index)
-                if Self.hasLengthLine(type), line.count + (end - index) > Self.maxLengthDigits {
-                    throw .invalidLength(type: type)
+                // Two limits apply to a line; the one its first excess byte breaks first is reported, so that the
+                // error does not depend on how the input is split.
+                let replyRoom = configuration.maxReplyBytes - replyBytes
+                let digitRoom = Self.hasLengthLine(type) ? Self.maxLengthDigits - line.count : Int.max
+                if end - index > min(replyRoom, digitRoom) {
+                    if digitRoom < replyRoom { throw .invalidLength(type: type) }
+                    throw .replyTooLarge(limit: configuration.maxReplyBytes)
                 }
+                try account(end - index)
                 line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[index..<end]))
                 index = end
                 if index < count {

@@ -44,6 +44,11 @@ public final class RedisConnection: PubSubConnection {
         self.terminal = terminal
     }
 
+    deinit {
+        // The last reference is gone: nobody can read replies or messages any more.
+        channel.close(promise: nil)
+    }
+
     /// Pub/sub messages dropped by ``RedisConfiguration/SlowConsumerPolicy/dropNewest``.
     public var droppedMessages: Int { dropped.withLockedValue { $0 } }
 

@@ -58,6 +58,16 @@ struct ParserErrorTests {
         #expect(outcome.error == .invalidLength(type: UInt8(ascii: "*")))
     }
 
+    @Test("a line breaking two limits reports the one its first excess byte breaks, however it is split")
+    func firstLimitWins() {
+        let long = "*" + String(repeating: "1", count: 25)
+        #expect(error(long, RESPParser.Configuration(maxReplyBytes: 10)) == .replyTooLarge(limit: 10))
+        #expect(error(long, RESPParser.Configuration(maxReplyBytes: 100)) == .invalidLength(type: UInt8(ascii: "*")))
+        // Fuzzer regression: a map length line of NULs past both limits.
+        let nuls = "+k\r\n%" + String(repeating: "\u{12}", count: 70)
+        #expect(error(nuls, RESPParser.Configuration(maxReplyBytes: 60)) == .invalidLength(type: UInt8(ascii: "%")))
+    }
+
     @Test("integers: sign and digits, 64-bit range")
     func integers() {
         for bad in [
