@@ -256,7 +256,8 @@ let package = Package(
         ),
         // Redis serialization protocol (RESP2, RESP3) without I/O: incremental reply parser, command encoder.
         .target(name: "RESP", swiftSettings: strict),
-        // A minimal Redis client on SwiftNIO for a pub/sub backplane (HELLO/AUTH, pipelining, pub/sub, streams).
+        // A minimal Redis client on SwiftNIO for a pub/sub backplane (HELLO/AUTH, pipelining, pub/sub, streams;
+        // TLS with the `TLS` trait).
         .target(
             name: "RedisClient",
             dependencies: [
@@ -264,6 +265,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
             ],
             swiftSettings: strict
         ),
@@ -276,6 +278,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
             ],
             swiftSettings: strict
         ),

@@ -1,5 +1,9 @@
 import RESP
 
+#if TLS
+    import NIOSSL
+#endif
+
 /// Where and how ``RedisConnection/connect(_:eventLoopGroup:)`` connects.
 public struct RedisConfiguration: Sendable {
     /// Which protocol to ask for.
@@ -44,6 +48,14 @@ public struct RedisConfiguration: Sendable {
     public var messageBufferSize: Int
     /// Default ``SlowConsumerPolicy/closeConnection``.
     public var slowConsumerPolicy: SlowConsumerPolicy
+    #if TLS
+        /// TLS (Redis's `tls-port`) with this configuration (certificate verification, trust roots, client
+        /// certificate for `tls-auth-clients`); `nil` (the default) for plain TCP. Only with the package trait `TLS`.
+        public var tls: TLSConfiguration?
+        /// The name the server's certificate is verified against and sent as SNI; `nil` means ``host`` unless it is
+        /// an IP address (then the certificate must carry that address).
+        public var tlsServerName: String?
+    #endif
 
     public init(
         host: String = "127.0.0.1",

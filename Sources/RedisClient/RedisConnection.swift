@@ -3,6 +3,10 @@ import NIOCore
 import NIOPosix
 import RESP
 
+#if TLS
+    import NIOSSL
+#endif
+
 /// One connection to a Redis server, on SwiftNIO: commands (pipelined: several may be in flight, their replies
 /// come back in order), and pub/sub (RESP3 pushes, or RESP2 pub/sub mode) delivered as ``messages``.
 ///
@@ -73,6 +77,16 @@ public final class RedisConnection: PubSubConnection {
         let terminal = NIOLockedValueBox<RedisError?>(nil)
         let bounded = min(max(configuration.connectTimeout, .zero), .seconds(86_400))
         let timeout = TimeAmount.milliseconds(Int64(bounded / .milliseconds(1)))
+        #if TLS
+            let sslContext: NIOSSLContext?
+            do {
+                sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+            } catch {
+                continuation.finish(throwing: error)
+                throw error
+            }
+            let serverName = configuration.tlsServerName ?? (isIPAddress(configuration.host) ? nil : configuration.host)
+        #endif
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup)
@@ -88,6 +102,13 @@ public final class RedisConnection: PubSubConnection {
                             dropped: dropped,
                             terminal: terminal
                         )
+                        #if TLS
+                            if let sslContext {
+                                try channel.pipeline.syncOperations.addHandler(
+                                    try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
+                                )
+                            }
+                        #endif
                         try channel.pipeline.syncOperations.addHandler(handler)
                         return channel
                     }
@@ -314,4 +335,9 @@ extension RESPValue {
         guard case .map(let pairs) = self else { return nil }
         return pairs.flatMap { [$0.key, $0.value] }
     }
+}
+
+/// Whether `host` is an IPv4 or IPv6 literal (no SNI for those).
+func isIPAddress(_ host: String) -> Bool {
+    (try? SocketAddress(ipAddress: host, port: 0)) != nil
 }

@@ -30,7 +30,7 @@ struct FakeServerTests {
         }
         var ended = false
         do {
-            for try await _ in redis.messages {}
+            _ = try await collect(redis.messages, count: .max)
         } catch {
             ended = error as? RedisError == .protocolViolation(.invalidTypeByte(UInt8(ascii: "?")))
         }
@@ -122,7 +122,7 @@ struct FakeServerTests {
         _ = try? await redis.send(.ping())
         var failure: (any Error)?
         do {
-            for try await _ in redis.messages {}
+            _ = try await collect(redis.messages, count: .max)
         } catch {
             failure = error
         }

@@ -155,11 +155,7 @@ struct RealRedisTests {
             try await subscriber.unsubscribe(fromPatterns: ["n*"])
             #expect(try await publisher.publish(Array("lost".utf8), to: "news") == 0)
             #expect(try await publisher.publish(Array("end".utf8), to: "sport") == 1)
-            var received: [PubSubMessage] = []
-            for try await message in subscriber.messages {
-                received.append(message)
-                if received.count == 5 { break }
-            }
+            let received = try await collect(subscriber.messages, count: 5)
             #expect(
                 received == [
                     PubSubMessage(channel: "news", payload: binary),
@@ -171,9 +167,7 @@ struct RealRedisTests {
             )
             await subscriber.close()
             // After close() the sequence ends without an error.
-            var after = 0
-            for try await _ in subscriber.messages { after += 1 }
-            #expect(after == 0)
+            #expect(try await collect(subscriber.messages, count: .max).isEmpty)
             await publisher.close()
         }
     }
@@ -191,8 +185,10 @@ struct RealRedisTests {
             try await redis.subscribe(to: ["self"])
             #expect(try await redis.publish(Array("me".utf8), to: "self") == 1)
             #expect(try await redis.send(RESPCommand("ECHO", "x")).string == "x")
-            var iterator = redis.messages.makeAsyncIterator()
-            #expect(try await iterator.next() == PubSubMessage(channel: "self", payload: Array("me".utf8)))
+            #expect(
+                try await collect(redis.messages, count: 1) == [
+                    PubSubMessage(channel: "self", payload: Array("me".utf8))
+                ])
             await redis.close()
         }
     }
@@ -220,9 +216,77 @@ struct RealRedisTests {
         await #expect(throws: RedisError.self) { try await subscriber.ping() }
         await #expect(throws: (any Error).self) { _ = try await publisher.publish([1], to: "c") }
         #expect(!subscriber.isActive)
-        // Reconnecting is connecting again: a new server on the same port.
         await #expect(throws: (any Error).self) {
             _ = try await RedisConnection.connect(self.configuration(server) { $0.connectTimeout = .seconds(1) })
+        }
+        // Reconnecting is connecting again and subscribing again: a new server on the same port.
+        let restarted = try await RedisServerProcess.start(port: server.port)
+        defer { restarted.stop() }
+        let again = try await RedisConnection.connect(configuration(restarted))
+        try await again.subscribe(to: ["c"])
+        let publisherAgain = try await RedisConnection.connect(configuration(restarted))
+        #expect(try await publisherAgain.publish(Array("after".utf8), to: "c") == 1)
+        #expect(
+            try await collect(again.messages, count: 1) == [PubSubMessage(channel: "c", payload: Array("after".utf8))])
+        await again.close()
+        await publisherAgain.close()
+    }
+
+    @Test("a subscriber disconnected by the server (CLIENT KILL TYPE pubsub): the sequence ends with an error")
+    func killedByServer() async throws {
+        try await withRedisServer { server in
+            let subscriber = try await RedisConnection.connect(configuration(server))
+            try await subscriber.subscribe(to: ["c"])
+            let admin = try await RedisConnection.connect(configuration(server))
+            #expect(try await admin.run(RESPCommand("CLIENT", "KILL", "TYPE", "pubsub")) == .integer(1))
+            let ending = try await withTimeout(.seconds(10)) {
+                do {
+                    for try await _ in subscriber.messages {}
+                    return nil as RedisError?
+                } catch let error as RedisError {
+                    return error
+                }
+            }
+            #expect(ending == .connectionClosed(midReply: false))
+            await admin.close()
+        }
+    }
+
+    /// What the backplane will do, through the protocol only.
+    func echoThroughBackplaneProtocol<Connection: PubSubConnection>(
+        publisher: Connection,
+        subscriber: Connection
+    ) async throws -> [PubSubMessage] {
+        try await subscriber.subscribe(to: ["group:a"])
+        try await subscriber.subscribe(toPatterns: ["user:*"])
+        _ = try await publisher.publish([1], to: "group:a")
+        _ = try await publisher.publish([2], to: "user:42")
+        try await subscriber.unsubscribe(from: ["group:a"])
+        try await subscriber.unsubscribe(fromPatterns: ["user:*"])
+        _ = try await publisher.publish([3], to: "group:a")
+        _ = try await publisher.publish([4], to: "group:b")
+        try await subscriber.subscribe(to: ["group:b"])
+        _ = try await publisher.publish([5], to: "group:b")
+        let received = try await collect(subscriber.messages, count: 3)
+        await subscriber.close()
+        await publisher.close()
+        return received
+    }
+
+    @Test("RedisConnection through PubSubConnection, the backplane's protocol")
+    func throughProtocol() async throws {
+        try await withRedisServer { server in
+            let received = try await echoThroughBackplaneProtocol(
+                publisher: try await RedisConnection.connect(configuration(server)),
+                subscriber: try await RedisConnection.connect(configuration(server))
+            )
+            #expect(
+                received == [
+                    PubSubMessage(channel: "group:a", payload: [1]),
+                    PubSubMessage(channel: "user:42", pattern: "user:*", payload: [2]),
+                    PubSubMessage(channel: "group:b", payload: [5]),
+                ]
+            )
         }
     }
 
@@ -242,20 +306,26 @@ struct RealRedisTests {
             // The dropping connection answers PING after the 10 pushes before it: all 10 were handled by then.
             try await dropping.ping()
             #expect(dropping.droppedMessages == 6)
-            var kept: [String] = []
-            for try await message in dropping.messages {
-                kept.append(String(decoding: message.payload, as: UTF8.self))
-                if kept.count == 4 { break }
+            let kept = try await collect(dropping.messages, count: 4).map {
+                String(decoding: $0.payload, as: UTF8.self)
             }
             #expect(kept == ["0", "1", "2", "3"])
-            var received = 0
-            do {
-                for try await _ in closing.messages { received += 1 }
-                Issue.record("the sequence ended without an error")
-            } catch let error as RedisError {
-                #expect(error == .slowConsumer(bufferSize: 4))
+            // `closing` reads its socket on its own: wait until the fifth message has made it close, so that
+            // reading below cannot make room in time.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while closing.isActive, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(!closing.isActive)
+            let outcome = try await withTimeout(.seconds(10)) {
+                var received = 0
+                do {
+                    for try await _ in closing.messages { received += 1 }
+                    return (received, nil as RedisError?)
+                } catch let error as RedisError {
+                    return (received, error)
+                }
             }
-            #expect(received == 4)
+            #expect(outcome.0 == 4)
+            #expect(outcome.1 == .slowConsumer(bufferSize: 4))
             await dropping.close()
             await publisher.close()
         }

@@ -28,18 +28,21 @@ final class RedisServerProcess: @unchecked Sendable {
         self.directory = directory
     }
 
-    /// Starts a server with `arguments` added (e.g. `["--requirepass", "secret"]`) and waits until it accepts
-    /// connections (at most 10 s).
-    static func start(_ arguments: [String] = []) async throws -> RedisServerProcess {
+    /// Starts a server with `arguments` added (e.g. `["--requirepass", "secret"]`) on `port` (a free one when
+    /// `nil`) and waits until it accepts connections there (at most 10 s). `plainPort` is the `--port` value
+    /// (`port` unless given; 0 turns plain TCP off, for a server on `--tls-port port` only).
+    static func start(_ arguments: [String] = [], port: Int? = nil, plainPort: Int? = nil) async throws
+        -> RedisServerProcess
+    {
         guard let binary else { throw TestFailure(missingMessage) }
-        let port = try await freePort()
+        let port = if let port { port } else { try await freePort() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments =
             [
-                "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--port", String(plainPort ?? port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", directory.path, "--daemonize", "no", "--logfile", directory.appendingPathComponent("log").path,
             ] + arguments
         process.standardOutput = FileHandle.nullDevice
@@ -73,7 +76,8 @@ final class RedisServerProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    private static func freePort() async throws -> Int {
+    /// A port that was free a moment ago on 127.0.0.1.
+    static func freePort() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: 0).get()
@@ -133,5 +137,22 @@ func withTimeout<T: Sendable>(
             throw TestFailure("timed out after \(duration)")
         }
         return value
+    }
+}
+
+/// The next `count` messages of `messages`; fails with `TestFailure` after `duration` instead of hanging.
+func collect<Messages: AsyncSequence & Sendable>(
+    _ messages: Messages,
+    count: Int,
+    within duration: Duration = .seconds(10)
+) async throws -> [Messages.Element] where Messages.Element: Sendable {
+    try await withTimeout(duration) {
+        var received: [Messages.Element] = []
+        guard count > 0 else { return received }
+        for try await message in messages {
+            received.append(message)
+            if received.count == count { break }
+        }
+        return received
     }
 }
