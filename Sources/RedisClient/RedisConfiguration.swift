@@ -1,7 +1,7 @@
 import RESP
 
 #if TLS
-    import NIOSSL
+import NIOSSL
 #endif
 
 /// Where and how ``RedisConnection/connect(_:eventLoopGroup:)`` connects.
@@ -49,12 +49,12 @@ public struct RedisConfiguration: Sendable {
     /// Default ``SlowConsumerPolicy/closeConnection``.
     public var slowConsumerPolicy: SlowConsumerPolicy
     #if TLS
-        /// TLS (Redis's `tls-port`) with this configuration (certificate verification, trust roots, client
-        /// certificate for `tls-auth-clients`); `nil` (the default) for plain TCP. Only with the package trait `TLS`.
-        public var tls: TLSConfiguration?
-        /// The name the server's certificate is verified against and sent as SNI; `nil` means ``host`` unless it is
-        /// an IP address (then the certificate must carry that address).
-        public var tlsServerName: String?
+    /// TLS (Redis's `tls-port`) with this configuration (certificate verification, trust roots, client
+    /// certificate for `tls-auth-clients`); `nil` (the default) for plain TCP. Only with the package trait `TLS`.
+    public var tls: TLSConfiguration?
+    /// The name the server's certificate is verified against and sent as SNI; `nil` means ``host`` unless it is
+    /// an IP address (then the certificate must carry that address).
+    public var tlsServerName: String?
     #endif
 
     public init(

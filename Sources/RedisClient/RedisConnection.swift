@@ -4,7 +4,7 @@ import NIOPosix
 import RESP
 
 #if TLS
-    import NIOSSL
+import NIOSSL
 #endif
 
 /// One connection to a Redis server, on SwiftNIO: commands (pipelined: several may be in flight, their replies
@@ -78,14 +78,14 @@ public final class RedisConnection: PubSubConnection {
         let bounded = min(max(configuration.connectTimeout, .zero), .seconds(86_400))
         let timeout = TimeAmount.milliseconds(Int64(bounded / .milliseconds(1)))
         #if TLS
-            let sslContext: NIOSSLContext?
-            do {
-                sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
-            } catch {
-                continuation.finish(throwing: error)
-                throw error
-            }
-            let serverName = configuration.tlsServerName ?? (isIPAddress(configuration.host) ? nil : configuration.host)
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            continuation.finish(throwing: error)
+            throw error
+        }
+        let serverName = configuration.tlsServerName ?? (isIPAddress(configuration.host) ? nil : configuration.host)
         #endif
         let channel: any Channel
         do {
@@ -103,11 +103,11 @@ public final class RedisConnection: PubSubConnection {
                             terminal: terminal
                         )
                         #if TLS
-                            if let sslContext {
-                                try channel.pipeline.syncOperations.addHandler(
-                                    try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
-                                )
-                            }
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
+                            )
+                        }
                         #endif
                         try channel.pipeline.syncOperations.addHandler(handler)
                         return channel
