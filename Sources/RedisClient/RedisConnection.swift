@@ -145,7 +145,7 @@ public final class RedisConnection: PubSubConnection {
                 password: configuration.password,
                 clientName: configuration.clientName
             )
-            let reply = try await send([hello], expecting: [.reply], on: channel, terminal: terminal)[0]
+            let reply = try await send([hello], on: channel, terminal: terminal)[0]
             guard let message = reply.errorMessage else {
                 try await channel.eventLoop.submit {
                     try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self).protocolVersion = 3
@@ -166,7 +166,7 @@ public final class RedisConnection: PubSubConnection {
         }
         if let name = configuration.clientName { commands.append(RESPCommand("CLIENT", "SETNAME", name)) }
         guard !commands.isEmpty else { return 2 }
-        let replies = try await send(commands, expecting: commands.map { _ in .reply }, on: channel, terminal: terminal)
+        let replies = try await send(commands, on: channel, terminal: terminal)
         if configuration.password != nil, let message = replies[0].errorMessage {
             throw RedisError.authenticationFailed(message)
         }
@@ -174,12 +174,28 @@ public final class RedisConnection: PubSubConnection {
         return 2
     }
 
+    /// What `command` waits for: one confirmation per channel or pattern for the pub/sub commands, one reply
+    /// for the others.
+    /// - Throws: ``RedisError/unsupportedCommand(_:)`` for (P)UNSUBSCRIBE without arguments ("from all": the
+    ///   number of confirmations is not known in advance) and for the sharded `S…` variants.
+    private static func expectation(for command: RESPCommand) throws -> ReplyExpectation {
+        switch command.name.uppercased() {
+        case "SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE":
+            guard command.arguments.count > 1 else { throw RedisError.unsupportedCommand(command.name) }
+            return .confirmations(command.arguments.count - 1)
+        case "SSUBSCRIBE", "SUNSUBSCRIBE":
+            throw RedisError.unsupportedCommand(command.name)
+        default:
+            return .reply
+        }
+    }
+
     private static func send(
         _ commands: [RESPCommand],
-        expecting expectations: [ReplyExpectation],
         on channel: any Channel,
         terminal: NIOLockedValueBox<RedisError?>
     ) async throws -> [RESPValue] {
+        let expectations = try commands.map(expectation(for:))
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         let subscribes = commands.contains { ["SUBSCRIBE", "PSUBSCRIBE"].contains($0.name.uppercased()) }
         let request = RedisRequest(
@@ -209,15 +225,18 @@ public final class RedisConnection: PubSubConnection {
     /// (``RESPValue/errorMessage``), not thrown.
     /// - Throws: ``RedisError`` when the connection ends before the reply.
     public func send(_ command: RESPCommand) async throws -> RESPValue {
-        try await Self.send([command], expecting: [.reply], on: channel, terminal: terminal)[0]
+        try await Self.send([command], on: channel, terminal: terminal)[0]
     }
 
     /// Pipelining: writes every command at once (one write), then returns their replies in order.
-    /// Error replies are returned as values. Not for (P)SUBSCRIBE/(P)UNSUBSCRIBE (use ``subscribe(to:)``…).
-    /// - Throws: ``RedisError`` when the connection ends before the last reply.
+    /// Error replies are returned as values. For (P)SUBSCRIBE and (P)UNSUBSCRIBE the reply is the last
+    /// confirmation (prefer ``subscribe(to:)`` and the other typed calls).
+    /// - Throws: ``RedisError`` when the connection ends before the last reply;
+    ///   ``RedisError/unsupportedCommand(_:)`` (nothing sent) for (P)UNSUBSCRIBE without arguments and the
+    ///   sharded `SSUBSCRIBE`/`SUNSUBSCRIBE`.
     public func send(_ commands: [RESPCommand]) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        return try await Self.send(commands, expecting: commands.map { _ in .reply }, on: channel, terminal: terminal)
+        return try await Self.send(commands, on: channel, terminal: terminal)
     }
 
     /// Sends a command and throws its error reply as ``RedisError/server(_:)``.
@@ -260,8 +279,7 @@ public final class RedisConnection: PubSubConnection {
 
     private func confirm(_ command: RESPCommand, count: Int) async throws {
         guard count > 0 else { return }  // without arguments (P)UNSUBSCRIBE means "all": not offered
-        let reply = try await Self.send([command], expecting: [.confirmations(count)], on: channel, terminal: terminal)[
-            0]
+        let reply = try await Self.send([command], on: channel, terminal: terminal)[0]
         if let message = reply.errorMessage { throw RedisError.server(message) }
     }
 

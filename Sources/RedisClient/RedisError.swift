@@ -21,6 +21,9 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     case slowConsumer(bufferSize: Int)
     /// A socket error (its description).
     case io(String)
+    /// A command this client cannot match replies for (its name): (P)UNSUBSCRIBE without arguments, the sharded
+    /// `SSUBSCRIBE`/`SUNSUBSCRIBE`. Nothing was sent.
+    case unsupportedCommand(String)
 
     public var description: String {
         switch self {
@@ -33,6 +36,7 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         case .authenticationFailed(let message): "Redis authentication failed: \(message)"
         case .slowConsumer(let size): "pub/sub consumer too slow: \(size) messages waiting; connection closed"
         case .io(let text): "Redis connection error: \(text)"
+        case .unsupportedCommand(let name): "\(name) is not supported by this client in this form"
         }
     }
 }

@@ -185,6 +185,12 @@ struct RealRedisTests {
             try await redis.subscribe(to: ["self"])
             #expect(try await redis.publish(Array("me".utf8), to: "self") == 1)
             #expect(try await redis.send(RESPCommand("ECHO", "x")).string == "x")
+            // The generic send knows that SUBSCRIBE answers with one confirmation per channel.
+            #expect(try await redis.send(RESPCommand("SUBSCRIBE", "x", "y")).elements?.last?.integer == 3)
+            await #expect(throws: RedisError.unsupportedCommand("UNSUBSCRIBE")) {
+                _ = try await redis.send(RESPCommand("UNSUBSCRIBE"))
+            }
+            try await redis.ping()
             #expect(
                 try await collect(redis.messages, count: 1) == [
                     PubSubMessage(channel: "self", payload: Array("me".utf8))
