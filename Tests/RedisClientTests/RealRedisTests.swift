@@ -147,6 +147,15 @@ struct RealRedisTests {
             try await subscriber.subscribe(to: ["news", "sport"])
             try await subscriber.subscribe(toPatterns: ["n*"])
             try await subscriber.ping()  // allowed while subscribed, in RESP2 too
+            if preference == .resp2 {
+                // Redis refuses other commands on a RESP2 subscriber: an error reply, not a hang.
+                do {
+                    _ = try await subscriber.publish([1], to: "elsewhere")
+                    Issue.record("PUBLISH on a RESP2 subscriber succeeded")
+                } catch RedisError.server(let message) {
+                    #expect(message.hasPrefix("ERR"))
+                }
+            }
             let binary: [UInt8] = [0x00, 0x0D, 0x0A, 0xFF]
             #expect(try await publisher.publish(binary, to: "news") == 2)  // the channel and the pattern
             #expect(try await publisher.publish(Array("goal".utf8), to: "sport") == 1)
