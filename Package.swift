@@ -31,6 +31,8 @@ let package = Package(
         .executable(name: "sse-client", targets: ["sse-client"]),
         .library(name: "Hubs", targets: ["Hubs"]),
         .executable(name: "hub-chat", targets: ["hub-chat"]),
+        .library(name: "RESP", targets: ["RESP"]),
+        .library(name: "RedisClient", targets: ["RedisClient"]),
     ],
     traits: [
         .trait(
@@ -282,6 +284,34 @@ let package = Package(
         .testTarget(
             name: "ServerSentEventsTests",
             dependencies: ["ServerSentEvents", "WebSocketTestSupport"],
+            swiftSettings: strict
+        ),
+        // Redis serialization protocol (RESP2, RESP3) without I/O: incremental reply parser, command encoder.
+        .target(name: "RESP", swiftSettings: strict),
+        // A minimal Redis client on SwiftNIO for a pub/sub backplane (HELLO/AUTH, pipelining, pub/sub, streams;
+        // TLS with the `TLS` trait).
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "RESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "RESPTests", dependencies: ["RESP"], swiftSettings: strict),
+        // Against a real redis-server (started per test on a free port) and a fake RESP server.
+        .testTarget(
+            name: "RedisClientTests",
+            dependencies: [
+                "RedisClient", "RESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
+            ],
             swiftSettings: strict
         ),
     ],

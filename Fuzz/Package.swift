@@ -13,6 +13,7 @@ let deflate: Target.Dependency = .product(name: "WebSocketDeflate", package: "We
 let sse: Target.Dependency = .product(name: "ServerSentEvents", package: "WebSocketEngine")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let hubProtocol: Target.Dependency = .product(name: "HubProtocol", package: "WebSocketEngine")
+let resp: Target.Dependency = .product(name: "RESP", package: "WebSocketEngine")
 
 let package = Package(
     name: "WebSocketFuzz",
@@ -45,6 +46,7 @@ let package = Package(
             .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
         fuzzer("HubProtocolFuzzer", [hubProtocol]),
+        fuzzer("RESPParserFuzzer", [resp]),
     ],
     swiftLanguageModes: [.v6]
 )

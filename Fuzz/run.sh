@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 TARGETS=(FrameParserFuzzer ConnectionFuzzer HandshakeRequestFuzzer HandshakeResponseFuzzer ExtensionHeaderFuzzer
          DifferentialFuzzer InflateFuzzer ProxyReplyFuzzer HubProtocolFuzzer EventStreamParserFuzzer
-         ExtendedConnectFuzzer)
+         ExtendedConnectFuzzer RESPParserFuzzer)
 FLAGS=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 build() {

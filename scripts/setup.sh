@@ -6,6 +6,7 @@
 #     python3-pip when pip is missing
 #     tinyproxy, microsocks  an HTTP CONNECT and a SOCKS5 proxy for the client's proxy tests
 #     chromium    headless browser for the browser interop tests (Tests/browser.py drives it over DevTools)
+#     redis-server  a real Redis for the RedisClient tests (started on 127.0.0.1 per test, stopped by PID)
 #   Python packages (Tests/requirements.txt, with pip): pytest and websockets, for the conformance harness and
 #     the interop tests; launchdarkly-eventsource, sse-starlette and uvicorn for the Server-Sent Events interop.
 # Without apt-get (macOS, other Linux distributions) nothing is installed: macOS has zlib and openssl already;
@@ -22,6 +23,7 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_apt+=(tinyproxy)
 command -v microsocks >/dev/null 2>&1 || need_apt+=(microsocks)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
