@@ -103,20 +103,20 @@ struct BroadcastTests {
             var healthy = try EventSource(url: "http://127.0.0.1:\(server.port)/b").makeAsyncIterator()
             #expect(try await healthy.next() == .open)
             #expect(await eventually { broadcaster.subscriberCount == 2 })
-            // 4000 events of 4 kB: 16 MB, more than the kernel's socket buffers take for the stuck client.
+            // 4000 events of 4 kB: 16 MB, more than the kernel's socket buffers take for the stuck client. They
+            // go out in batches of 10 (40 kB, well within what the healthy client's socket buffers hold), each
+            // read by the healthy client before the next is published, so that a busy machine slowing that
+            // client down can never push it past the 8 KiB limit too.
             let payload = String(repeating: "y", count: 4000)
-            let publisher = broadcaster
-            async let published: Void = {
-                for number in 1...4000 {
-                    publisher.publish(try ServerSentEvent(data: payload, id: "\(number)"))
-                    if number % 100 == 0 { try await Task.sleep(for: .milliseconds(5)) }
-                }
-            }()
             var received = 0
-            while received < 4000, let output = try await healthy.next() {
-                if case .event(let event) = output, event.data == payload { received += 1 }
+            for batch in 0..<400 {
+                for number in (batch * 10 + 1)...(batch * 10 + 10) {
+                    broadcaster.publish(try ServerSentEvent(data: payload, id: "\(number)"))
+                }
+                while received < batch * 10 + 10, let output = try await healthy.next() {
+                    if case .event(let event) = output, event.data == payload { received += 1 }
+                }
             }
-            try await published
             #expect(received == 4000)
             #expect(await eventually(timeout: .seconds(10)) { broadcaster.subscriberCount == 1 })
             await stuck.close()

@@ -32,7 +32,8 @@ struct EngineLifecycleTests {
         let serverStatus = NIOLockedValueBox<CloseStatus?>(nil)
         var configuration = Server.Configuration(
             port: 0,
-            webSocket: self.heartbeat(interval: .milliseconds(150), timeout: .seconds(1))
+            // A 3 s pong timeout: a loaded CI machine can delay an answer past 1 s (a flake seen in CI).
+            webSocket: self.heartbeat(interval: .milliseconds(150), timeout: .seconds(3))
         )
         configuration.shutdownGracePeriod = .seconds(2)
         let route = WebSocketRoute(
@@ -41,7 +42,7 @@ struct EngineLifecycleTests {
                 if discards { ws.discardInboundMessages() }
                 for tick in 0..<50 {
                     try await ws.send(text: "tick \(tick)")
-                    try await Task.sleep(for: .milliseconds(50))  // 2.5 s in all: longer than ping + pong timeout
+                    try await Task.sleep(for: .milliseconds(80))  // 4 s in all: longer than ping + pong timeout
                 }
                 let status = await ws.close()
                 serverStatus.withLockedValue { $0 = status }
