@@ -69,9 +69,13 @@ public func hubProtocolFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
 }
 
 /// Same depth and counts, room for re-encodings that are a little longer (defaulted fields, other protocol).
+/// `limits` with room for what a re-encoding may add: a larger message, and envelope arrays/objects of up to 8
+/// elements (a JSON Completion `{type, invocationId, result}` fits a collection limit of 4; its MessagePack form
+/// `[3, Headers, InvocationId, ResultKind, Result]` does not).
 func roomy(_ limits: HubProtocolLimits) -> HubProtocolLimits {
     var limits = limits
     limits.maximumMessageSize = 1 << 22
+    limits.maximumCollectionCount = max(limits.maximumCollectionCount, 8)
     return limits
 }
 
