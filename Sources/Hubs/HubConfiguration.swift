@@ -31,11 +31,23 @@ public struct HubConfiguration: Sendable {
     public var maximumStreamsPerConnection: Int
     /// The hub protocols offered in the handshake. Default both, `["json", "messagepack"]`.
     public var protocols: [String]
-    /// How long a negotiated connection id waits for its WebSocket before it is forgotten (404 afterwards).
+    /// How long a negotiated connection id waits for its WebSocket (or its first SSE or long-polling GET) before
+    /// it is forgotten (404 afterwards).
     /// Default 15 s.
     public var negotiatedConnectionTimeout: Duration
     /// The most negotiated ids waiting for their WebSocket; a negotiate past it is answered 503. Default 10 000.
     public var maximumPendingConnections: Int
+    /// The transports served and listed by negotiate (always in the order WebSockets, ServerSentEvents,
+    /// LongPolling; TransportProtocols.md). Default all three. An HTTP transport also needs its routes on the
+    /// server (``HubEndpoint/eventStreamRoute``, ``HubEndpoint/transportRoute``), and long polling needs the
+    /// endpoint to run (as a `Service`, or ``HubEndpoint/run()``): it is listed only while it does.
+    public var transports: Set<HubTransport>
+    /// How long a long poll waits for a message before it is answered 200 with an empty body (ASP.NET Core's
+    /// `LongPollingOptions.PollTimeout`). Default 90 s.
+    public var longPollingTimeout: Duration
+    /// A long-polling client with no poll waiting for this long is considered gone and its connection ends
+    /// (ASP.NET Core's `DisconnectTimeout`). Default 15 s.
+    public var longPollingDisconnectTimeout: Duration
     /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
     /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.
     public var logger: Logger
@@ -50,8 +62,14 @@ public struct HubConfiguration: Sendable {
         maximumStreamsPerConnection: Int = 100,
         protocols: [String] = [JSONHubProtocol.name, MessagePackHubProtocol.name],
         negotiatedConnectionTimeout: Duration = .seconds(15),
-        maximumPendingConnections: Int = 10_000
+        maximumPendingConnections: Int = 10_000,
+        transports: Set<HubTransport> = Set(HubTransport.allCases),
+        longPollingTimeout: Duration = .seconds(90),
+        longPollingDisconnectTimeout: Duration = .seconds(15)
     ) {
+        self.transports = transports
+        self.longPollingTimeout = longPollingTimeout
+        self.longPollingDisconnectTimeout = longPollingDisconnectTimeout
         self.keepAliveInterval = keepAliveInterval
         self.clientTimeoutInterval = clientTimeoutInterval
         self.handshakeTimeout = handshakeTimeout
@@ -84,7 +102,8 @@ public struct HubAuthenticator: Sendable {
         case anonymous
         /// Allowed as this user.
         case authenticated(HubUser)
-        /// Refused: 401 Unauthorized on negotiate and on the WebSocket upgrade.
+        /// Refused: 401 Unauthorized on negotiate, on the WebSocket upgrade and on every SSE or long-polling
+        /// request.
         case rejected
     }
 

@@ -32,7 +32,8 @@ def test_negotiate_and_hub_over_http2(h2c_server):
         assert stream.headers[":status"] == "200"
         negotiated = json.loads(stream.body)
         assert negotiated["negotiateVersion"] == 1
-        assert negotiated["availableTransports"] == [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
+        assert [t["transport"] for t in negotiated["availableTransports"]] == [
+            "WebSockets", "ServerSentEvents", "LongPolling"]
         assert post(client, "/chat/negotiate", b"{}").headers[":status"] == "200"
         assert client.get("/chat/negotiate").headers[":status"] == "405"
         assert post(client, "/chat/negotiate", extra=[("authorization", "Bearer wrong")]).headers[":status"] == "401"
