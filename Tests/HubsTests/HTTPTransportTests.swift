@@ -12,9 +12,11 @@ import WebSocketTestSupport
 /// Runs a server with a TestHub at `/hub` on all three transports (the endpoint runs too, for long polling).
 func withHTTPTransports(
     configuration: HubConfiguration = .init(),
+    authenticator: HubAuthenticator = .anonymous,
     _ body: @escaping @Sendable (HubEndpoint<TestHub>, Int) async throws -> Void
 ) async throws {
-    let endpoint = HubEndpoint(path: "/hub", hub: TestHub.self, configuration: configuration)
+    let endpoint = HubEndpoint(
+        path: "/hub", hub: TestHub.self, configuration: configuration, authenticator: authenticator)
     var serverConfiguration = Server.Configuration(port: 0)
     serverConfiguration.shutdownGracePeriod = .seconds(1)
     let server = Server(
@@ -292,6 +294,46 @@ func json(_ message: HubMessage) throws -> [UInt8] { try HubWireFormat.json.enco
             let refusal = #"data: {"error":"The protocol 'messagepack' is not supported."}"#
             #expect(String(decoding: bytes, as: UTF8.self).contains(refusal))
             await stream.close()
+        }
+    }
+
+    @Test func everyTransportRequestIsAuthenticated() async throws {
+        let authenticator = HubAuthenticator.bearer { token in token == "good" ? HubUser(id: "ann") : nil }
+        try await withHTTPTransports(authenticator: authenticator) { _, port in
+            let good = ["Authorization: Bearer good"]
+            let response = try #require(try await negotiate(port, query: "?negotiateVersion=1", headers: good))
+            guard case .connection(let connection) = try NegotiateResponse.parse(response.rest),
+                let token = connection.connectionToken
+            else { throw HubError("negotiate failed: \(response.body)") }
+            #expect(try await request(port, "GET", "/hub?id=\(token)")?.status == 401)
+            #expect(try await request(port, "POST", "/hub?id=\(token)", body: jsonHandshake)?.status == 401)
+            let sse = ["Accept: text/event-stream", "Authorization: Bearer bad"]
+            #expect(try await request(port, "GET", "/hub?id=\(token)", headers: sse)?.status == 401)
+            #expect(try await request(port, "GET", "/hub?id=\(token)", headers: good)?.status == 200)
+            let posted = try await request(port, "POST", "/hub?id=\(token)", body: jsonHandshake, headers: good)
+            #expect(posted?.status == 200)
+            _ = try await request(port, "GET", "/hub?id=\(token)", headers: good)  // handshake answer
+            _ = try await request(port, "GET", "/hub?id=\(token)", headers: good)  // Welcome
+            let who = try json(.invocation(.init(invocationId: "1", target: "WhoAmI", arguments: [])))
+            _ = try await request(port, "POST", "/hub?id=\(token)", body: who, headers: good)
+            let answer = try await request(port, "GET", "/hub?id=\(token)", headers: ["Authorization: Bearer good"])
+            #expect(answer?.body.contains(#""result":"ann""#) == true)
+        }
+    }
+
+    @Test func longPollingNeedsTheEndpointToRun() async throws {
+        let endpoint = HubEndpoint(path: "/hub", hub: TestHub.self)
+        let server = Server(
+            configuration: .init(port: 0), routes: [endpoint.webSocketRoute],
+            eventStreamRoutes: [endpoint.eventStreamRoute], httpRoutes: endpoint.httpRoutes)
+        try await withTimeout(.seconds(30)) {
+            try await server.withRunning { server in
+                let port = server.port
+                let response = try #require(try await negotiate(port))
+                #expect(!response.body.contains("LongPolling"))
+                let token = try await negotiatedToken(port)
+                #expect(try await request(port, "GET", "/hub?id=\(token)")?.status == 503)
+            }
         }
     }
 
