@@ -104,7 +104,7 @@ extension HubEndpoint {
         case .session(let found): session = found
         }
         if let refusal = authorize(user ?? session.user) { return .reject(status: refusal.0, body: refusal.1) }
-        guard session.start(.serverSentEvents) else {
+        guard session.bind(.serverSentEvents) else {
             if session.kind == .longPolling || session.isEnded {
                 return .reject(status: .badRequest, body: "Cannot change transports mid-connection")
             }
@@ -119,6 +119,7 @@ extension HubEndpoint {
         guard let id = request.queryValue("id"),
             let session = registry.withLockedValue({ $0.http[id] }), session.kind == .serverSentEvents
         else { return }
+        session.markStarted()
         let connection = HubConnection(
             endpoint: self, transport: .serverSentEvents(session, writer), connectionId: session.connectionId,
             user: session.user)
@@ -170,8 +171,13 @@ extension HubEndpoint {
             session.end(error: nil)
             if !session.isStarted { forget(session) }
             return PlainHTTPResponse(response: HTTPResponse(status: .accepted))
-        default:
+        case .get:
             return await longPoll(session)
+        default:
+            // HEAD would take a message and drop it.
+            var fields = HTTPFields()
+            fields[.allow] = "DELETE, GET, POST"
+            return PlainHTTPResponse(status: .methodNotAllowed, text: "Method Not Allowed", headerFields: fields)
         }
     }
 
@@ -183,7 +189,8 @@ extension HubEndpoint {
         case .serverSentEvents:
             return PlainHTTPResponse(status: .badRequest, text: "Cannot change transports mid-connection")
         case .unbound:
-            if session.start(.longPolling) {
+            if session.bind(.longPolling) {
+                session.markStarted()
                 let connection = HubConnection(
                     endpoint: self, transport: .longPolling(session), connectionId: session.connectionId,
                     user: session.user)

@@ -81,15 +81,20 @@ final class HubHTTPSession: Sendable {
     /// Why the session ended, when not by the client's or the server's choice (the disconnect timeout).
     var endError: String? { state.withLockedValue { $0.endError } }
 
-    /// Binds an unbound session to `kind` and marks its connection started; false when it is bound already.
-    func start(_ kind: Kind) -> Bool {
+    /// Binds an unbound session to `kind`; false when it is bound already (or ended).
+    func bind(_ kind: Kind) -> Bool {
         state.withLockedValue { state in
             guard state.kind == .unbound, !state.ended else { return false }
             state.kind = kind
-            state.started = true
             state.lastPoll = .now
             return true
         }
+    }
+
+    /// Its connection runs: from now on whoever runs it forgets the session at the end (before, a session older
+    /// than the negotiate timeout is dropped by the next negotiate).
+    func markStarted() {
+        state.withLockedValue { $0.started = true }
     }
 
     // MARK: Client to server
