@@ -6,14 +6,15 @@ import WebSocketServer
 /// Settings of a ``HubEndpoint``. Defaults are ASP.NET Core SignalR's (`HubOptions`,
 /// `HttpConnectionDispatcherOptions`).
 public struct HubConfiguration: Sendable {
-    /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"). Default 15 s.
+    /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"); not on long polling,
+    /// whose polls are the keep-alive. Default 15 s.
     public var keepAliveInterval: Duration
     /// A connection that sent nothing (not even a Ping) for this long is closed with an error Close message.
     /// Default 30 s (clients ping every 15 s). The time a hub method runs inline (the connection does not read
     /// meanwhile) does not count.
     public var clientTimeoutInterval: Duration
-    /// The time a client has, from the WebSocket upgrade, to complete the hub handshake; then the connection is
-    /// closed without an answer. Default 15 s.
+    /// The time a client has, from the WebSocket upgrade (or the first SSE or long-polling GET), to complete the
+    /// hub handshake; then the connection is closed without an answer. Default 15 s.
     public var handshakeTimeout: Duration
     /// Decoding bounds; `maximumMessageSize` (default 32 KiB) is the largest hub message accepted: a larger one
     /// closes the connection with an error Close message. The server's WebSocket `maxMessageLength` bounds a whole
@@ -84,7 +85,7 @@ public struct HubConfiguration: Sendable {
     }
 }
 
-/// Produces the user of a request (negotiate and WebSocket): the one auth hook of the hub.
+/// Produces the user of a request (negotiate and every transport request): the one auth hook of the hub.
 public struct HubAuthenticator: Sendable {
     /// What the authenticator sees of a request.
     public struct Request: Sendable {
@@ -107,7 +108,7 @@ public struct HubAuthenticator: Sendable {
         case rejected
     }
 
-    /// Produces the answer for a negotiate or WebSocket request. Called once per negotiate and once per upgrade
+    /// Produces the answer for a negotiate, WebSocket, SSE, poll, POST or DELETE request. Called once per request
     /// (twice for a skip-negotiation upgrade: before the 101 and when the connection is made).
     public var authenticate: @Sendable (Request) async -> Result
 

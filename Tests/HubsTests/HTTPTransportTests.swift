@@ -198,8 +198,8 @@ func json(_ message: HubMessage) throws -> [UInt8] { try HubWireFormat.json.enco
             let token = try await negotiatedToken(port)
             _ = try await request(port, "GET", "/hub?id=\(token)")
             _ = try await request(port, "POST", "/hub?id=\(token)", body: jsonHandshake)
-            // The read loop runs Sleep inline for 1.5 s; 900 bytes of pings wait, 900 more make a POST wait.
-            let sleep = try json(.invocation(.init(invocationId: "1", target: "Sleep", arguments: [HubValue(1500)])))
+            // The read loop runs Sleep inline for 2.5 s; 900 bytes of pings wait, 900 more make a POST wait.
+            let sleep = try json(.invocation(.init(invocationId: "1", target: "Sleep", arguments: [HubValue(2500)])))
             #expect(try await request(port, "POST", "/hub?id=\(token)", body: sleep)?.status == 200)
             let pings = Array(repeating: try json(.ping), count: 80).flatMap { $0 }
             #expect(pings.count <= 1024)
