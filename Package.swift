@@ -267,7 +267,7 @@ let package = Package(
         // The chat example (README "Hubs"), with the test-only methods the Python interop tests call.
         .executableTarget(
             name: "hub-chat",
-            dependencies: ["Hubs", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Hubs", "HubProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/HubChat",
             swiftSettings: strict
         ),

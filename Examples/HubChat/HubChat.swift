@@ -1,4 +1,5 @@
 import ArgumentParser
+import HubProtocol
 import Hubs
 import WebSocketServer
 
@@ -142,6 +143,12 @@ struct HubChatCommand: AsyncParsableCommand {
     @Option(help: "The per-connection outbound buffer, in bytes.")
     var maxBufferedBytes = 1 << 20
 
+    @Option(help: "Milliseconds a long poll waits for a message before it answers 200 empty.")
+    var longPollTimeoutMs = 90_000
+
+    @Option(help: "The transports served, comma-separated: WebSockets,ServerSentEvents,LongPolling.")
+    var transports = "WebSockets,ServerSentEvents,LongPolling"
+
     @Flag(help: "Also accept HTTP/2 with prior knowledge (h2c): negotiate and the hub's WebSocket (RFC 8441).")
     var h2c = false
 
@@ -151,6 +158,9 @@ struct HubChatCommand: AsyncParsableCommand {
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         for token in tokens where !token.contains("=") { throw ValidationError("--token takes TOKEN=USER") }
+        for name in transports.split(separator: ",") where HubTransport(rawValue: String(name)) == nil {
+            throw ValidationError("unknown transport '\(name)'")
+        }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
@@ -175,6 +185,9 @@ struct HubChatCommand: AsyncParsableCommand {
             maximumBufferedBytes: maxBufferedBytes
         )
         hubConfiguration.logger = logger
+        hubConfiguration.longPollingTimeout = .milliseconds(longPollTimeoutMs)
+        hubConfiguration.transports = Set(
+            transports.split(separator: ",").compactMap { HubTransport(rawValue: String($0)) })
         let chat = HubEndpoint(
             path: "/chat", hub: ChatHub.self, configuration: hubConfiguration, authenticator: authenticator)
         var configuration = Server.Configuration(host: host, port: port)
@@ -182,7 +195,8 @@ struct HubChatCommand: AsyncParsableCommand {
         configuration.shutdownGracePeriod = .seconds(2)
         if h2c { configuration.http2 = Server.HTTP2Configuration(cleartextPriorKnowledge: true) }
         let server = Server(
-            configuration: configuration, routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
+            configuration: configuration, routes: [chat.webSocketRoute], eventStreamRoutes: [chat.eventStreamRoute],
+            httpRoutes: chat.httpRoutes)
         logger.info("serving the chat hub on /chat")
         let group = ServiceGroup(
             configuration: .init(

@@ -6,14 +6,15 @@ import WebSocketServer
 /// Settings of a ``HubEndpoint``. Defaults are ASP.NET Core SignalR's (`HubOptions`,
 /// `HttpConnectionDispatcherOptions`).
 public struct HubConfiguration: Sendable {
-    /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"). Default 15 s.
+    /// A Ping is sent when nothing else was sent for this long (HubProtocol.md "Ping"); not on long polling,
+    /// whose polls are the keep-alive. Default 15 s.
     public var keepAliveInterval: Duration
     /// A connection that sent nothing (not even a Ping) for this long is closed with an error Close message.
     /// Default 30 s (clients ping every 15 s). The time a hub method runs inline (the connection does not read
     /// meanwhile) does not count.
     public var clientTimeoutInterval: Duration
-    /// The time a client has, from the WebSocket upgrade, to complete the hub handshake; then the connection is
-    /// closed without an answer. Default 15 s.
+    /// The time a client has, from the WebSocket upgrade (or the first SSE or long-polling GET), to complete the
+    /// hub handshake; then the connection is closed without an answer. Default 15 s.
     public var handshakeTimeout: Duration
     /// Decoding bounds; `maximumMessageSize` (default 32 KiB) is the largest hub message accepted: a larger one
     /// closes the connection with an error Close message. The server's WebSocket `maxMessageLength` bounds a whole
@@ -31,11 +32,23 @@ public struct HubConfiguration: Sendable {
     public var maximumStreamsPerConnection: Int
     /// The hub protocols offered in the handshake. Default both, `["json", "messagepack"]`.
     public var protocols: [String]
-    /// How long a negotiated connection id waits for its WebSocket before it is forgotten (404 afterwards).
+    /// How long a negotiated connection id waits for its WebSocket (or its first SSE or long-polling GET) before
+    /// it is forgotten (404 afterwards).
     /// Default 15 s.
     public var negotiatedConnectionTimeout: Duration
     /// The most negotiated ids waiting for their WebSocket; a negotiate past it is answered 503. Default 10 000.
     public var maximumPendingConnections: Int
+    /// The transports served and listed by negotiate (always in the order WebSockets, ServerSentEvents,
+    /// LongPolling; TransportProtocols.md). Default all three. An HTTP transport also needs its routes on the
+    /// server (``HubEndpoint/eventStreamRoute``, ``HubEndpoint/transportRoute``), and long polling needs the
+    /// endpoint to run (as a `Service`, or ``HubEndpoint/run()``): it is listed only while it does.
+    public var transports: Set<HubTransport>
+    /// How long a long poll waits for a message before it is answered 200 with an empty body (ASP.NET Core's
+    /// `LongPollingOptions.PollTimeout`). Default 90 s.
+    public var longPollingTimeout: Duration
+    /// A long-polling client with no poll waiting for this long is considered gone and its connection ends
+    /// (ASP.NET Core's `DisconnectTimeout`). Default 15 s.
+    public var longPollingDisconnectTimeout: Duration
     /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
     /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.
     public var logger: Logger
@@ -50,8 +63,14 @@ public struct HubConfiguration: Sendable {
         maximumStreamsPerConnection: Int = 100,
         protocols: [String] = [JSONHubProtocol.name, MessagePackHubProtocol.name],
         negotiatedConnectionTimeout: Duration = .seconds(15),
-        maximumPendingConnections: Int = 10_000
+        maximumPendingConnections: Int = 10_000,
+        transports: Set<HubTransport> = Set(HubTransport.allCases),
+        longPollingTimeout: Duration = .seconds(90),
+        longPollingDisconnectTimeout: Duration = .seconds(15)
     ) {
+        self.transports = transports
+        self.longPollingTimeout = longPollingTimeout
+        self.longPollingDisconnectTimeout = longPollingDisconnectTimeout
         self.keepAliveInterval = keepAliveInterval
         self.clientTimeoutInterval = clientTimeoutInterval
         self.handshakeTimeout = handshakeTimeout
@@ -66,7 +85,7 @@ public struct HubConfiguration: Sendable {
     }
 }
 
-/// Produces the user of a request (negotiate and WebSocket): the one auth hook of the hub.
+/// Produces the user of a request (negotiate and every transport request): the one auth hook of the hub.
 public struct HubAuthenticator: Sendable {
     /// What the authenticator sees of a request.
     public struct Request: Sendable {
@@ -84,11 +103,12 @@ public struct HubAuthenticator: Sendable {
         case anonymous
         /// Allowed as this user.
         case authenticated(HubUser)
-        /// Refused: 401 Unauthorized on negotiate and on the WebSocket upgrade.
+        /// Refused: 401 Unauthorized on negotiate, on the WebSocket upgrade and on every SSE or long-polling
+        /// request.
         case rejected
     }
 
-    /// Produces the answer for a negotiate or WebSocket request. Called once per negotiate and once per upgrade
+    /// Produces the answer for a negotiate, WebSocket, SSE, poll, POST or DELETE request. Called once per request
     /// (twice for a skip-negotiation upgrade: before the 101 and when the connection is made).
     public var authenticate: @Sendable (Request) async -> Result
 

@@ -4,16 +4,17 @@ import NIOConcurrencyHelpers
 import NIOCore
 import WebSocketServer
 
-/// One client's hub connection over a WebSocket (ASP.NET Core's `HubConnectionHandler` loop for one connection).
+/// One client's hub connection over a WebSocket, Server-Sent Events or long polling (ASP.NET Core's
+/// `HubConnectionHandler` loop for one connection); ``HubConnectionTransport`` is what differs.
 ///
 /// ``run()`` owns three kinds of child tasks in one task group: the writer (drains the ``HubOutbox`` into the
-/// WebSocket), the monitor (handshake timeout, keep-alive Ping, client timeout, abort and overflow), and one task
+/// transport), the monitor (handshake timeout, keep-alive Ping, client timeout, abort and overflow), and one task
 /// per streaming invocation or invocation with upload streams. The read loop runs in `run()` itself: it parses the
 /// handshake, then decodes each frame and dispatches its messages in order. A plain Invocation is awaited before
 /// the next message is read (ASP.NET Core's default of one invocation at a time per client).
 final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     let endpoint: HubEndpoint<H>
-    let webSocket: WebSocket
+    let transport: HubConnectionTransport
     let connectionId: String
     let user: HubUser?
     var userId: String? { user?.id }
@@ -45,9 +46,9 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         var allowReconnect = false
     }
 
-    init(endpoint: HubEndpoint<H>, webSocket: WebSocket, connectionId: String, user: HubUser?) {
+    init(endpoint: HubEndpoint<H>, transport: HubConnectionTransport, connectionId: String, user: HubUser?) {
         self.endpoint = endpoint
-        self.webSocket = webSocket
+        self.transport = transport
         self.connectionId = connectionId
         self.user = user
         var logger = endpoint.configuration.logger
@@ -107,6 +108,11 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                 if let request = state.withLockedValue({ $0.closeRequest }), let error = request.error {
                     disconnectError = HubConnectionError(error)
                 }
+            case .transportEnded(let error):
+                if let error { disconnectError = HubConnectionError(error) }
+                if let request = state.withLockedValue({ $0.closeRequest }), let error = request.error {
+                    disconnectError = HubConnectionError(error)
+                }
             case .closeMessage:
                 await close(error: nil, sendCloseMessage: false)
             case .error(let reason):
@@ -136,7 +142,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         }
         guard first else { return }
         if outbox.overflowed {
-            webSocket.channel.close(promise: nil)
+            transport.abort()
             return
         }
         if sendCloseMessage, let format = state.withLockedValue({ $0.format }) {
@@ -147,13 +153,13 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         }
         outbox.finish()
         await outbox.drained.wait(for: .seconds(2))
-        await webSocket.close(code: .normalClosure)
+        await transport.close()
     }
 
     private func writeLoop() async {
         while let item = await outbox.next() {
             do {
-                try await webSocket.send(item.kind, item.bytes)
+                try await transport.send(item.kind, item.bytes)
             } catch {
                 break
             }
@@ -175,6 +181,16 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             }
             // The read loop is closing the connection: nothing is sent any more, nothing to watch.
             if closing, request == nil { return }
+            // A long-polling client without a poll for the disconnect timeout is gone (TransportProtocols.md).
+            if case .longPolling(let session) = transport,
+                session.isInactive(now: now, timeout: configuration.longPollingDisconnectTimeout)
+            {
+                logger.debug("long polling client stopped polling")
+                session.end(error: "The long polling client stopped polling.")
+                return
+            }
+            // Long polling looks for a missing poll every second.
+            let recheck = transport.isLongPolling ? now + .seconds(1) : now + .seconds(3600)
             if let request {
                 await close(
                     error: request.error, sendCloseMessage: request.sendCloseMessage,
@@ -188,21 +204,22 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                     await close(error: nil, sendCloseMessage: false)
                     return
                 }
-                await monitorSignal.wait(for: deadline - now)
+                await monitorSignal.wait(for: min(deadline, recheck) - now)
                 continue
             }
             if now - lastReceive >= configuration.clientTimeoutInterval {
                 abort("Server timeout elapsed without receiving a message from the client.")
                 continue
             }
-            if now - outbox.lastEnqueue >= configuration.keepAliveInterval {
+            // Long polling has inherent keep-alive (each poll); the other transports get a Ping.
+            if !transport.isLongPolling, now - outbox.lastEnqueue >= configuration.keepAliveInterval {
                 if let ping = try? format.encode(.ping) {
                     outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: ping))
                 }
             }
             let nextPing = outbox.lastEnqueue + configuration.keepAliveInterval
             let timeout = lastReceive + configuration.clientTimeoutInterval
-            let wake = min(nextPing, timeout)
+            let wake = min(nextPing, timeout, recheck)
             await monitorSignal.wait(for: max(wake - ContinuousClock.now, .milliseconds(10)))
         }
     }
@@ -284,6 +301,9 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
 
     private enum End {
         case peerClosed(CloseStatus)
+        /// An HTTP transport ended (SSE response gone, DELETE, disconnect timeout, server close); the error
+        /// when it is not a normal end.
+        case transportEnded(String?)
         case closeMessage
         case error(String)
         case handshakeFailed
@@ -291,38 +311,62 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
 
     private func readLoop(group: inout TaskGroup<Void>, registered: inout Bool) async -> End {
         var handshakeBuffer: [UInt8] = []
-        for await message in webSocket.messages {
-            state.withLockedValue { $0.lastReceive = .now }
-            guard let format = state.withLockedValue({ $0.format }) else {
-                handshakeBuffer.append(contentsOf: message.payload.readableBytesView)
-                switch await handshake(handshakeBuffer) {
-                case .waiting:
-                    continue
-                case .failed:
-                    return .handshakeFailed
-                case .done(let format, let remainder):
-                    registered = true
-                    endpoint.manager.add(self)
-                    if let context = state.withLockedValue({ $0.context }) {
-                        do {
-                            try await H(context: makeContext(context)).onConnected()
-                        } catch {
-                            return .error("Connection closed with an error. \(Self.describe(error))")
-                        }
-                    }
-                    let rest = Array(handshakeBuffer[remainder...])
-                    handshakeBuffer = []
-                    if !rest.isEmpty, let end = await process(frame: rest, format: format, group: &group) {
-                        return end
-                    }
-                    continue
-                }
+        switch transport {
+        case .webSocket(let webSocket):
+            for await message in webSocket.messages {
+                let end = await receive(
+                    message.payload.readableBytesView, handshakeBuffer: &handshakeBuffer, group: &group,
+                    registered: &registered)
+                if let end { return end }
             }
-            if let end = await process(frame: message.payload.readableBytesView, format: format, group: &group) {
-                return end
+            return .peerClosed(await webSocket.closeStatus)
+        case .serverSentEvents(let session, _), .longPolling(let session):
+            // Each POST body is one or more whole messages (a message split across POSTs is refused, as a
+            // message split across WebSocket frames).
+            for await body in session.inbound {
+                session.consumed(body.count)
+                let end = await receive(body, handshakeBuffer: &handshakeBuffer, group: &group, registered: &registered)
+                if let end { return end }
+            }
+            // Cancelled (the SSE response or the endpoint ended) or ended: end it for the writer too.
+            session.end(error: nil)
+            return .transportEnded(session.endError)
+        }
+    }
+
+    /// One WebSocket message or POST body: the handshake, then hub messages. Returns how the connection ends, or
+    /// nil to keep reading.
+    private func receive(
+        _ bytes: some Collection<UInt8>, handshakeBuffer: inout [UInt8], group: inout TaskGroup<Void>,
+        registered: inout Bool
+    ) async -> End? {
+        state.withLockedValue { $0.lastReceive = .now }
+        guard let format = state.withLockedValue({ $0.format }) else {
+            handshakeBuffer.append(contentsOf: bytes)
+            switch await handshake(handshakeBuffer) {
+            case .waiting:
+                return nil
+            case .failed:
+                return .handshakeFailed
+            case .done(let format, let remainder):
+                registered = true
+                endpoint.manager.add(self)
+                if let context = state.withLockedValue({ $0.context }) {
+                    do {
+                        try await H(context: makeContext(context)).onConnected()
+                    } catch {
+                        return .error("Connection closed with an error. \(Self.describe(error))")
+                    }
+                }
+                let rest = Array(handshakeBuffer[remainder...])
+                handshakeBuffer = []
+                if !rest.isEmpty, let end = await process(frame: rest, format: format, group: &group) {
+                    return end
+                }
+                return nil
             }
         }
-        return .peerClosed(await webSocket.closeStatus)
+        return await process(frame: bytes, format: format, group: &group)
     }
 
     private enum HandshakeOutcome {
@@ -337,7 +381,10 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         do {
             guard let parsed = try HandshakeRequest.parse(bytes, limits: configuration.limits) else { return .waiting }
             (request, remainder) = parsed
-            try request.validate(protocols: configuration.protocols)
+            // Server-Sent Events carry text only (TransportProtocols.md): JSON, not MessagePack.
+            var protocols = configuration.protocols
+            if case .serverSentEvents = transport { protocols = protocols.filter { $0 == JSONHubProtocol.name } }
+            try request.validate(protocols: protocols)
         } catch {
             logger.debug("hub handshake refused", metadata: ["error": "\(error)"])
             let text: String

@@ -3,23 +3,38 @@ import NIOConcurrencyHelpers
 import ServiceLifecycle
 import WebSocketServer
 
-/// A hub mounted at a path of a ``WebSocketServer/Server``: `POST {path}/negotiate` and the WebSocket transport at
-/// `GET {path}` (TransportProtocols.md).
+/// A hub mounted at a path of a ``WebSocketServer/Server``: `POST {path}/negotiate` and the three transports of
+/// TransportProtocols.md at `{path}`: WebSockets, Server-Sent Events and long polling.
 ///
 /// ```swift
 /// let chat = HubEndpoint(path: "/chat", hub: ChatHub.self)
 /// let server = Server(
-///     configuration: .init(port: 5000), routes: [chat.webSocketRoute], httpRoutes: [chat.negotiateRoute])
+///     configuration: .init(port: 5000), routes: [chat.webSocketRoute],
+///     eventStreamRoutes: [chat.eventStreamRoute], httpRoutes: chat.httpRoutes)
+/// // Run `chat` as a Service next to the server (long-polling connections run in its task group).
 /// ```
 ///
 /// - Negotiate (``negotiateRoute``): `POST` only (others 405); the authenticator's `.rejected` → 401; versions 0
 ///   and 1 (absent `negotiateVersion` is 0, as both Python clients send; version 0 answers `connectionId` only,
-///   which is then the `id=`; version 1 adds a secret `connectionToken`); `availableTransports` lists WebSockets
-///   with `["Text","Binary"]`.
+///   which is then the `id=`; version 1 adds a secret `connectionToken`); `availableTransports` lists the enabled
+///   transports (``HubConfiguration/transports``) in the order WebSockets `["Text","Binary"]`, ServerSentEvents
+///   `["Text"]`, LongPolling `["Text","Binary"]` (long polling only while the endpoint runs).
 /// - WebSocket (``webSocketRoute``): `GET {path}?id=…`; no `id` creates the connection on the spot (clients'
 ///   "skip negotiation"); an unknown or expired `id` is refused with 404 and one already connected with 409, on
 ///   the upgrade request itself. The authenticator runs again on the upgrade (`Authorization` header or
 ///   `access_token` query parameter); its user wins over the negotiated one.
+/// - Server-Sent Events (``eventStreamRoute``): `GET {path}?id=…` with `Accept: text/event-stream` streams every
+///   message to the client as one event (`data: <json>␞`), JSON only; the connection ends with the response.
+///   Missing `id` → 400, unknown → 404, already bound → 409 (or 400 when it is long polling).
+/// - Long polling (``transportRoute``, `GET` without `Accept: text/event-stream`): the first poll answers 200 with
+///   an empty body at once; a later one answers 200 with one message (`application/octet-stream`), 200 empty
+///   after ``HubConfiguration/longPollingTimeout``, or 204 when a newer poll took over or the connection ended.
+///   No poll waiting for ``HubConfiguration/longPollingDisconnectTimeout`` ends the connection. One message per
+///   poll, because signalrcore 1.0.2 takes only the first message of a response.
+/// - `POST {path}?id=…` (``transportRoute``): the client's messages (the body, at most the maximum message size),
+///   200 once taken; a concurrent POST → 409, a WebSocket connection → 405, unknown → 404, no `id` → 400.
+/// - `DELETE {path}?id=…`: ends a long-polling connection, 202 (its waiting poll gets 204); other transports 400.
+/// - The authenticator runs on every SSE, poll, POST and DELETE request too (`.rejected` → 401).
 public final class HubEndpoint<H: Hub>: Sendable {
     /// The hub's path, e.g. `/chat`.
     public let path: String
@@ -29,9 +44,11 @@ public final class HubEndpoint<H: Hub>: Sendable {
     let methods: [String: HubMethod]
     let authorizations: [String: HubAuthorization]
     let manager = HubLifetimeManager()
-    private let registry = NIOLockedValueBox(Registry())
+    let registry = NIOLockedValueBox(Registry())
     /// Every connection from its upgrade to its end (also those still in their handshake), for ``closeAll``.
     private let live = NIOLockedValueBox<[ObjectIdentifier: HubConnection<H>]>([:])
+    /// Runs the long-polling connections (in ``run()``'s task group).
+    let host = HubConnectionHost()
 
     /// - Parameters:
     ///   - path: where the hub is served (the negotiate route is `path + "/negotiate"`).
@@ -111,15 +128,22 @@ public final class HubEndpoint<H: Hub>: Sendable {
         let limit = configuration.maximumPendingConnections
         let stored = registry.withLockedValue { registry -> Bool in
             registry.pending = registry.pending.filter { now - $0.value.created < timeout }
+            // HTTP sessions whose GET never came (only POSTs, or nothing).
+            registry.http = registry.http.filter { $0.value.isStarted || now - $0.value.created < timeout }
             guard registry.pending.count < limit else { return false }
             registry.pending[token] = Pending(connectionId: connectionId, user: user, created: now)
             return true
         }
         guard stored else { return PlainHTTPResponse(status: .serviceUnavailable, text: "Too many connections\n") }
+        let enabled = configuration.transports
+        var transports: [AvailableTransport] = []
+        if enabled.contains(.webSockets) { transports.append(.webSockets) }
+        if enabled.contains(.serverSentEvents) { transports.append(.serverSentEvents) }
+        if enabled.contains(.longPolling), host.isRunning { transports.append(.longPolling) }
         let body = NegotiateResponse.connection(
             NegotiateConnection(
                 negotiateVersion: version, connectionId: connectionId, connectionToken: version >= 1 ? token : nil,
-                availableTransports: [.webSockets])
+                availableTransports: transports)
         ).encoded()
         return json(body)
     }
@@ -151,24 +175,26 @@ public final class HubEndpoint<H: Hub>: Sendable {
 
     // MARK: WebSocket transport
 
-    private struct Pending {
+    struct Pending {
         var connectionId: String
         var user: HubUser?
         var created: ContinuousClock.Instant
     }
 
     /// A negotiated connection between its accepted upgrade and its handler, keyed by its token.
-    private struct Claimed {
+    struct Claimed {
         var connectionId: String
         var user: HubUser?
         var created: ContinuousClock.Instant
     }
 
-    private struct Registry {
+    struct Registry {
         var pending: [String: Pending] = [:]
         var claimed: [String: Claimed] = [:]
         /// Tokens of connections whose WebSocket is open (or being opened).
         var active: Set<String> = []
+        /// Connections on Server-Sent Events or long polling, from their first request to their end.
+        var http: [String: HubHTTPSession] = [:]
     }
 
     /// `GET {path}` with `Upgrade: websocket` (or an extended CONNECT over HTTP/2, RFC 8441).
@@ -180,7 +206,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
         )
     }
 
-    private func authenticate(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> HubAuthenticator.Result {
+    func authenticate(_ request: UpgradeRequest, _ info: ConnectionInfo) async -> HubAuthenticator.Result {
         let token = HTTPQuery.bearerToken(
             authorization: request.request.headerFields[.authorization], query: request.query)
         return await authenticator.authenticate(.init(bearerToken: token, request: request.request, connection: info))
@@ -200,6 +226,9 @@ public final class HubEndpoint<H: Hub>: Sendable {
             return (user ?? negotiatedUser) == nil
                 ? .reject(status: .unauthorized, body: "Unauthorized\n")
                 : .reject(status: .forbidden, body: "Forbidden\n")
+        }
+        guard configuration.transports.contains(.webSockets) else {
+            return .reject(status: .notFound, body: "WebSockets transport is disabled\n")
         }
         // No id: skip-negotiation; the handler creates the connection.
         guard !id.isEmpty else { return .accept() }
@@ -247,27 +276,45 @@ public final class HubEndpoint<H: Hub>: Sendable {
             token = connectionId
             _ = registry.withLockedValue { $0.active.insert(token) }
         }
-        let connection = HubConnection(endpoint: self, webSocket: webSocket, connectionId: connectionId, user: user)
+        let connection = HubConnection(
+            endpoint: self, transport: .webSocket(webSocket), connectionId: connectionId, user: user)
+        await runConnection(connection)
+        _ = registry.withLockedValue { $0.active.remove(token) }
+    }
+
+    func runConnection(_ connection: HubConnection<H>) async {
         let key = ObjectIdentifier(connection)
         live.withLockedValue { $0[key] = connection }
         await connection.run()
         _ = live.withLockedValue { $0.removeValue(forKey: key) }
-        _ = registry.withLockedValue { $0.active.remove(token) }
     }
 }
 
 extension HubEndpoint: Service {
-    /// As a swift-service-lifecycle `Service`: waits for the graceful shutdown, then
+    /// As a swift-service-lifecycle `Service`: runs the long-polling connections in its task group (long polling
+    /// is served and listed by negotiate only while this runs), waits for the graceful shutdown, then
     /// ``closeAll(error:allowReconnect:gracePeriod:)``
-    /// (Close messages with `allowReconnect: true`). List it after the ``WebSocketServer/Server`` in the
-    /// `ServiceGroup`: services shut down in reverse order, so the hub's clients get their Close message before the
-    /// server closes the WebSockets with 1001.
+    /// (Close messages with `allowReconnect: true`) and ends the long-polling connections left. List it after the
+    /// ``WebSocketServer/Server`` in the `ServiceGroup`: services shut down in reverse order, so the hub's clients
+    /// get their Close message before the server closes the WebSockets with 1001. Cancellation ends it at once.
     public func run() async throws {
-        do {
-            try await gracefulShutdown()
-        } catch {
-            return  // cancelled
+        host.begin()
+        await withTaskGroup(of: Void.self) { group in
+            let shutdown = NIOLockedValueBox(false)
+            group.addTask {
+                do {
+                    try await gracefulShutdown()
+                    shutdown.withLockedValue { $0 = true }
+                } catch {
+                    // cancelled
+                }
+                self.host.finish()
+            }
+            while let job = await host.next() {
+                group.addTask { await job() }
+            }
+            if shutdown.withLockedValue({ $0 }) { await closeAll() }
+            group.cancelAll()
         }
-        await closeAll()
     }
 }

@@ -118,7 +118,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         isHeadRequest = head.method == "HEAD"
-        if !head.isExtendedConnect, head.path != nil, let route = shared.eventStreamRoutes[head.pathWithoutQuery] {
+        if !head.isExtendedConnect, head.path != nil,
+            let route = EventStreamResponder.claims(head.request, path: head.pathWithoutQuery, shared: shared)
+        {
             answerEventStream(head.request, route: route, context: context)
             return
         }

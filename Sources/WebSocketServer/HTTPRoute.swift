@@ -22,7 +22,8 @@ public struct HTTPRoute: Sendable {
     /// The longest request body read, in bytes; a longer one is answered 413. Default 64 KiB (65 536).
     public var maxBodyLength: Int
     /// Produces the answer. Runs as a task of the server, cancelled when the client goes away; the server adds
-    /// `Content-Length` and `Connection: close`.
+    /// `Content-Length` and `Connection: close`. The server's handshake timeout covers reading the request, not
+    /// the handler, which may wait (e.g. a long poll).
     public var handler: @Sendable (HTTPRouteRequest) async -> PlainHTTPResponse
 
     public init(

@@ -269,12 +269,18 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The HTTP route that takes the request, if any: a route on its path, unless the request is a WebSocket
-    /// upgrade and a WebSocket route has the same path.
+    /// upgrade and a WebSocket route has the same path, or a `GET`/`HEAD` accepting `text/event-stream` and an
+    /// event stream route has the same path.
     private func route(for head: HTTPRequestHead) -> HTTPRoute? {
         let (path, _) = HTTPQuery.split(head.uri)
         guard let route = shared.httpRoutes[path] else { return nil }
         let upgrade = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
         if upgrade, shared.routes[path] != nil { return nil }
+        if shared.eventStreamRoutes[path] != nil, head.method == .GET || head.method == .HEAD,
+            EventStreamResponder.acceptsEventStream(head.headers[canonicalForm: "accept"].joined(separator: ","))
+        {
+            return nil
+        }
         return route
     }
 
@@ -288,6 +294,10 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context: context)
             return
         }
+        // The request is read: the handshake timeout guarded that. The handler may take its time (a long poll);
+        // it is cancelled when the client goes away.
+        timeout?.cancel()
+        timeout = nil
         let (path, query) = HTTPQuery.split(target)
         let routeRequest = HTTPRouteRequest(
             request: request, path: path, query: query, body: httpBody, connection: connectionInfo(context))

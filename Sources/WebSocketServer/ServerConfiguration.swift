@@ -20,8 +20,9 @@ extension Server {
         /// (on by default).
         public var tls: TLSConfiguration?
         #endif
-        /// How long a client has, from accept to the end of the upgrade (or of a plain HTTP exchange), before
-        /// it is dropped without an answer. Protects against clients that never finish their request.
+        /// How long a client has, from accept to the end of the upgrade (or of a plain HTTP exchange; for an
+        /// ``HTTPRoute``, of its request), before it is dropped without an answer. Protects against clients that
+        /// never finish their request.
         /// Default 10 s.
         public var handshakeTimeout: Duration
         /// The longest request head (request line plus header fields) accepted, in bytes; a longer one is

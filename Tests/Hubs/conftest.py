@@ -76,3 +76,9 @@ def h2c_server():
 def fresh_server():
     """A hub-chat of its own (the test stops it)."""
     yield from start_hub_chat()
+
+
+@pytest.fixture
+def fresh_long_poll_server():
+    """hub-chat serving long polling only, with a 2 s poll timeout."""
+    yield from start_hub_chat("--transports", "LongPolling", "--long-poll-timeout-ms", "2000")

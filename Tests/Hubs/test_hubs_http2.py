@@ -32,7 +32,8 @@ def test_negotiate_and_hub_over_http2(h2c_server):
         assert stream.headers[":status"] == "200"
         negotiated = json.loads(stream.body)
         assert negotiated["negotiateVersion"] == 1
-        assert negotiated["availableTransports"] == [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
+        assert [t["transport"] for t in negotiated["availableTransports"]] == [
+            "WebSockets", "ServerSentEvents", "LongPolling"]
         assert post(client, "/chat/negotiate", b"{}").headers[":status"] == "200"
         assert client.get("/chat/negotiate").headers[":status"] == "405"
         assert post(client, "/chat/negotiate", extra=[("authorization", "Bearer wrong")]).headers[":status"] == "401"
@@ -55,5 +56,40 @@ def test_negotiate_and_hub_over_http2(h2c_server):
         # A negotiated id already connected is refused with 409, even over HTTP/2.
         again = client.open_websocket(f"/chat?id={negotiated['connectionToken']}")
         assert again.headers[":status"] == "409"
+    finally:
+        client.close()
+
+
+def test_sse_and_long_polling_over_http2(h2c_server):
+    """One HTTP/2 connection carries an SSE connection (its event stream and its POSTs) and a long-polling
+    connection (polls, POSTs, DELETE), each request on its own stream."""
+    client = H2Client(h2c_server.port)
+    handshake = b'{"protocol":"json","version":1}\x1e'
+    add = b'{"type":1,"invocationId":"1","target":"Add","arguments":[40,2]}\x1e'
+    try:
+        sse_id = json.loads(post(client, "/chat/negotiate?negotiateVersion=1").body)["connectionToken"]
+        events = client.request([(":method", "GET"), (":scheme", "http"), (":path", f"/chat?id={sse_id}"),
+                                 (":authority", "127.0.0.1"), ("accept", "text/event-stream")])
+        client.pump_until(lambda: ":status" in events.headers)
+        assert events.headers[":status"] == "200"
+        assert events.headers["content-type"] == "text/event-stream"
+        assert post(client, f"/chat?id={sse_id}", handshake).headers[":status"] == "200"
+        client.pump_until(lambda: b"data: {}\x1e\n\n" in events.body)
+        assert post(client, f"/chat?id={sse_id}", add).headers[":status"] == "200"
+        client.pump_until(lambda: b'data: {"type":3,"invocationId":"1","result":42}\x1e\n\n' in events.body)
+
+        lp_id = json.loads(post(client, "/chat/negotiate?negotiateVersion=1").body)["connectionToken"]
+        first = client.get(f"/chat?id={lp_id}")
+        assert first.headers[":status"] == "200" and bytes(first.body) == b""
+        assert post(client, f"/chat?id={lp_id}", handshake).headers[":status"] == "200"
+        assert bytes(client.get(f"/chat?id={lp_id}").body) == b"{}\x1e"
+        assert post(client, f"/chat?id={lp_id}", add).headers[":status"] == "200"
+        poll = client.get(f"/chat?id={lp_id}")
+        assert poll.headers["content-type"] == "application/octet-stream"
+        assert json.loads(bytes(poll.body).rstrip(b"\x1e")) == {"type": 3, "invocationId": "1", "result": 42}
+        delete = client.request([(":method", "DELETE"), (":scheme", "http"), (":path", f"/chat?id={lp_id}"),
+                                 (":authority", "127.0.0.1")])
+        client.pump_until(lambda: delete.ended)
+        assert delete.headers[":status"] == "202"
     finally:
         client.close()

@@ -25,13 +25,28 @@ enum EventStreamResponder {
     }
 
     /// Whether a request on `path` goes to the event stream route: yes unless a WebSocket route has the same
-    /// path and the request asks for a WebSocket upgrade.
+    /// path and the request asks for a WebSocket upgrade, or an ``HTTPRoute`` has the same path and the request
+    /// is not a `GET`/`HEAD` accepting `text/event-stream` (a SignalR hub path serves SSE, long polling and
+    /// POSTs).
     static func claims(_ request: HTTPRequest, path: String, shared: Server.Shared) -> EventStreamRoute? {
         guard let route = shared.eventStreamRoutes[path] else { return nil }
         if shared.routes[path] != nil, request.headerFields[.upgrade]?.lowercased().contains("websocket") == true {
             return nil
         }
+        if shared.httpRoutes[path] != nil {
+            guard request.method == .get || request.method == .head,
+                acceptsEventStream(request.headerFields[values: .accept].joined(separator: ","))
+            else { return nil }
+        }
         return route
+    }
+
+    /// Whether an `Accept` field value lists `text/event-stream` (case-insensitive, parameters ignored).
+    static func acceptsEventStream(_ accept: String) -> Bool {
+        accept.split(separator: ",").contains { range in
+            let type = (range.split(separator: ";", maxSplits: 1).first ?? "").filter { $0 != " " && $0 != "\t" }
+            return type.lowercased() == "text/event-stream"
+        }
     }
 
     /// The fields of every accepted stream's head, before the application's: `Content-Type: text/event-stream`,
