@@ -77,7 +77,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 def open_client(port: int, transport: str) -> tuple[socket.socket, bytes]:
     """Connects and completes the request (SSE) or the opening handshake (WebSocket); returns the socket and the
     bytes that followed the response head."""
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if transport == "sse":
         request = (f"GET /broadcast HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
@@ -219,8 +219,9 @@ def run_transport(a, transport: str, interval_ms: int, measure: bool) -> dict:
             workers.append(process)
             pipes.append(parent)
         for pipe in pipes:
-            if not pipe.poll(180):
-                raise RuntimeError("a worker did not connect its clients in 180 s")
+            if not pipe.poll(120):
+                raise RuntimeError("a worker did not connect its clients in 120 s (an overloaded server stops "
+                                   "accepting: lower the tick rate)")
             assert pipe.recv() == "ready"
         if not measure:
             time.sleep(2.0)
@@ -263,7 +264,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ws-echo", default=".build/release/ws-echo")
     ap.add_argument("--count", type=int, default=1000, help="clients per transport")
-    ap.add_argument("--interval-ms", type=int, default=20, help="the server's tick interval")
+    ap.add_argument("--interval-ms", type=int, default=100, help="the server's tick interval")
     ap.add_argument("--event-size", type=int, default=64, help="bytes of data per tick")
     ap.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds between connecting and measuring")
