@@ -43,6 +43,14 @@ def server_stats(pid: int) -> tuple[int, float]:
     return rss, cpu
 
 
+def raw(transport: str, count: int, rounds: int, rss0: int, rss1: int, cpu0: float, cpu1: float) -> dict:
+    """Prints the raw measurements (CPU time is counted in clock ticks of 1/SC_CLK_TCK s) and returns the
+    figures."""
+    print(f"RAW {transport} count={count} rounds={rounds} rss_before={rss0} rss_after={rss1} "
+          f"cpu_seconds={cpu1 - cpu0:.2f} messages={count * rounds}", flush=True)
+    return {"rss_per_ws": (rss1 - rss0) / count, "cpu_per_msg_us": (cpu1 - cpu0) / (count * rounds) * 1e6}
+
+
 def start(binary: str, *extra: str):
     port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--log-level", "warning", *extra],
@@ -72,7 +80,7 @@ def bench_h2(binary: str, count: int, rounds: int) -> dict:
             client.pump_until(lambda: all(len(client.messages(s)) > r for s in streams), timeout=120)
         _, cpu1 = server_stats(proc.pid)
         client.close()
-        return {"rss_per_ws": (rss1 - rss0) / count, "cpu_per_msg_us": (cpu1 - cpu0) / (count * rounds) * 1e6}
+        return raw("h2", count, rounds, rss0, rss1, cpu0, cpu1)
     finally:
         proc.terminate()
         proc.wait()
@@ -105,7 +113,7 @@ def bench_h1(binary: str, count: int, rounds: int) -> dict:
                     ws.receive_data(sock.recv(4096))
                     got = any(isinstance(e, WsText) for e in ws.events())
         _, cpu1 = server_stats(proc.pid)
-        return {"rss_per_ws": (rss1 - rss0) / count, "cpu_per_msg_us": (cpu1 - cpu0) / (count * rounds) * 1e6}
+        return raw("h1", count, rounds, rss0, rss1, cpu0, cpu1)
     finally:
         for sock, _ in socks:
             sock.close()
@@ -125,10 +133,10 @@ def main() -> int:
     h1 = bench_h1(a.ws_echo, a.count, a.rounds)
     print(f"| transport | WebSockets | server memory per WebSocket | server CPU per echoed message |")
     print(f"|---|---|---|---|")
-    print(f"| HTTP/2, one connection (RFC 8441) | {a.count} | {h2['rss_per_ws'] / 1024:.1f} KiB "
-          f"| {h2['cpu_per_msg_us']:.1f} µs |")
-    print(f"| HTTP/1.1, one TCP connection each | {a.count} | {h1['rss_per_ws'] / 1024:.1f} KiB "
-          f"| {h1['cpu_per_msg_us']:.1f} µs |")
+    print(f"| HTTP/2, one connection (RFC 8441) | {a.count} | {h2['rss_per_ws'] / 1024:.2f} KiB "
+          f"| {h2['cpu_per_msg_us']:.2f} µs |")
+    print(f"| HTTP/1.1, one TCP connection each | {a.count} | {h1['rss_per_ws'] / 1024:.2f} KiB "
+          f"| {h1['cpu_per_msg_us']:.2f} µs |")
     return 0
 
 

@@ -103,6 +103,14 @@ struct WSEcho: AsyncParsableCommand {
     @Option(help: "With --event-interval: send this reconnection time (milliseconds) first on each event stream.")
     var eventRetry: Int?
 
+    @Flag(
+        help: """
+            With --event-interval: also serve the WebSocket route /ws-broadcast, which sends /broadcast's ticks as \
+            text messages to every connected WebSocket (the fan-out benchmark's WebSocket side).
+            """
+    )
+    var wsBroadcast = false
+
     func validate() throws {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -125,6 +133,9 @@ struct WSEcho: AsyncParsableCommand {
         }
         if self.eventInterval != nil && !(self.http2 || self.h2c) {
             throw ValidationError("--event-interval needs --http2 or --h2c")
+        }
+        if self.wsBroadcast && self.eventInterval == nil {
+            throw ValidationError("--ws-broadcast needs --event-interval")
         }
         if let eventInterval = self.eventInterval, eventInterval < 1 {
             throw ValidationError("--event-interval must be at least 1 (milliseconds)")
@@ -211,6 +222,16 @@ struct WSEcho: AsyncParsableCommand {
                 )
                 let ticker = EchoBroadcastTicker(broadcaster: broadcaster, interval: interval, dataSize: self.eventSize)
                 services.append(.init(service: ticker))
+                if self.wsBroadcast {
+                    let webSocketBroadcaster = EchoWebSocketBroadcaster()
+                    routes.append(webSocketBroadcaster.route())
+                    let webSocketTicker = EchoWebSocketBroadcastTicker(
+                        broadcaster: webSocketBroadcaster,
+                        interval: interval,
+                        dataSize: self.eventSize
+                    )
+                    services.append(.init(service: webSocketTicker))
+                }
             }
             server = try EchoPages.server(
                 configuration: configuration,
