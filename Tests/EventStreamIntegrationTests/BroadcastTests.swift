@@ -1,4 +1,8 @@
 import EventSourceClient
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import ServerSentEvents
 import Testing
 import WebSocketNIOTestSupport
@@ -121,5 +125,71 @@ struct BroadcastTests {
             #expect(await eventually(timeout: .seconds(10)) { broadcaster.subscriberCount == 1 })
             await stuck.close()
         }
+    }
+
+    /// Blocks the group's only event loop for `duration`; returns once the block has begun.
+    func blockEventLoop(_ group: MultiThreadedEventLoopGroup, for duration: Duration) async {
+        let started = NIOLockedValueBox(false)
+        group.next().execute {
+            started.withLockedValue { $0 = true }
+            Thread.sleep(forTimeInterval: Double(duration.components.seconds)
+                + Double(duration.components.attoseconds) / 1e18)
+        }
+        _ = await eventually { started.withLockedValue { $0 } }
+    }
+
+    @Test("an event loop that falls behind the publisher: queued events are written in order up to the limit")
+    func busyLoopCatchesUp() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let broadcaster = EventStreamBroadcaster(configuration: .init(maxQueuedBytesPerEventLoop: 64 * 1024))
+        var configuration = EventStreamRoute.Configuration(heartbeatInterval: nil)
+        configuration.maxBufferedBytes = 1 << 20
+        let route = EventStreamRoute(path: "/b", configuration: configuration, handler: .broadcast(broadcaster))
+        var serverConfiguration = Server.Configuration(port: 0)
+        serverConfiguration.shutdownGracePeriod = .seconds(1)
+        let server = Server(configuration: serverConfiguration, routes: [], eventStreamRoutes: [route], group: group)
+        try await server.withRunning { server in
+            let client = try await subscribe(server, broadcaster, count: 1)
+            let payload = String(repeating: "z", count: 1000)
+            await blockEventLoop(group, for: .milliseconds(300))
+            // 40 events of about 1 kB, published while the loop is blocked: within the 64 KiB queue.
+            for number in 1...40 { broadcaster.publish(try ServerSentEvent(data: payload, id: "\(number)")) }
+            let response = await waitForEvents(client, 40)
+            #expect(response?.events.map(\.lastEventID) == (1...40).map { "\($0)" })
+            #expect(broadcaster.subscriberCount == 1)
+            await client.close()
+        }
+        try await group.shutdownGracefully()
+    }
+
+    @Test("an event loop far behind the publisher: past the queue limit its streams close, nothing piles up")
+    func overloadedLoopClosesItsStreams() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let broadcaster = EventStreamBroadcaster(configuration: .init(maxQueuedBytesPerEventLoop: 64 * 1024))
+        var configuration = EventStreamRoute.Configuration(heartbeatInterval: nil)
+        configuration.maxBufferedBytes = 1 << 20
+        let route = EventStreamRoute(path: "/b", configuration: configuration, handler: .broadcast(broadcaster))
+        var serverConfiguration = Server.Configuration(port: 0)
+        serverConfiguration.shutdownGracePeriod = .seconds(1)
+        let server = Server(configuration: serverConfiguration, routes: [], eventStreamRoutes: [route], group: group)
+        try await server.withRunning { server in
+            let first = try await subscribe(server, broadcaster, count: 1)
+            let second = try await subscribe(server, broadcaster, count: 2)
+            let payload = String(repeating: "z", count: 1000)
+            await blockEventLoop(group, for: .milliseconds(300))
+            // 200 events of about 1 kB while the loop is blocked: past the 64 KiB queue.
+            for number in 1...200 { broadcaster.publish(try ServerSentEvent(data: payload, id: "\(number)")) }
+            #expect(await eventually(timeout: .seconds(10)) { broadcaster.subscriberCount == 0 })
+            for client in [first, second] {
+                let bytes = await client.wait(timeout: .seconds(5)) { _ in false }
+                #expect((StreamResponse(bytes)?.events.count ?? 0) < 200)
+                await client.close()
+            }
+            // The server still serves: a new stream gets the history's events from its Last-Event-ID.
+            let again = try await subscribe(server, broadcaster, count: 1, ["Last-Event-ID: 195"])
+            #expect(await waitForEvents(again, 5)?.events.map(\.lastEventID) == ["196", "197", "198", "199", "200"])
+            await again.close()
+        }
+        try await group.shutdownGracefully()
     }
 }

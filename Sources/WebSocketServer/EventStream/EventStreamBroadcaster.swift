@@ -16,6 +16,12 @@ import ServerSentEvents
 /// Slow readers: a stream whose buffer would exceed its route's ``EventStreamRoute/Configuration/
 /// maxBufferedBytes`` is closed (the publisher never waits for one client); the client reconnects with its
 /// last ID and resumes from the history.
+///
+/// An overloaded server: events wait in one queue per event loop, drained by at most one scheduled task per
+/// loop (a publisher faster than the loops never piles up tasks in front of accepting and reading). When a
+/// loop's queue exceeds ``Configuration/maxQueuedBytesPerEventLoop``, that loop cannot keep up with the
+/// publisher: its queue is discarded and every stream on it is closed, and those clients resume from the
+/// history as above.
 public final class EventStreamBroadcaster: Sendable {
     /// History limits and the resumption policy.
     public struct Configuration: Sendable {
@@ -25,15 +31,20 @@ public final class EventStreamBroadcaster: Sendable {
         public var historyBytes: Int
         /// What a client whose `Last-Event-ID` is not in the history gets. Default ``UnknownIDPolicy/replayHistory``.
         public var unknownLastEventID: UnknownIDPolicy
+        /// The most bytes of events (each counted once, however many streams it goes to) waiting for one event
+        /// loop to write them; past it the loop's streams are closed (see the type's overview). Default 4 MiB.
+        public var maxQueuedBytesPerEventLoop: Int
 
         public init(
             historyCount: Int = 1000,
             historyBytes: Int = 1 << 20,
-            unknownLastEventID: UnknownIDPolicy = .replayHistory
+            unknownLastEventID: UnknownIDPolicy = .replayHistory,
+            maxQueuedBytesPerEventLoop: Int = 4 << 20
         ) {
             self.historyCount = historyCount
             self.historyBytes = historyBytes
             self.unknownLastEventID = unknownLastEventID
+            self.maxQueuedBytesPerEventLoop = maxQueuedBytesPerEventLoop
         }
     }
 
@@ -56,10 +67,18 @@ public final class EventStreamBroadcaster: Sendable {
         var output: NIOLoopBound<EventStreamOutput>
     }
 
+    /// Events waiting for one event loop, in publish order, with the streams (on that loop) each goes to.
+    private struct LoopQueue {
+        var batches: [(buffers: [ByteBuffer], outputs: [NIOLoopBound<EventStreamOutput>])] = []
+        var bytes = 0
+        var drainScheduled = false
+    }
+
     private struct State {
         var history = CircularBuffer<Entry>()
         var historyBytes = 0
         var subscribers: [ObjectIdentifier: Subscriber] = [:]
+        var queues: [ObjectIdentifier: LoopQueue] = [:]
     }
 
     public let configuration: Configuration
@@ -91,7 +110,7 @@ public final class EventStreamBroadcaster: Sendable {
                 }
             }
             // Enqueued under the lock so that a stream that subscribes concurrently gets its replay first.
-            Self.deliver([bytes], to: state.subscribers.values)
+            self.enqueue([bytes], to: state.subscribers.values, state: &state)
         }
     }
 
@@ -122,7 +141,7 @@ public final class EventStreamBroadcaster: Sendable {
             }
             let subscriber = Subscriber(output: loopBound)
             state.subscribers[id] = subscriber
-            if !replay.isEmpty { Self.deliver(replay, to: [subscriber]) }
+            if !replay.isEmpty { self.enqueue(replay, to: [subscriber], state: &state) }
         }
         output.onClose.append { [weak self] in
             _ = self?.state.withLockedValue { $0.subscribers.removeValue(forKey: id) }
@@ -130,17 +149,46 @@ public final class EventStreamBroadcaster: Sendable {
     }
 
     /// One task per event loop writes `buffers` to that loop's streams.
-    private static func deliver(_ buffers: [ByteBuffer], to subscribers: some Collection<Subscriber>) {
+    /// Queues `buffers` for `subscribers`, per event loop; schedules a drain on a loop that has none pending.
+    /// Called with the lock held (publish order is queue order).
+    private func enqueue(_ buffers: [ByteBuffer], to subscribers: some Collection<Subscriber>, state: inout State) {
         var byLoop: [ObjectIdentifier: (any EventLoop, [NIOLoopBound<EventStreamOutput>])] = [:]
         for subscriber in subscribers {
             let loop = subscriber.output.eventLoop
             byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append(subscriber.output)
         }
-        for (loop, outputs) in byLoop.values {
-            loop.execute {
-                for output in outputs {
-                    for buffer in buffers where !output.value.writeOrDrop(buffer) { break }
+        let size = buffers.reduce(0) { $0 + $1.readableBytes }
+        for (key, (loop, outputs)) in byLoop {
+            var queue = state.queues[key] ?? LoopQueue()
+            queue.batches.append((buffers, outputs))
+            queue.bytes += size
+            if queue.bytes > configuration.maxQueuedBytesPerEventLoop {
+                // The loop is far behind the publisher: close its streams rather than queue without bound.
+                let overloaded = state.subscribers.values.map(\.output).filter { $0.eventLoop === loop }
+                queue.batches = []
+                queue.bytes = 0
+                loop.execute {
+                    for output in overloaded { output.value.abort() }
                 }
+            }
+            if !queue.drainScheduled, !queue.batches.isEmpty {
+                queue.drainScheduled = true
+                loop.execute { self.drain(key) }
+            }
+            state.queues[key] = queue
+        }
+    }
+
+    /// Writes everything queued for one event loop (runs on that loop).
+    private func drain(_ key: ObjectIdentifier) {
+        let batches = state.withLockedValue { state in
+            let batches = state.queues[key]?.batches ?? []
+            state.queues[key] = nil
+            return batches
+        }
+        for batch in batches {
+            for output in batch.outputs {
+                for buffer in batch.buffers where !output.value.writeOrDrop(buffer) { break }
             }
         }
     }
