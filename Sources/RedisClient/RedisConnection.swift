@@ -21,7 +21,9 @@ import NIOSSL
 /// ``connect(_:eventLoopGroup:)`` again and subscribes again. In RESP2 a subscribed connection accepts only
 /// (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING and QUIT (Redis refuses the rest); use a second connection to publish.
 /// No command has a timeout of its own: a server that stops answering holds the caller until the connection
-/// closes (wrap calls in a deadline, or close the connection).
+/// closes or the calling task is cancelled (wrap calls in a deadline, or close the connection). A cancelled
+/// call throws `CancellationError` at once; its commands may still have been sent and run, and their replies,
+/// when they come, are read and dropped, so the connection stays usable.
 public final class RedisConnection: PubSubConnection {
     /// The protocol in use: 3 after `HELLO 3`, otherwise 2.
     public let protocolVersion: Int
@@ -197,12 +199,10 @@ public final class RedisConnection: PubSubConnection {
     ) async throws -> [RESPValue] {
         let expectations = try commands.map(expectation(for:))
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
-        let subscribes = commands.contains { ["SUBSCRIBE", "PSUBSCRIBE"].contains($0.name.uppercased()) }
         let request = RedisRequest(
             commands: commands,
             expectations: expectations,
-            promises: promises,
-            subscribes: subscribes
+            promises: promises
         )
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
@@ -213,17 +213,24 @@ public final class RedisConnection: PubSubConnection {
             for promise in promises { promise.fail(failure) }
         }
         channel.writeAndFlush(request, promise: written)
-        var replies: [RESPValue] = []
-        replies.reserveCapacity(promises.count)
-        for promise in promises { replies.append(try await promise.futureResult.get()) }
-        return replies
+        // Cancellation fails the caller's promises at once; their slots stay in the handler's queue, so the
+        // replies still come are matched to them (and dropped) and later commands get their own.
+        return try await withTaskCancellationHandler {
+            var replies: [RESPValue] = []
+            replies.reserveCapacity(promises.count)
+            for promise in promises { replies.append(try await promise.futureResult.get()) }
+            return replies
+        } onCancel: {
+            for promise in promises { promise.fail(CancellationError()) }
+        }
     }
 
     // MARK: Commands
 
     /// Sends one command and returns its reply; error replies are returned as values
     /// (``RESPValue/errorMessage``), not thrown.
-    /// - Throws: ``RedisError`` when the connection ends before the reply.
+    /// - Throws: ``RedisError`` when the connection ends before the reply; `CancellationError` when the task is
+    ///   cancelled first (the command may still run).
     public func send(_ command: RESPCommand) async throws -> RESPValue {
         try await Self.send([command], on: channel, terminal: terminal)[0]
     }
