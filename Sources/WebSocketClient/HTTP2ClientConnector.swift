@@ -81,7 +81,8 @@ enum HTTP2ClientConnector {
     /// waits for the server's first SETTINGS frame. Returns nil when the server did not pick `h2` or did not
     /// enable extended CONNECT (the connection is then closed). `observe` sees every frame of the connection's
     /// stream 0 from the first SETTINGS on (SETTINGS updates, GOAWAY), on its event loop.
-    /// - Throws: ``WebSocketClientError/connectFailed(_:)``, ``WebSocketClientError/timedOut`` (after
+    /// - Throws: ``WebSocketClientError/connectFailed(_:)`` (with `CancellationError` when the task is cancelled:
+    ///   the connection is then closed), ``WebSocketClientError/timedOut`` (after
     ///   ``WebSocketClientConfiguration/connectTimeout``), ``WebSocketClientError/closedDuringHandshake(_:)``.
     static func connect(
         url: WebSocketURL,
@@ -145,7 +146,11 @@ enum HTTP2ClientConnector {
         }
         let connection: Connection?
         do {
-            connection = try await ready.futureResult.get()
+            connection = try await withTaskCancellationHandler {
+                try await ready.futureResult.get()
+            } onCancel: {
+                ready.fail(WebSocketClientError.connectFailed(CancellationError()))
+            }
         } catch {
             timer.cancel()
             connected.whenSuccess { $0.close(promise: nil) }

@@ -46,7 +46,10 @@ typealias PoolTLSKey = Never
 ///
 /// Limits: an origin that does not offer HTTP/2 extended CONNECT is asked again on each connection (no negative
 /// cache); the HTTP/2 connection's settings (window sizes) are the client's defaults; connections are opened one
-/// at a time per origin (concurrent requests wait for the one being opened, then share it).
+/// at a time per origin (concurrent requests wait for the one being opened, then share it; a request whose task is
+/// cancelled stops waiting at once and fails with ``WebSocketClientError/connectFailed(_:)`` wrapping
+/// `CancellationError`, and cancelling the request that opens the connection closes it, the waiting ones then
+/// trying again).
 public final class HTTP2ConnectionPool: Sendable {
     /// Limits of a pool.
     public struct Configuration: Sendable, Hashable {
@@ -261,7 +264,14 @@ public final class HTTP2ConnectionPool: Sendable {
             case .exhausted:
                 throw .connectFailed(HTTP2ConnectionPoolError.exhausted)
             case .wait(let pending):
-                try? await pending.get()
+                // A cancelled waiter stops waiting at once (the loop then throws); the connect goes on for others.
+                let waited = pending.eventLoop.makePromise(of: Void.self)
+                pending.cascade(to: waited)
+                try? await withTaskCancellationHandler {
+                    try await waited.futureResult.get()
+                } onCancel: {
+                    waited.fail(CancellationError())
+                }
                 continue
             case .use(let existing):
                 entry = existing

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Testing
 import WebSocketClient
@@ -187,5 +188,42 @@ struct HTTP2PoolTests {
                 await pool.shutdown()
             }
         }
+    }
+
+    @Test("cancelled connects stop at once: the one opening the first connection and one waiting for it")
+    func cancelledConnects() async throws {
+        // Accepts TCP and never speaks HTTP/2: the pool's first connection waits for SETTINGS until its timeout.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let pool = HTTP2ConnectionPool()
+        let configuration = {
+            var configuration = pooled(pool)
+            configuration.connectTimeout = .seconds(8)
+            return configuration
+        }()
+        let url = "ws://127.0.0.1:\(silent.localAddress?.port ?? 0)/echo"
+        let clock = ContinuousClock()
+        /// Starts a connect, cancels it after `delay`; returns how long it took to return after the cancellation.
+        @Sendable func cancelled(after delay: Duration) async -> Duration {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try? await WebSocket.connect(to: url, configuration: configuration) }
+                try? await Task.sleep(for: delay)
+                let cancelledAt = clock.now
+                group.cancelAll()
+                await group.waitForAll()
+                return clock.now - cancelledAt
+            }
+        }
+        let (opener, waiter) = try await withTimeout(.seconds(30)) {
+            async let opener = cancelled(after: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(300))
+            let waiter = await cancelled(after: .milliseconds(300))  // waits for the opener's connection
+            return (await opener, waiter)
+        }
+        #expect(waiter < .seconds(1))
+        #expect(opener < .seconds(1))
+        #expect(pool.statistics.connections == 0)
+        await pool.shutdown()
+        try await silent.close()
     }
 }
