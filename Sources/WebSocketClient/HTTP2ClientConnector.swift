@@ -166,7 +166,9 @@ enum HTTP2ClientConnector {
     /// a failure).
     /// - Throws: ``WebSocketClientError/rejected(_:response:)`` and the other handshake errors,
     ///   ``WebSocketClientError/timedOut``, ``WebSocketClientError/closedDuringHandshake(_:)`` (e.g. RST_STREAM
-    ///   `REFUSED_STREAM`, whose underlying error is NIOHTTP2's `StreamClosed`).
+    ///   `REFUSED_STREAM`, whose underlying error is NIOHTTP2's `StreamClosed`),
+    ///   ``WebSocketClientError/connectFailed(_:)`` with `CancellationError` when the task is cancelled (the
+    ///   stream is then reset).
     static func openStream<Result: Sendable>(
         on connection: Connection,
         handshake: ClientHandshake,
@@ -194,7 +196,13 @@ enum HTTP2ClientConnector {
             created.futureResult.whenSuccess { $0.close(promise: nil) }
         }
         do {
-            let result = try await opened.futureResult.get()
+            let result = try await withTaskCancellationHandler {
+                try await opened.futureResult.get()
+            } onCancel: {
+                // As for the timeout: the stream is reset, the caller gets the error at once.
+                opened.fail(WebSocketClientError.connectFailed(CancellationError()))
+                created.futureResult.whenSuccess { $0.close(promise: nil) }
+            }
             timer.cancel()
             return result
         } catch {

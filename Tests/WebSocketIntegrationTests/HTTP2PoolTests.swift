@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -198,7 +199,7 @@ struct HTTP2PoolTests {
         let pool = HTTP2ConnectionPool()
         let configuration = {
             var configuration = pooled(pool)
-            configuration.connectTimeout = .seconds(8)
+            configuration.connectTimeout = .seconds(15)
             return configuration
         }()
         let url = "ws://127.0.0.1:\(silent.localAddress?.port ?? 0)/echo"
@@ -220,10 +221,62 @@ struct HTTP2PoolTests {
             let waiter = await cancelled(after: .milliseconds(300))  // waits for the opener's connection
             return (await opener, waiter)
         }
-        #expect(waiter < .seconds(1))
-        #expect(opener < .seconds(1))
+        // Without cancellation both would wait for the 15 s connect timeout; the margin is for a loaded machine.
+        #expect(waiter < .seconds(5))
+        #expect(opener < .seconds(5))
         #expect(pool.statistics.connections == 0)
         await pool.shutdown()
         try await silent.close()
+    }
+
+    @Test("a connect cancelled while its stream waits for the server's answer stops at once; the connection stays")
+    func cancelledStream() async throws {
+        var configuration = Server.Configuration(host: "127.0.0.1", port: 0)
+        configuration.http2 = .init(cleartextPriorKnowledge: true)
+        let slow = WebSocketRoute(
+            path: "/slow",
+            shouldUpgrade: { _, _ in
+                try? await Task.sleep(for: .seconds(20))
+                return .accept()
+            },
+            handler: .delegate { _ in EchoDelegate() }
+        )
+        let echo = WebSocketRoute(path: "/echo", handler: .delegate { _ in EchoDelegate() })
+        let server = Server(configuration: configuration, routes: [slow, echo])
+        try await server.withRunning { server in
+            let pool = HTTP2ConnectionPool()
+            let clientConfiguration = {
+                var configuration = pooled(pool)
+                configuration.connectTimeout = .seconds(15)
+                return configuration
+            }()
+            let streamSeen = NIOLockedValueBox(false)
+            let elapsed = try await withTimeout(.seconds(30)) {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        _ = try? await WebSocket.connect(
+                            to: "ws://127.0.0.1:\(server.port)/slow", configuration: clientConfiguration)
+                    }
+                    // Cancelled once the server has the stream (its connection is open; the answer is pending).
+                    let seen = await eventually(timeout: .seconds(10)) { server.http2Statistics.streams >= 1 }
+                    streamSeen.withLockedValue { $0 = seen }
+                    let clock = ContinuousClock()
+                    let cancelledAt = clock.now
+                    group.cancelAll()
+                    await group.waitForAll()
+                    return clock.now - cancelledAt
+                }
+            }
+            // Without cancellation it would wait for the 15 s timeout; the margin is for a loaded machine.
+            #expect(elapsed < .seconds(5))
+            #expect(streamSeen.withLockedValue { $0 })
+            #expect(await eventually { pool.statistics.streams == 0 })
+            // The connection is still good for another WebSocket.
+            let socket = try await WebSocket.connect(
+                to: "ws://127.0.0.1:\(server.port)/echo", configuration: clientConfiguration)
+            #expect(server.http2Statistics.connections == 1)
+            _ = await socket.close()
+            await pool.shutdown()
+        }
     }
 }
