@@ -1,4 +1,5 @@
 import EventSourceClient
+import NIOCore
 import ServerSentEvents
 import Testing
 import WebSocketNIOTestSupport
@@ -120,6 +121,29 @@ struct BroadcastTests {
             #expect(received == 4000)
             #expect(await eventually(timeout: .seconds(10)) { broadcaster.subscriberCount == 1 })
             await stuck.close()
+        }
+    }
+
+    @Test("a writer subscribed after its client left is not kept by the broadcaster")
+    func subscribeAfterClose() async throws {
+        let broadcaster = EventStreamBroadcaster()
+        let closed = Counter()
+        let route = EventStreamRoute(
+            path: "/late",
+            handler: .callback { _, writer in
+                writer.onClose { closed.increment() }
+                // E.g. after an asynchronous check: the client may be gone by then.
+                writer.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(400)) {
+                    broadcaster.subscribe(writer)
+                }
+            })
+        try await makeServer([route]).withRunning { server in
+            let client = try await rawStream(server, "/late")
+            _ = await client.wait(timeout: .seconds(5)) { StreamResponse($0) != nil }
+            await client.close()
+            #expect(await eventually { closed.value == 1 })
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(broadcaster.subscriberCount == 0)
         }
     }
 }
