@@ -230,19 +230,31 @@ public final class RedisConnection: PubSubConnection {
     /// Sends one command and returns its reply; error replies are returned as values
     /// (``RESPValue/errorMessage``), not thrown.
     /// - Throws: ``RedisError`` when the connection ends before the reply; `CancellationError` when the task is
-    ///   cancelled first (the command may still run).
+    ///   cancelled first (the command may still run); ``RedisError/unsupportedCommand(_:)`` (nothing sent) for
+    ///   the commands the pipelined form refuses.
     public func send(_ command: RESPCommand) async throws -> RESPValue {
-        try await Self.send([command], on: channel, terminal: terminal)[0]
+        try Self.refuseProtocolSwitch([command])
+        return try await Self.send([command], on: channel, terminal: terminal)[0]
+    }
+
+    /// `HELLO` and `RESET` change the protocol the server speaks (`RESET` also ends pub/sub mode without
+    /// confirmations) behind the reply matching; ``connect(_:eventLoopGroup:)`` sends the only `HELLO`.
+    private static func refuseProtocolSwitch(_ commands: [RESPCommand]) throws {
+        if let command = commands.first(where: { ["HELLO", "RESET"].contains($0.name.uppercased()) }) {
+            throw RedisError.unsupportedCommand(command.name)
+        }
     }
 
     /// Pipelining: writes every command at once (one write), then returns their replies in order.
     /// Error replies are returned as values. For (P)SUBSCRIBE and (P)UNSUBSCRIBE the reply is the last
     /// confirmation (prefer ``subscribe(to:)`` and the other typed calls).
     /// - Throws: ``RedisError`` when the connection ends before the last reply;
-    ///   ``RedisError/unsupportedCommand(_:)`` (nothing sent) for (P)UNSUBSCRIBE without arguments and the
-    ///   sharded `SSUBSCRIBE`/`SUNSUBSCRIBE`.
+    ///   ``RedisError/unsupportedCommand(_:)`` (nothing sent) for (P)UNSUBSCRIBE without arguments, the
+    ///   sharded `SSUBSCRIBE`/`SUNSUBSCRIBE`, and `HELLO` and `RESET` (they switch the protocol under the reply
+    ///   matching; connect again for another protocol).
     public func send(_ commands: [RESPCommand]) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
+        try Self.refuseProtocolSwitch(commands)
         return try await Self.send(commands, on: channel, terminal: terminal)
     }
 
