@@ -80,7 +80,8 @@ enum HTTP2ClientConnector {
     /// Connects to `url`'s host and port (TLS with ALPN `h2` for `wss://`, h2c prior knowledge for `ws://`) and
     /// waits for the server's first SETTINGS frame. Returns nil when the server did not pick `h2` or did not
     /// enable extended CONNECT (the connection is then closed). `observe` sees every frame of the connection's
-    /// stream 0 from the first SETTINGS on (SETTINGS updates, GOAWAY), on its event loop.
+    /// stream 0 from the first SETTINGS on (SETTINGS updates, GOAWAY), on its event loop. When `abandon`
+    /// succeeds first, the attempt fails with ``HTTP2ConnectionPoolError/shutDown`` and its connection is closed.
     /// - Throws: ``WebSocketClientError/connectFailed(_:)`` (with `CancellationError` when the task is cancelled:
     ///   the connection is then closed), ``WebSocketClientError/timedOut`` (after
     ///   ``WebSocketClientConfiguration/connectTimeout``), ``WebSocketClientError/closedDuringHandshake(_:)``.
@@ -88,7 +89,8 @@ enum HTTP2ClientConnector {
         url: WebSocketURL,
         configuration: WebSocketClientConfiguration,
         eventLoopGroup: any EventLoopGroup,
-        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)? = nil
+        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)? = nil,
+        abandon: EventLoopFuture<Void>? = nil
     ) async throws(WebSocketClientError) -> Connection? {
         let eventLoop = eventLoopGroup.next()
         /// Completed with the connection when the server's SETTINGS enable extended CONNECT, with nil when
@@ -139,6 +141,7 @@ enum HTTP2ClientConnector {
                 }
             }
         let timer = eventLoop.scheduleTask(in: timeout) { ready.fail(WebSocketClientError.timedOut) }
+        abandon?.whenSuccess { ready.fail(WebSocketClientError.connectFailed(HTTP2ConnectionPoolError.shutDown)) }
         let connected = bootstrap.connect(host: url.host, port: url.port)
         connected.whenFailure { error in ready.fail(WebSocketClientError.connectFailed(error)) }
         connected.whenSuccess { channel in

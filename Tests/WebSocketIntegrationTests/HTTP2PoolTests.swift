@@ -279,4 +279,37 @@ struct HTTP2PoolTests {
             await pool.shutdown()
         }
     }
+
+    @Test("shutdown ends a connect in flight at once with shutDown")
+    func shutdownDuringConnect() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let pool = HTTP2ConnectionPool()
+        let configuration = {
+            var configuration = pooled(pool)
+            configuration.connectTimeout = .seconds(15)
+            return configuration
+        }()
+        let url = "ws://127.0.0.1:\(silent.localAddress?.port ?? 0)/echo"
+        let (outcome, elapsed) = try await withTimeout(.seconds(30)) {
+            async let connect: String = {
+                do {
+                    _ = try await WebSocket.connect(to: url, configuration: configuration)
+                    return "connected"
+                } catch let error as WebSocketClientError {
+                    return (error.underlying as? HTTP2ConnectionPoolError) == .shutDown ? "shutDown" : "\(error)"
+                }
+            }()
+            try await Task.sleep(for: .milliseconds(500))
+            let clock = ContinuousClock()
+            let start = clock.now
+            await pool.shutdown()
+            let outcome = try await connect
+            return (outcome, clock.now - start)
+        }
+        #expect(outcome == "shutDown")
+        // Without it the connect would wait for its 15 s timeout; the margin is for a loaded machine.
+        #expect(elapsed < .seconds(5))
+        try await silent.close()
+    }
 }
