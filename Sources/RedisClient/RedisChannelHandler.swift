@@ -16,8 +16,6 @@ struct RedisRequest: Sendable {
     var commands: [RESPCommand]
     var expectations: [ReplyExpectation]
     var promises: [EventLoopPromise<RESPValue>]
-    /// Whether the commands enter pub/sub mode (RESP2 then sends messages as plain arrays).
-    var subscribes: Bool
 }
 
 /// The NIO glue around ``RESPParser``: writes commands, matches replies to their promises in order (Redis
@@ -35,8 +33,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private var parser: RESPParser
     private var waiting = CircularBuffer<Waiting>()
-    /// RESP2 only: a (P)SUBSCRIBE is in force or on its way, so arrays starting with `message`, `pmessage`,
-    /// `subscribe`… are pub/sub traffic. RESP3 marks that traffic as pushes.
+    /// RESP2 only: the server confirmed a subscription and has not confirmed the end of the last one, so arrays
+    /// starting with `message`, `pmessage`, `subscribe`… are pub/sub traffic. Replies to commands sent before the
+    /// first (P)SUBSCRIBE arrive before its confirmation and stay replies whatever they hold (`MGET` of a key
+    /// whose value is `message`). RESP3 marks pub/sub traffic as pushes.
     private var subscribedRESP2 = false
     /// 2 until `HELLO 3` succeeds.
     var protocolVersion = 2
@@ -80,7 +80,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             command.encode(into: &bytes)
             waiting.append(Waiting(expectation: request.expectations[index], promise: request.promises[index]))
         }
-        if request.subscribes { subscribedRESP2 = true }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         context.write(wrapOutboundOut(buffer), promise: promise)
@@ -127,8 +126,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             handlePubSub(elements, value: value, context: context)
             return
         }
-        if protocolVersion == 2, subscribedRESP2, case .array(let elements?) = value,
-            let kind = elements.first?.string, Self.pubSubKinds.contains(kind.lowercased())
+        if protocolVersion == 2, case .array(let elements?) = value,
+            let kind = elements.first?.string, Self.pubSubKinds.contains(kind.lowercased()),
+            subscribedRESP2 || waiting.first.map(Self.isConfirmation) == true
         {
             handlePubSub(elements, value: value, context: context)
             return
@@ -154,6 +154,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             else { break }
             deliver(PubSubMessage(channel: channel, pattern: pattern, payload: payload), context: context)
         case "subscribe", "unsubscribe", "psubscribe", "punsubscribe":
+            // The server's count of this connection's subscriptions (channels and patterns).
+            if elements.count == 3, let count = elements[2].integer { subscribedRESP2 = count > 0 }
             // The confirmation of the command at the head; unsolicited ones (a server-side unsubscribe) are
             // ignored.
             guard let head = waiting.first, case .confirmations(let count) = head.expectation else { break }
@@ -162,9 +164,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 head.promise.succeed(value)
             } else {
                 waiting[waiting.startIndex].expectation = .confirmations(count - 1)
-            }
-            if elements.count == 3, elements[2].integer == 0, !waiting.contains(where: Self.isConfirmation) {
-                subscribedRESP2 = false
             }
         default:
             break  // other pushes (client-side caching invalidations…) are not ours

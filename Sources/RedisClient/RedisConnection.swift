@@ -21,7 +21,9 @@ import NIOSSL
 /// ``connect(_:eventLoopGroup:)`` again and subscribes again. In RESP2 a subscribed connection accepts only
 /// (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING and QUIT (Redis refuses the rest); use a second connection to publish.
 /// No command has a timeout of its own: a server that stops answering holds the caller until the connection
-/// closes (wrap calls in a deadline, or close the connection).
+/// closes or the calling task is cancelled (wrap calls in a deadline, or close the connection). A cancelled
+/// call throws `CancellationError` at once; its commands may still have been sent and run, and their replies,
+/// when they come, are read and dropped, so the connection stays usable.
 public final class RedisConnection: PubSubConnection {
     /// The protocol in use: 3 after `HELLO 3`, otherwise 2.
     public let protocolVersion: Int
@@ -197,12 +199,10 @@ public final class RedisConnection: PubSubConnection {
     ) async throws -> [RESPValue] {
         let expectations = try commands.map(expectation(for:))
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
-        let subscribes = commands.contains { ["SUBSCRIBE", "PSUBSCRIBE"].contains($0.name.uppercased()) }
         let request = RedisRequest(
             commands: commands,
             expectations: expectations,
-            promises: promises,
-            subscribes: subscribes
+            promises: promises
         )
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
@@ -213,29 +213,48 @@ public final class RedisConnection: PubSubConnection {
             for promise in promises { promise.fail(failure) }
         }
         channel.writeAndFlush(request, promise: written)
-        var replies: [RESPValue] = []
-        replies.reserveCapacity(promises.count)
-        for promise in promises { replies.append(try await promise.futureResult.get()) }
-        return replies
+        // Cancellation fails the caller's promises at once; their slots stay in the handler's queue, so the
+        // replies still come are matched to them (and dropped) and later commands get their own.
+        return try await withTaskCancellationHandler {
+            var replies: [RESPValue] = []
+            replies.reserveCapacity(promises.count)
+            for promise in promises { replies.append(try await promise.futureResult.get()) }
+            return replies
+        } onCancel: {
+            for promise in promises { promise.fail(CancellationError()) }
+        }
     }
 
     // MARK: Commands
 
     /// Sends one command and returns its reply; error replies are returned as values
     /// (``RESPValue/errorMessage``), not thrown.
-    /// - Throws: ``RedisError`` when the connection ends before the reply.
+    /// - Throws: ``RedisError`` when the connection ends before the reply; `CancellationError` when the task is
+    ///   cancelled first (the command may still run); ``RedisError/unsupportedCommand(_:)`` (nothing sent) for
+    ///   the commands the pipelined form refuses.
     public func send(_ command: RESPCommand) async throws -> RESPValue {
-        try await Self.send([command], on: channel, terminal: terminal)[0]
+        try Self.refuseProtocolSwitch([command])
+        return try await Self.send([command], on: channel, terminal: terminal)[0]
+    }
+
+    /// `HELLO` and `RESET` change the protocol the server speaks (`RESET` also ends pub/sub mode without
+    /// confirmations) behind the reply matching; ``connect(_:eventLoopGroup:)`` sends the only `HELLO`.
+    private static func refuseProtocolSwitch(_ commands: [RESPCommand]) throws {
+        if let command = commands.first(where: { ["HELLO", "RESET"].contains($0.name.uppercased()) }) {
+            throw RedisError.unsupportedCommand(command.name)
+        }
     }
 
     /// Pipelining: writes every command at once (one write), then returns their replies in order.
     /// Error replies are returned as values. For (P)SUBSCRIBE and (P)UNSUBSCRIBE the reply is the last
     /// confirmation (prefer ``subscribe(to:)`` and the other typed calls).
     /// - Throws: ``RedisError`` when the connection ends before the last reply;
-    ///   ``RedisError/unsupportedCommand(_:)`` (nothing sent) for (P)UNSUBSCRIBE without arguments and the
-    ///   sharded `SSUBSCRIBE`/`SUNSUBSCRIBE`.
+    ///   ``RedisError/unsupportedCommand(_:)`` (nothing sent) for (P)UNSUBSCRIBE without arguments, the
+    ///   sharded `SSUBSCRIBE`/`SUNSUBSCRIBE`, and `HELLO` and `RESET` (they switch the protocol under the reply
+    ///   matching; connect again for another protocol).
     public func send(_ commands: [RESPCommand]) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
+        try Self.refuseProtocolSwitch(commands)
         return try await Self.send(commands, on: channel, terminal: terminal)
     }
 

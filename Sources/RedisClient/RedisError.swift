@@ -22,7 +22,7 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A socket error (its description).
     case io(String)
     /// A command this client cannot match replies for (its name): (P)UNSUBSCRIBE without arguments, the sharded
-    /// `SSUBSCRIBE`/`SUNSUBSCRIBE`. Nothing was sent.
+    /// `SSUBSCRIBE`/`SUNSUBSCRIBE`, and `HELLO`/`RESET` (they switch the protocol). Nothing was sent.
     case unsupportedCommand(String)
 
     public var description: String {

@@ -80,14 +80,17 @@ enum HTTP2ClientConnector {
     /// Connects to `url`'s host and port (TLS with ALPN `h2` for `wss://`, h2c prior knowledge for `ws://`) and
     /// waits for the server's first SETTINGS frame. Returns nil when the server did not pick `h2` or did not
     /// enable extended CONNECT (the connection is then closed). `observe` sees every frame of the connection's
-    /// stream 0 from the first SETTINGS on (SETTINGS updates, GOAWAY), on its event loop.
-    /// - Throws: ``WebSocketClientError/connectFailed(_:)``, ``WebSocketClientError/timedOut`` (after
+    /// stream 0 from the first SETTINGS on (SETTINGS updates, GOAWAY), on its event loop. When `abandon`
+    /// succeeds first, the attempt fails with ``HTTP2ConnectionPoolError/shutDown`` and its connection is closed.
+    /// - Throws: ``WebSocketClientError/connectFailed(_:)`` (with `CancellationError` when the task is cancelled:
+    ///   the connection is then closed), ``WebSocketClientError/timedOut`` (after
     ///   ``WebSocketClientConfiguration/connectTimeout``), ``WebSocketClientError/closedDuringHandshake(_:)``.
     static func connect(
         url: WebSocketURL,
         configuration: WebSocketClientConfiguration,
         eventLoopGroup: any EventLoopGroup,
-        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)? = nil
+        observe: (@Sendable (HTTP2Frame.FramePayload) -> Void)? = nil,
+        abandon: EventLoopFuture<Void>? = nil
     ) async throws(WebSocketClientError) -> Connection? {
         let eventLoop = eventLoopGroup.next()
         /// Completed with the connection when the server's SETTINGS enable extended CONNECT, with nil when
@@ -138,6 +141,7 @@ enum HTTP2ClientConnector {
                 }
             }
         let timer = eventLoop.scheduleTask(in: timeout) { ready.fail(WebSocketClientError.timedOut) }
+        abandon?.whenSuccess { ready.fail(WebSocketClientError.connectFailed(HTTP2ConnectionPoolError.shutDown)) }
         let connected = bootstrap.connect(host: url.host, port: url.port)
         connected.whenFailure { error in ready.fail(WebSocketClientError.connectFailed(error)) }
         connected.whenSuccess { channel in
@@ -145,7 +149,11 @@ enum HTTP2ClientConnector {
         }
         let connection: Connection?
         do {
-            connection = try await ready.futureResult.get()
+            connection = try await withTaskCancellationHandler {
+                try await ready.futureResult.get()
+            } onCancel: {
+                ready.fail(WebSocketClientError.connectFailed(CancellationError()))
+            }
         } catch {
             timer.cancel()
             connected.whenSuccess { $0.close(promise: nil) }
@@ -161,7 +169,9 @@ enum HTTP2ClientConnector {
     /// a failure).
     /// - Throws: ``WebSocketClientError/rejected(_:response:)`` and the other handshake errors,
     ///   ``WebSocketClientError/timedOut``, ``WebSocketClientError/closedDuringHandshake(_:)`` (e.g. RST_STREAM
-    ///   `REFUSED_STREAM`, whose underlying error is NIOHTTP2's `StreamClosed`).
+    ///   `REFUSED_STREAM`, whose underlying error is NIOHTTP2's `StreamClosed`),
+    ///   ``WebSocketClientError/connectFailed(_:)`` with `CancellationError` when the task is cancelled (the
+    ///   stream is then reset).
     static func openStream<Result: Sendable>(
         on connection: Connection,
         handshake: ClientHandshake,
@@ -189,7 +199,13 @@ enum HTTP2ClientConnector {
             created.futureResult.whenSuccess { $0.close(promise: nil) }
         }
         do {
-            let result = try await opened.futureResult.get()
+            let result = try await withTaskCancellationHandler {
+                try await opened.futureResult.get()
+            } onCancel: {
+                // As for the timeout: the stream is reset, the caller gets the error at once.
+                opened.fail(WebSocketClientError.connectFailed(CancellationError()))
+                created.futureResult.whenSuccess { $0.close(promise: nil) }
+            }
             timer.cancel()
             return result
         } catch {

@@ -46,7 +46,10 @@ typealias PoolTLSKey = Never
 ///
 /// Limits: an origin that does not offer HTTP/2 extended CONNECT is asked again on each connection (no negative
 /// cache); the HTTP/2 connection's settings (window sizes) are the client's defaults; connections are opened one
-/// at a time per origin (concurrent requests wait for the one being opened, then share it).
+/// at a time per origin (concurrent requests wait for the one being opened, then share it; a request whose task is
+/// cancelled stops waiting at once and fails with ``WebSocketClientError/connectFailed(_:)`` wrapping
+/// `CancellationError`, and cancelling the request that opens the connection closes it, the waiting ones then
+/// trying again).
 public final class HTTP2ConnectionPool: Sendable {
     /// Limits of a pool.
     public struct Configuration: Sendable, Hashable {
@@ -181,6 +184,9 @@ public final class HTTP2ConnectionPool: Sendable {
         var entries: [ObjectIdentifier: Entry] = [:]
         /// Origins with a connection being opened: other requests for them wait for it, then look again.
         var connecting: [Origin: EventLoopFuture<Void>] = [:]
+        /// One per connect in flight: ``shutdown()`` succeeds them to abandon the connects; each connect fails its
+        /// own when it is over.
+        var abandons: [ObjectIdentifier: EventLoopPromise<Void>] = [:]
         var isShutDown = false
         var opened = 0
     }
@@ -206,11 +212,13 @@ public final class HTTP2ConnectionPool: Sendable {
     }
 
     /// Sends GOAWAY on every connection and closes it, then returns once all are closed. WebSockets still open
-    /// on them end without a close handshake. Later connections through the pool fail with
-    /// ``HTTP2ConnectionPoolError/shutDown``. Calling it again waits the same way.
+    /// on them end without a close handshake. Connections being opened are abandoned (closed), and their
+    /// connects, like later ones through the pool, fail with ``HTTP2ConnectionPoolError/shutDown``. Calling it
+    /// again waits the same way.
     public func shutdown() async {
         let channels = state.withLockedValue { state -> [any Channel] in
             state.isShutDown = true
+            for abandon in state.abandons.values { abandon.succeed() }
             return state.entries.values.compactMap { $0.connection.withLockedValue { $0?.channel } }
         }
         for channel in channels { HTTP2ClientConnector.goAwayAndClose(channel) }
@@ -252,6 +260,7 @@ public final class HTTP2ConnectionPool: Sendable {
                 _ = entry.tryLease()
                 let promise = eventLoopGroup.any().makePromise(of: Void.self)
                 state.connecting[origin] = promise.futureResult
+                state.abandons[ObjectIdentifier(entry)] = promise.futureResult.eventLoop.makePromise()
                 return .connect(entry, promise)
             }
             let entry: Entry
@@ -261,18 +270,31 @@ public final class HTTP2ConnectionPool: Sendable {
             case .exhausted:
                 throw .connectFailed(HTTP2ConnectionPoolError.exhausted)
             case .wait(let pending):
-                try? await pending.get()
+                // A cancelled waiter stops waiting at once (the loop then throws); the connect goes on for others.
+                let waited = pending.eventLoop.makePromise(of: Void.self)
+                pending.cascade(to: waited)
+                try? await withTaskCancellationHandler {
+                    try await waited.futureResult.get()
+                } onCancel: {
+                    waited.fail(CancellationError())
+                }
                 continue
             case .use(let existing):
                 entry = existing
             case .connect(let new, let promise):
+                let abandon = state.withLockedValue { $0.abandons[ObjectIdentifier(new)] }
+                defer {
+                    state.withLockedValue { _ = $0.abandons.removeValue(forKey: ObjectIdentifier(new)) }
+                    abandon?.fail(CancellationError())  // over: no effect on the connect any more
+                }
                 let connection: HTTP2ClientConnector.Connection?
                 do {
                     connection = try await HTTP2ClientConnector.connect(
                         url: url,
                         configuration: clientConfiguration,
                         eventLoopGroup: eventLoopGroup,
-                        observe: { new.observe($0) }
+                        observe: { new.observe($0) },
+                        abandon: abandon?.futureResult
                     )
                 } catch {
                     state.withLockedValue { $0.connecting[origin] = nil }
@@ -288,11 +310,14 @@ public final class HTTP2ConnectionPool: Sendable {
                     return true
                 }
                 promise.succeed()
-                guard let connection else { return nil }
                 guard added else {
-                    connection.channel.close(promise: nil)
-                    throw .connectFailed(HTTP2ConnectionPoolError.shutDown)
+                    connection?.channel.close(promise: nil)
+                    guard connection == nil, !state.withLockedValue(\.isShutDown) else {
+                        throw .connectFailed(HTTP2ConnectionPoolError.shutDown)
+                    }
+                    return nil
                 }
+                guard let connection else { return nil }
                 let id = ObjectIdentifier(new)
                 connection.channel.closeFuture.whenComplete { [weak self] _ in
                     new.markClosed()

@@ -275,6 +275,22 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
             "HTTP/2 protocol error",
             metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"]
         )
+        // NIOHTTP2 reports stream errors here too (it has reset the stream; the connection goes on), and
+        // connection errors after writing GOAWAY, whereupon the endpoint MUST close the TCP connection (RFC 9113
+        // §5.4.1). The errors of its flood limits (rapid reset and the like) are always connection errors.
+        if Self.isFloodError(error) { context.close(promise: nil) }
+    }
+
+    private static func isFloodError(_ error: any Error) -> Bool {
+        switch error {
+        case is NIOHTTP2Errors.ExcessiveRSTFrames, is NIOHTTP2Errors.ExcessiveControlFrames,
+            is NIOHTTP2Errors.ExcessiveEmptyDataFrames, is NIOHTTP2Errors.ExcessiveStreamErrors,
+            is NIOHTTP2Errors.ExcessiveNumberOfGlitches, is NIOHTTP2Errors.ExcessiveContinuationFrames,
+            is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock, is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering:
+            true
+        default:
+            false
+        }
     }
 }
 

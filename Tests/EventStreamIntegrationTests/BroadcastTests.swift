@@ -192,4 +192,27 @@ struct BroadcastTests {
         }
         try await group.shutdownGracefully()
     }
+
+    @Test("a writer subscribed after its client left is not kept by the broadcaster")
+    func subscribeAfterClose() async throws {
+        let broadcaster = EventStreamBroadcaster()
+        let closed = Counter()
+        let route = EventStreamRoute(
+            path: "/late",
+            handler: .callback { _, writer in
+                writer.onClose { closed.increment() }
+                // E.g. after an asynchronous check: the client may be gone by then.
+                writer.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(400)) {
+                    broadcaster.subscribe(writer)
+                }
+            })
+        try await makeServer([route]).withRunning { server in
+            let client = try await rawStream(server, "/late")
+            _ = await client.wait(timeout: .seconds(5)) { StreamResponse($0) != nil }
+            await client.close()
+            #expect(await eventually { closed.value == 1 })
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(broadcaster.subscriberCount == 0)
+        }
+    }
 }

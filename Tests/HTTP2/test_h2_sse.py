@@ -207,3 +207,36 @@ def test_heartbeats_and_graceful_shutdown_end_each_stream(start_echo, mode):
     client.ws_send(socket_stream.stream_id, close.response())
     client.close()
     assert process.stop() == 0
+
+
+def test_reset_flood_closes_the_connection_and_its_event_streams(start_echo):
+    """Streams opened and reset in a loop (CVE-2023-44487 "rapid reset"): NIOHTTP2 answers GOAWAY
+    ENHANCE_YOUR_CALM, and the server must then close the TCP connection (RFC 9113 §5.4.1), ending the event
+    stream still open on it, instead of keeping both until the client leaves."""
+    tolerate_frames_after_goaway()
+    process = start_echo("--h2c", "--event-interval", "20")
+    client = H2Client(process.port)
+    kept = open_events(client, "/events")
+    client.pump_until(lambda: len(ids_of(kept)) >= 1)
+    for _ in range(1000):
+        if client.goaway is not None or client.closed:
+            break
+        stream = open_events(client, "/events")
+        client.reset(stream.stream_id, CANCEL)
+        client.pump(0.001)
+    client.pump_until(lambda: client.goaway is not None, timeout=5)
+    assert client.goaway.error_code == 11  # ENHANCE_YOUR_CALM
+    deadline = time.monotonic() + 5
+    closed = False
+    client.sock.settimeout(0.2)
+    while time.monotonic() < deadline and not closed:
+        try:
+            closed = client.sock.recv(65536) == b""
+        except TimeoutError:
+            pass
+        except OSError:
+            closed = True
+    assert closed, "the server kept the connection open after its GOAWAY for a connection error"
+    observer = H2Client(process.port)
+    assert stats(observer)["openEventStreams"] == 0
+    observer.close()

@@ -132,4 +132,84 @@ struct FakeServerTests {
         }
         await server.stop()
     }
+
+    /// Runs `body` while a fallback closes `redis` after `deadline`, so that a call that ignores cancellation or
+    /// waits forever fails (with ``RedisError/closedLocally``) instead of hanging the test.
+    func closing<T: Sendable>(
+        _ redis: RedisConnection,
+        after deadline: Duration = .seconds(10),
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: deadline)
+                } catch {
+                    return nil  // `body` returned in time
+                }
+                await redis.close()
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let value = result { return value }
+            }
+            throw TestFailure("no result")
+        }
+    }
+
+    @Test("a cancelled caller stops waiting at once; the late reply goes to its slot, the next caller gets its own")
+    func cancelledCaller() async throws {
+        let server = try await FakeRedisServer { words in
+            switch words[0] {
+            case "HELLO": .reply(Self.helloReply)
+            case "GET": .silence
+            // The GET's late reply, then the PING's.
+            default: .reply(Array("$4\r\nlate\r\n+PONG\r\n".utf8))
+            }
+        }
+        let redis = try await connect(server)
+        let outcome = try await closing(redis) {
+            try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    do {
+                        _ = try await redis.send(RESPCommand("GET", "k"))
+                        return "answered"
+                    } catch {
+                        return "\(type(of: error)): \(error)"
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(200))
+                let start = ContinuousClock.now
+                group.cancelAll()
+                let outcome = try await group.next() ?? "none"
+                return ContinuousClock.now - start < .seconds(5) ? outcome : "late: \(outcome)"
+            }
+        }
+        #expect(outcome == "CancellationError: CancellationError()")
+        #expect(try await redis.send(.ping()) == .simpleString("PONG"))
+        await redis.close()
+        await server.stop()
+    }
+
+    @Test("RESP2: a reply array that looks like pub/sub (MGET of 'message') before a SUBSCRIBE stays a reply")
+    func resp2ReplyBeforeSubscribe() async throws {
+        let server = try await FakeRedisServer { words in
+            switch words[0] {
+            case "MGET": .reply(Array("*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n".utf8))
+            case "SUBSCRIBE": .reply(Array("*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n".utf8))
+            default: .reply(Array("+OK\r\n".utf8))
+            }
+        }
+        let redis = try await connect(server) { $0.protocolPreference = .resp2 }
+        let replies = try await closing(redis) {
+            try await redis.send([RESPCommand("MGET", "k1", "k2", "k3"), RESPCommand("SUBSCRIBE", "ch")])
+        }
+        #expect(replies.first == .array(["message", "a", "b"].map { .bulkString(Array($0.utf8)) }))
+        #expect(replies.last?.elements?.last == .integer(1))
+        await redis.close()
+        #expect(try await collect(redis.messages, count: .max).isEmpty)
+        await server.stop()
+    }
 }

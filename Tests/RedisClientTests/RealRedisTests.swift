@@ -208,6 +208,30 @@ struct RealRedisTests {
         }
     }
 
+    @Test(
+        "RESET and HELLO through send() do not leave the client reading the wrong protocol",
+        arguments: [
+            RESPCommand("RESET"), RESPCommand.hello(protocolVersion: 2),
+        ])
+    func protocolSwitchBySend(command: RESPCommand) async throws {
+        try await withRedisServer { server in
+            let redis = try await RedisConnection.connect(configuration(server))
+            let publisher = try await RedisConnection.connect(configuration(server))
+            // Either refused (nothing sent) or followed; afterwards pub/sub must still work.
+            do {
+                _ = try await redis.send(command)
+            } catch RedisError.unsupportedCommand {
+            }
+            try await withTimeout(.seconds(10)) { try await redis.subscribe(to: ["a", "b"]) }
+            #expect(try await publisher.publish(Array("hi".utf8), to: "b") == 1)
+            #expect(
+                try await collect(redis.messages, count: 1) == [PubSubMessage(channel: "b", payload: Array("hi".utf8))])
+            try await redis.ping()
+            await redis.close()
+            await publisher.close()
+        }
+    }
+
     @Test("redis-server killed mid-subscription: the sequence ends with connectionClosed, commands fail, no crash")
     func killed() async throws {
         let server = try await RedisServerProcess.start()

@@ -1,4 +1,6 @@
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Testing
 import WebSocketClient
@@ -187,5 +189,127 @@ struct HTTP2PoolTests {
                 await pool.shutdown()
             }
         }
+    }
+
+    @Test("cancelled connects stop at once: the one opening the first connection and one waiting for it")
+    func cancelledConnects() async throws {
+        // Accepts TCP and never speaks HTTP/2: the pool's first connection waits for SETTINGS until its timeout.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let pool = HTTP2ConnectionPool()
+        let configuration = {
+            var configuration = pooled(pool)
+            configuration.connectTimeout = .seconds(15)
+            return configuration
+        }()
+        let url = "ws://127.0.0.1:\(silent.localAddress?.port ?? 0)/echo"
+        let clock = ContinuousClock()
+        /// Starts a connect, cancels it after `delay`; returns how long it took to return after the cancellation.
+        @Sendable func cancelled(after delay: Duration) async -> Duration {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try? await WebSocket.connect(to: url, configuration: configuration) }
+                try? await Task.sleep(for: delay)
+                let cancelledAt = clock.now
+                group.cancelAll()
+                await group.waitForAll()
+                return clock.now - cancelledAt
+            }
+        }
+        let (opener, waiter) = try await withTimeout(.seconds(30)) {
+            async let opener = cancelled(after: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(300))
+            let waiter = await cancelled(after: .milliseconds(300))  // waits for the opener's connection
+            return (await opener, waiter)
+        }
+        // Without cancellation both would wait for the 15 s connect timeout; the margin is for a loaded machine.
+        #expect(waiter < .seconds(5))
+        #expect(opener < .seconds(5))
+        #expect(pool.statistics.connections == 0)
+        await pool.shutdown()
+        try await silent.close()
+    }
+
+    @Test("a connect cancelled while its stream waits for the server's answer stops at once; the connection stays")
+    func cancelledStream() async throws {
+        var configuration = Server.Configuration(host: "127.0.0.1", port: 0)
+        configuration.http2 = .init(cleartextPriorKnowledge: true)
+        let slow = WebSocketRoute(
+            path: "/slow",
+            shouldUpgrade: { _, _ in
+                try? await Task.sleep(for: .seconds(20))
+                return .accept()
+            },
+            handler: .delegate { _ in EchoDelegate() }
+        )
+        let echo = WebSocketRoute(path: "/echo", handler: .delegate { _ in EchoDelegate() })
+        let server = Server(configuration: configuration, routes: [slow, echo])
+        try await server.withRunning { server in
+            let pool = HTTP2ConnectionPool()
+            let clientConfiguration = {
+                var configuration = pooled(pool)
+                configuration.connectTimeout = .seconds(15)
+                return configuration
+            }()
+            let streamSeen = NIOLockedValueBox(false)
+            let elapsed = try await withTimeout(.seconds(30)) {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        _ = try? await WebSocket.connect(
+                            to: "ws://127.0.0.1:\(server.port)/slow", configuration: clientConfiguration)
+                    }
+                    // Cancelled once the server has the stream (its connection is open; the answer is pending).
+                    let seen = await eventually(timeout: .seconds(10)) { server.http2Statistics.streams >= 1 }
+                    streamSeen.withLockedValue { $0 = seen }
+                    let clock = ContinuousClock()
+                    let cancelledAt = clock.now
+                    group.cancelAll()
+                    await group.waitForAll()
+                    return clock.now - cancelledAt
+                }
+            }
+            // Without cancellation it would wait for the 15 s timeout; the margin is for a loaded machine.
+            #expect(elapsed < .seconds(5))
+            #expect(streamSeen.withLockedValue { $0 })
+            #expect(await eventually { pool.statistics.streams == 0 })
+            // The connection is still good for another WebSocket.
+            let socket = try await WebSocket.connect(
+                to: "ws://127.0.0.1:\(server.port)/echo", configuration: clientConfiguration)
+            #expect(server.http2Statistics.connections == 1)
+            _ = await socket.close()
+            await pool.shutdown()
+        }
+    }
+
+    @Test("shutdown ends a connect in flight at once with shutDown")
+    func shutdownDuringConnect() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let pool = HTTP2ConnectionPool()
+        let configuration = {
+            var configuration = pooled(pool)
+            configuration.connectTimeout = .seconds(15)
+            return configuration
+        }()
+        let url = "ws://127.0.0.1:\(silent.localAddress?.port ?? 0)/echo"
+        let (outcome, elapsed) = try await withTimeout(.seconds(30)) {
+            async let connect: String = {
+                do {
+                    _ = try await WebSocket.connect(to: url, configuration: configuration)
+                    return "connected"
+                } catch let error as WebSocketClientError {
+                    return (error.underlying as? HTTP2ConnectionPoolError) == .shutDown ? "shutDown" : "\(error)"
+                }
+            }()
+            try await Task.sleep(for: .milliseconds(500))
+            let clock = ContinuousClock()
+            let start = clock.now
+            await pool.shutdown()
+            let outcome = try await connect
+            return (outcome, clock.now - start)
+        }
+        #expect(outcome == "shutDown")
+        // Without it the connect would wait for its 15 s timeout; the margin is for a loaded machine.
+        #expect(elapsed < .seconds(5))
+        try await silent.close()
     }
 }

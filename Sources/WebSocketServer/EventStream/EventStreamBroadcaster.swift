@@ -117,13 +117,15 @@ public final class EventStreamBroadcaster: Sendable {
     /// Adds the stream of a ``EventStreamRoute/Handler/callback(_:)`` route, resuming after its request's
     /// `Last-Event-ID` like a ``EventStreamRoute/Handler/broadcast(_:)`` route, so that the callback can add its
     /// own behaviour (e.g. end the stream later with ``EventStreamLoopWriter/finish()``). Call it on the
-    /// writer's event loop.
+    /// writer's event loop. A writer whose stream is already over (``EventStreamLoopWriter/isClosed``) is ignored.
     public func subscribe(_ writer: EventStreamLoopWriter) {
         subscribe(writer.output, lastEventID: writer.request.lastEventID)
     }
 
-    /// Adds a stream: its replay (by `lastEventID`) and then every later event.
+    /// Adds a stream: its replay (by `lastEventID`) and then every later event. A stream already over is not
+    /// added (its close listeners have run, so nothing would remove it).
     func subscribe(_ output: EventStreamOutput, lastEventID: String?) {
+        guard !output.isClosed else { return }
         let id = ObjectIdentifier(output)
         let loopBound = NIOLoopBound(output, eventLoop: output.eventLoop)
         state.withLockedValue { state in
