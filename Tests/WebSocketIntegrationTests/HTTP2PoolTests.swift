@@ -149,13 +149,14 @@ struct HTTP2PoolTests {
         let server = echoServer(http2: .init(cleartextPriorKnowledge: true))
         try await server.withRunning { server in
             try await withTimeout(.seconds(30)) {
-                let pool = HTTP2ConnectionPool(configuration: .init(idleTimeout: .milliseconds(300)))
+                // 2 s: long enough that a loaded machine opens the second WebSocket within it.
+                let pool = HTTP2ConnectionPool(configuration: .init(idleTimeout: .seconds(2)))
                 let url = "ws://127.0.0.1:\(server.port)/echo"
                 let first = try await WebSocket.connect(to: url, configuration: pooled(pool))
                 _ = await first.close()
                 // A WebSocket within the timeout reuses the connection and stops the timer.
                 let second = try await WebSocket.connect(to: url, configuration: pooled(pool))
-                try await Task.sleep(for: .milliseconds(500))
+                try await Task.sleep(for: .milliseconds(2500))  // past the timeout: it must have been stopped
                 #expect(pool.statistics.connections == 1)
                 _ = await second.close()
                 #expect(await eventually { pool.statistics.connections == 0 })
