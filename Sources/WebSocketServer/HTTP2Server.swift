@@ -92,6 +92,8 @@ extension Server {
         )
         channel.closeFuture.assumeIsolated().whenComplete { _ in state.stop() }
         let boundState = NIOLoopBound(state, eventLoop: channel.eventLoop)
+        // Before NIOHTTP2Handler: it sees the bytes of every frame written (RFC 9113 §5.4.1 close on GOAWAY).
+        try channel.pipeline.syncOperations.addHandler(HTTP2GoAwayObserver())
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
@@ -277,8 +279,15 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
         )
         // NIOHTTP2 reports stream errors here too (it has reset the stream; the connection goes on), and
         // connection errors after writing GOAWAY, whereupon the endpoint MUST close the TCP connection (RFC 9113
-        // §5.4.1). The errors of its flood limits (rapid reset and the like) are always connection errors.
-        if Self.isFloodError(error) { context.close(promise: nil) }
+        // §5.4.1). The errors of its flood limits (rapid reset and the like) are always connection errors; the
+        // others are told by the GOAWAY just written. One exception: a stream beyond
+        // SETTINGS_MAX_CONCURRENT_STREAMS, which RFC 9113 §5.1.2 makes a stream error but NIOHTTP2 answers with
+        // GOAWAY PROTOCOL_ERROR (last stream ID 2^31-1): the streams already open are kept until they end.
+        let wroteErrorGoAway =
+            (try? context.pipeline.syncOperations.handler(type: HTTP2GoAwayObserver.self).sawErrorGoAway) ?? false
+        if Self.isFloodError(error) || (wroteErrorGoAway && !(error is NIOHTTP2Errors.MaxStreamsViolation)) {
+            context.close(promise: nil)
+        }
     }
 
     private static func isFloodError(_ error: any Error) -> Bool {

@@ -5,6 +5,7 @@ client does not read (HTTP/2 flow control as backpressure), and the graceful shu
 
 import json
 import signal
+import socket
 import time
 
 import pytest
@@ -239,4 +240,39 @@ def test_reset_flood_closes_the_connection_and_its_event_streams(start_echo):
     assert closed, "the server kept the connection open after its GOAWAY for a connection error"
     observer = H2Client(process.port)
     assert stats(observer)["openEventStreams"] == 0
+    observer.close()
+
+
+def _closed_within(sock, seconds):
+    """True when the peer closes `sock` within `seconds` (whatever it sends first is read and dropped)."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("frame", [
+    # A SETTINGS frame of length 5 (FRAME_SIZE_ERROR, RFC 9113 §6.5), DATA on stream 0 and a WINDOW_UPDATE of 0 on
+    # the connection (PROTOCOL_ERROR, §6.1 and §6.9): connection errors, each answered with GOAWAY.
+    bytes([0, 0, 5, 0x4, 0, 0, 0, 0, 0]) + bytes(5),
+    bytes([0, 0, 1, 0x0, 0, 0, 0, 0, 0]) + b"x",
+    bytes([0, 0, 4, 0x8, 0, 0, 0, 0, 0]) + bytes(4),
+], ids=["settings-length-5", "data-on-stream-0", "window-update-0"])
+def test_connection_error_goaway_closes_the_connection(start_echo, frame):
+    """RFC 9113 §5.4.1: after the GOAWAY of a connection error the server closes TCP (it used to keep the
+    connection open after any GOAWAY but the flood limits'); the server keeps serving new connections."""
+    process = start_echo("--h2c", "--event-interval", "20")
+    sock = socket.create_connection(("127.0.0.1", process.port), timeout=5)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 0x4, 0, 0, 0, 0, 0]) + frame)
+    assert _closed_within(sock, 5), "the server kept the connection open after its GOAWAY for a connection error"
+    sock.close()
+    observer = H2Client(process.port)
+    assert stats(observer)["connections"] >= 2
     observer.close()
