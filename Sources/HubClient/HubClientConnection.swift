@@ -521,9 +521,9 @@ extension HubClientConnection {
                 var headers = configuration.headers.map { ($0.name, $0.value) }
                 if let token { headers.append(("Authorization", "Bearer \(token)")) }
                 #if TLS
-                let tls = configuration.webSocket.tls
+                    let tls = configuration.webSocket.tls
                 #else
-                let tls: Void = ()
+                    let tls: Void = ()
                 #endif
                 let response = try await HubNegotiatePost.post(
                     url: url, target: url.negotiateTarget, headers: headers, timeout: configuration.handshakeTimeout,

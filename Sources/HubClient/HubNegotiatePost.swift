@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 
 #if TLS
-import NIOSSL
+    import NIOSSL
 #endif
 
 /// The smallest HTTP/1.1 client that negotiate needs: one `POST` with an empty body on a fresh connection
@@ -18,9 +18,9 @@ enum HubNegotiatePost {
     static let maximumBodyLength = 64 * 1024
 
     #if TLS
-    typealias TLSSettings = TLSConfiguration
+        typealias TLSSettings = TLSConfiguration
     #else
-    typealias TLSSettings = Void
+        typealias TLSSettings = Void
     #endif
 
     /// Sends `POST target` to `url`'s host and port.
@@ -32,16 +32,16 @@ enum HubNegotiatePost {
         let eventLoop = eventLoopGroup.next()
         let once = OneShot(promise: eventLoop.makePromise(of: Response.self))
         #if TLS
-        let sslContext: NIOSSLContext?
-        if url.secure {
-            do { sslContext = try NIOSSLContext(configuration: tls) } catch {
-                throw HubClientError(.negotiateFailed, "TLS configuration: \(error)")
+            let sslContext: NIOSSLContext?
+            if url.secure {
+                do { sslContext = try NIOSSLContext(configuration: tls) } catch {
+                    throw HubClientError(.negotiateFailed, "TLS configuration: \(error)")
+                }
+            } else {
+                sslContext = nil
             }
-        } else {
-            sslContext = nil
-        }
         #else
-        guard !url.secure else { throw HubClientError(.negotiateFailed, "https needs the package trait TLS") }
+            guard !url.secure else { throw HubClientError(.negotiateFailed, "https needs the package trait TLS") }
         #endif
         let host = url.host
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -49,12 +49,12 @@ enum HubNegotiatePost {
             .channelInitializer { channel in
                 do {
                     #if TLS
-                    if let sslContext {
-                        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
-                        let handler = try NIOSSLClientHandler(
-                            context: sslContext, serverHostname: isAddress ? nil : host)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                    }
+                        if let sslContext {
+                            let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+                            let handler = try NIOSSLClientHandler(
+                                context: sslContext, serverHostname: isAddress ? nil : host)
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                        }
                     #endif
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(once: once))

@@ -41,9 +41,11 @@ import WebSocketServer
     @Test(arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
     func sendAndOn(_ hubProtocol: HubClientConfiguration.HubProtocolChoice) async throws {
         let inbox = Inbox<String>()
-        try await withClient(hubProtocol, setUp: { hub in
+        // Method names match case-insensitively: the server calls "Heard".
+        let setUp: @Sendable (HubClientConnection) -> Void = { hub in
             hub.on("heard") { (text: String, length: Int) in inbox.put("\(text)/\(length)") }
-        }) { hub, _ in
+        }
+        try await withClient(hubProtocol, setUp: setUp) { hub, _ in
             try await hub.send("Shout", "hey")
             #expect(await inbox.next() == "hey/3")
         }
@@ -124,7 +126,9 @@ import WebSocketServer
         try await withTimeout(.seconds(30)) {
             try await withTestServer(Self.endpoint) { port in
                 let configuration = HubClientConfiguration(accessTokenProvider: { "good" })
-                let user = try await withHubConnection(url: "http://127.0.0.1:\(port)/hub", configuration: configuration) {
+                let user = try await withHubConnection(
+                    url: "http://127.0.0.1:\(port)/hub", configuration: configuration
+                ) {
                     try await $0.invoke("WhoAmI", returning: String.self)
                 }
                 #expect(user == "ann")
@@ -158,6 +162,28 @@ import WebSocketServer
                     let value6 = try await hub.invoke("WhoAmI", returning: String.self)
                     #expect(value6 == "ann")
                 }
+            }
+        }
+    }
+
+    /// Negotiate at `/old` answers `url` + `accessToken` (the Azure SignalR redirect): the client negotiates
+    /// again at `/hub` with that token, which the hub accepts.
+    @Test func negotiateRedirect() async throws {
+        try await withTimeout(.seconds(30)) {
+            let port = NIOLockedValueBox(0)
+            let redirect = HTTPRoute(path: "/old/negotiate", methods: [.post]) { request in
+                guard request.request.headerFields[.authorization] == nil else {
+                    return PlainHTTPResponse(status: .badRequest, text: "no token expected here\n")
+                }
+                let url = "http://127.0.0.1:\(port.withLockedValue { $0 })/hub"
+                return PlainHTTPResponse(status: .ok, text: #"{"url":"\#(url)","accessToken":"good"}"#)
+            }
+            try await withTestServer(Self.endpoint, extraRoutes: [redirect]) { serverPort in
+                port.withLockedValue { $0 = serverPort }
+                let user = try await withHubConnection(url: "http://127.0.0.1:\(serverPort)/old") {
+                    try await $0.invoke("WhoAmI", returning: String.self)
+                }
+                #expect(user == "ann")
             }
         }
     }

@@ -9,7 +9,6 @@ import WebSocketServer
 /// The hub the client tests talk to.
 struct ClientTestHub: Hub {
     let context: HubContext
-    init(context: HubContext) { self.context = context }
 
     /// Tags of `Endless` streams whose iteration ended (the server saw the CancelInvocation).
     static let endedStreams = NIOLockedValueBox<Set<String>>([])
@@ -97,13 +96,14 @@ func makeEndpoint(authenticator: HubAuthenticator = .anonymous) -> HubEndpoint<C
 
 /// Runs a server with `endpoint` on 127.0.0.1 (`port`, 0 for any) during `body`, which gets the port.
 func withTestServer<Result: Sendable>(
-    port: Int = 0, _ endpoint: HubEndpoint<ClientTestHub>,
+    port: Int = 0, _ endpoint: HubEndpoint<ClientTestHub>, extraRoutes: [HTTPRoute] = [],
     _ body: @escaping @Sendable (Int) async throws -> Result
 ) async throws -> Result {
     var configuration = Server.Configuration(host: "127.0.0.1", port: port)
     configuration.shutdownGracePeriod = .seconds(1)
     let server = Server(
-        configuration: configuration, routes: [endpoint.webSocketRoute], httpRoutes: [endpoint.negotiateRoute])
+        configuration: configuration, routes: [endpoint.webSocketRoute],
+        httpRoutes: [endpoint.negotiateRoute] + extraRoutes)
     return try await server.withRunning { server in try await body(server.port) }
 }
 
