@@ -72,6 +72,17 @@ import WebSocketServer
         }
     }
 
+    @Test func serverStreamError() async throws {
+        try await withClient { hub, _ in
+            var items: [Int] = []
+            let error = await #expect(throws: HubInvocationError.self) {
+                for try await item in try await hub.stream("Failing", of: Int.self) { items.append(item) }
+            }
+            #expect(items == [1])
+            #expect(error?.message.contains("stream broke") == true)
+        }
+    }
+
     @Test(arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
     func clientToServerStream(_ hubProtocol: HubClientConfiguration.HubProtocolChoice) async throws {
         try await withClient(hubProtocol) { hub, _ in
@@ -101,6 +112,23 @@ import WebSocketServer
                 try await second.invoke("Join", "room")
                 try await first.invoke("TellGroup", "room", "hello room")
                 #expect(await inbox.next() == "hello room")
+            }
+        }
+    }
+
+    @Test func clientResultHandlerError() async throws {
+        struct Refusal: Error, CustomStringConvertible {
+            var description: String { "I would rather not" }
+        }
+        try await withClient { first, port in
+            let second = HubClientConnection(url: "http://127.0.0.1:\(port)/hub")
+            second.on("Question") { (_: String) -> Int in throw Refusal() }
+            try await second.withRunning { second in
+                let secondId = try #require(second.connectionId)
+                let error = await #expect(throws: HubInvocationError.self) {
+                    try await first.invoke("Ask", secondId, "?", returning: Int.self)
+                }
+                #expect(error?.message.contains("I would rather not") == true)
             }
         }
     }
@@ -364,6 +392,26 @@ import WebSocketServer
                         return
                     }
                     #expect(error.kind == .serverTimeout)
+                }
+            }
+        }
+    }
+
+    /// The client's Pings keep a server with a 400 ms client timeout from closing the connection; with Pings
+    /// every 10 s it closes.
+    @Test(arguments: [true, false])
+    func pingsKeepTheConnection(pinging: Bool) async throws {
+        try await withTimeout(.seconds(30)) {
+            var serverConfiguration = HubConfiguration()
+            serverConfiguration.clientTimeoutInterval = .milliseconds(400)
+            serverConfiguration.keepAliveInterval = .milliseconds(100)
+            try await withTestServer(makeEndpoint(configuration: serverConfiguration)) { port in
+                let configuration = HubClientConfiguration(
+                    keepAliveInterval: pinging ? .milliseconds(100) : .seconds(10))
+                let hub = HubClientConnection(url: "http://127.0.0.1:\(port)/hub", configuration: configuration)
+                try await hub.withRunning { hub in
+                    try await Task.sleep(for: .milliseconds(1200))
+                    #expect(hub.isConnected == pinging)
                 }
             }
         }

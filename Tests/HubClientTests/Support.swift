@@ -42,6 +42,12 @@ struct ClientTestHub: Hub {
                 "Question", question, returning: Int.self, timeout: .seconds(5))
         }
         methods.stream("Counter") { (_: ClientTestHub, count: Int) in Counter(count: count) }
+        methods.stream("Failing") { (_: ClientTestHub) in
+            AsyncThrowingStream<Int, any Error> { continuation in
+                continuation.yield(1)
+                continuation.finish(throwing: HubError("stream broke"))
+            }
+        }
         methods.stream("Endless") { (_: ClientTestHub, tag: String) in Endless(tag: tag) }
     }
 }
@@ -90,8 +96,10 @@ struct Endless: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(tracker: Tracker(tag: tag)) }
 }
 
-func makeEndpoint(authenticator: HubAuthenticator = .anonymous) -> HubEndpoint<ClientTestHub> {
-    HubEndpoint(path: "/hub", hub: ClientTestHub.self, authenticator: authenticator)
+func makeEndpoint(
+    configuration: HubConfiguration = .init(), authenticator: HubAuthenticator = .anonymous
+) -> HubEndpoint<ClientTestHub> {
+    HubEndpoint(path: "/hub", hub: ClientTestHub.self, configuration: configuration, authenticator: authenticator)
 }
 
 /// Runs a server with `endpoint` on 127.0.0.1 (`port`, 0 for any) during `body`, which gets the port.
