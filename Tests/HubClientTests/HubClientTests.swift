@@ -216,6 +216,26 @@ import WebSocketServer
         }
     }
 
+    /// `https://`: negotiate over TLS (the client's own POST) and `wss://`, trusting a throw-away certificate.
+    @Test(.enabled(if: TestCertificate.isAvailable)) func overTLS() async throws {
+        let certificate = try TestCertificate.make()
+        let serverTLS = try certificate.serverTLS()
+        let clientWebSocket = try certificate.clientConfiguration()
+        try await withTimeout(.seconds(30)) {
+            try await withTestServer(Self.endpoint, tls: serverTLS) { port in
+                let configuration = HubClientConfiguration(
+                    hubProtocol: .messagePack, accessTokenProvider: { "good" }, webSocket: clientWebSocket)
+                let user = try await withHubConnection(
+                    url: "https://localhost:\(port)/hub", configuration: configuration
+                ) { hub in
+                    #expect(hub.connectionId != nil)
+                    return try await hub.invoke("WhoAmI", returning: String.self)
+                }
+                #expect(user == "ann")
+            }
+        }
+    }
+
     @Test func unreachableServer() async throws {
         let error = await #expect(throws: HubClientError.self) {
             try await withHubConnection(url: "http://127.0.0.1:1/hub") { _ in }

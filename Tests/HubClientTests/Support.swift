@@ -4,6 +4,7 @@ import Hubs
 import NIOConcurrencyHelpers
 import Testing
 import WebSocketNIOTestSupport
+import WebSocketClient
 import WebSocketServer
 
 /// The hub the client tests talk to.
@@ -105,9 +106,9 @@ func makeEndpoint(
 /// Runs a server with `endpoint` on 127.0.0.1 (`port`, 0 for any) during `body`, which gets the port.
 func withTestServer<Result: Sendable>(
     port: Int = 0, _ endpoint: HubEndpoint<ClientTestHub>, extraRoutes: [HTTPRoute] = [],
-    _ body: @escaping @Sendable (Int) async throws -> Result
+    tls: TLSConfiguration? = nil, _ body: @escaping @Sendable (Int) async throws -> Result
 ) async throws -> Result {
-    var configuration = Server.Configuration(host: "127.0.0.1", port: port)
+    var configuration = Server.Configuration(host: "127.0.0.1", port: port, tls: tls)
     configuration.shutdownGracePeriod = .seconds(1)
     let server = Server(
         configuration: configuration, routes: [endpoint.webSocketRoute],
