@@ -3,8 +3,8 @@ import HubProtocol
 import Hubs
 import NIOConcurrencyHelpers
 import Testing
-import WebSocketNIOTestSupport
 import WebSocketClient
+import WebSocketNIOTestSupport
 import WebSocketServer
 
 /// The hub the client tests talk to.
