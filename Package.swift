@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "sse-ticker", targets: ["sse-ticker"]),
         .executable(name: "sse-client", targets: ["sse-client"]),
         .library(name: "Hubs", targets: ["Hubs"]),
+        .library(name: "HubClient", targets: ["HubClient"]),
         .executable(name: "hub-chat", targets: ["hub-chat"]),
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
@@ -277,6 +278,27 @@ let package = Package(
                 "Hubs", "HubProtocol", "WebSocketServer", "WebSocketClient", "WebSocketTestSupport",
                 "WebSocketNIOTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // The Swift hub client: negotiate, WebSocket transport, invocations, streams, client results, reconnect.
+        .target(
+            name: "HubClient",
+            dependencies: [
+                "HubProtocol", "WebSocketClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nioSSL,
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HubClientTests",
+            dependencies: [
+                "HubClient", "Hubs", "HubProtocol", "WebSocketServer", "WebSocketNIOTestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -1,0 +1,73 @@
+import WebSocketClient
+
+/// How a ``HubClientConnection`` connects: protocol, credentials, timeouts and reconnection.
+public struct HubClientConfiguration: Sendable {
+    /// The hub protocol (HubProtocol.md): `json` (text frames) or `messagepack` (binary frames).
+    public enum HubProtocolChoice: String, Sendable, Hashable {
+        case json
+        case messagePack = "messagepack"
+    }
+
+    /// The hub protocol. Default: `.json`.
+    public var hubProtocol: HubProtocolChoice
+    /// Called before every negotiate and every WebSocket connect (so a refreshed token is used on reconnect);
+    /// a non-nil token is sent as `Authorization: Bearer <token>`. Default: nil (no token).
+    public var accessTokenProvider: (@Sendable () async throws -> String?)?
+    /// Extra header fields for negotiate and the WebSocket upgrade.
+    public var headers: [(name: String, value: String)]
+    /// Connect the WebSocket directly, without `POST /negotiate` (the server must accept connections without
+    /// an `id`; ours does). Default: false.
+    public var skipNegotiation: Bool
+    /// How often a Ping is sent (HubProtocol.md "Ping"; .NET `KeepAliveInterval`). Default: 15 s.
+    public var keepAliveInterval: Duration
+    /// The connection is closed when nothing arrives from the server for this long (.NET
+    /// `ServerTimeout`; should be at least twice the server's keep-alive interval). Default: 30 s.
+    public var serverTimeout: Duration
+    /// Bound on negotiate, the WebSocket opening and the handshake answer, each. Default: 15 s.
+    public var handshakeTimeout: Duration
+    /// The delays before each reconnect attempt after a connection is lost; nil turns automatic reconnection
+    /// off (the default). ``defaultReconnectDelays`` is SignalR's `withAutomaticReconnect()` list: 0, 2, 10 and
+    /// 30 s, then the connection closes.
+    public var reconnectDelays: [Duration]?
+    /// WebSocket client options (TLS, proxies, limits). Its header fields are merged with ``headers``.
+    public var webSocket: WebSocketClientConfiguration
+    /// Maximum negotiate redirects (`url` + `accessToken` answers) followed. Default: 10.
+    public var maxNegotiateRedirects: Int
+
+    /// SignalR's default reconnect delays: 0, 2, 10, 30 seconds.
+    public static let defaultReconnectDelays: [Duration] = [.zero, .seconds(2), .seconds(10), .seconds(30)]
+
+    public init(
+        hubProtocol: HubProtocolChoice = .json,
+        accessTokenProvider: (@Sendable () async throws -> String?)? = nil,
+        headers: [(name: String, value: String)] = [],
+        skipNegotiation: Bool = false,
+        keepAliveInterval: Duration = .seconds(15),
+        serverTimeout: Duration = .seconds(30),
+        handshakeTimeout: Duration = .seconds(15),
+        reconnectDelays: [Duration]? = nil,
+        webSocket: WebSocketClientConfiguration = .init()
+    ) {
+        self.hubProtocol = hubProtocol
+        self.accessTokenProvider = accessTokenProvider
+        self.headers = headers
+        self.skipNegotiation = skipNegotiation
+        self.keepAliveInterval = keepAliveInterval
+        self.serverTimeout = serverTimeout
+        self.handshakeTimeout = handshakeTimeout
+        self.reconnectDelays = reconnectDelays
+        self.webSocket = webSocket
+        self.maxNegotiateRedirects = 10
+    }
+}
+
+/// What happened to a connection's transport, in order (``HubClientConnection/events``).
+public enum HubClientEvent: Sendable {
+    /// The connection was lost and automatic reconnection begins; the error says why.
+    case reconnecting(HubClientError)
+    /// A new connection is open (its id; nil with `skipNegotiation`). Handlers stay registered; invocations
+    /// pending at the loss failed.
+    case reconnected(connectionId: String?)
+    /// The connection is over for good: nil after ``HubClientConnection/run()`` was cancelled, otherwise why.
+    case closed(HubClientError?)
+}
