@@ -33,6 +33,13 @@ public struct HubClientConfiguration: Sendable {
     public var webSocket: WebSocketClientConfiguration
     /// Maximum negotiate redirects (`url` + `accessToken` answers) followed. Default: 10.
     public var maxNegotiateRedirects: Int
+    /// The most items of one ``HubClientConnection/stream(_:_:of:)`` waiting to be read. One more ends that
+    /// stream with ``HubClientError/Kind/slowConsumer`` and sends CancelInvocation (no item is silently lost).
+    /// Default: 1000.
+    public var streamBufferLimit: Int
+    /// The most server invocations waiting for the `on` handlers (which run one at a time). One more ends the
+    /// connection with ``HubClientError/Kind/slowConsumer`` (reconnecting when enabled). Default: 1000.
+    public var invocationQueueLimit: Int
 
     /// SignalR's default reconnect delays: 0, 2, 10, 30 seconds.
     public static let defaultReconnectDelays: [Duration] = [.zero, .seconds(2), .seconds(10), .seconds(30)]
@@ -58,6 +65,8 @@ public struct HubClientConfiguration: Sendable {
         self.reconnectDelays = reconnectDelays
         self.webSocket = webSocket
         self.maxNegotiateRedirects = 10
+        self.streamBufferLimit = 1000
+        self.invocationQueueLimit = 1000
     }
 }
 

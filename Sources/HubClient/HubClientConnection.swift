@@ -242,19 +242,29 @@ public final class HubClientConnection: Sendable {
     /// Calls a streaming hub method (StreamInvocation) and returns its items as they arrive. The sequence ends
     /// at the server's Completion (throwing ``HubInvocationError`` when it carries an error) and throws
     /// ``HubClientError`` `.connectionLost` when the connection is lost. Ending the iteration early (a `break`,
-    /// the consuming task cancelled) sends CancelInvocation. Items wait in an unbounded buffer until read.
+    /// the consuming task cancelled) sends CancelInvocation. At most ``HubClientConfiguration/streamBufferLimit``
+    /// items wait to be read; one more ends the sequence with ``HubClientError`` `.slowConsumer` and cancels
+    /// the stream on the server.
     /// - Throws: ``HubClientError`` `.notConnected` or `.connectionLost` when the StreamInvocation cannot be sent.
     public func stream<each A: Encodable & Sendable, T: Decodable & Sendable>(
         _ method: String, _ arguments: repeat each A, of: T.Type
     ) async throws -> AsyncThrowingStream<T, any Error> {
-        let (items, continuation) = AsyncThrowingStream.makeStream(of: T.self, throwing: (any Error).self)
+        let limit = max(1, configuration.streamBufferLimit)
+        let (items, continuation) = AsyncThrowingStream.makeStream(
+            of: T.self, throwing: (any Error).self, bufferingPolicy: .bufferingOldest(limit))
         let (session, id) = try state.withLockedValue { state in
             guard let session = state.session else { throw HubClientError(.notConnected) }
             let id = state.makeInvocationId()
             state.streams[id] = StreamSink(
-                item: { value in
+                item: { [weak self] value in
                     do {
-                        continuation.yield(try value.decode(T.self))
+                        if case .dropped = continuation.yield(try value.decode(T.self)) {
+                            let wasOpen = self?.state.withLockedValue { $0.streams.removeValue(forKey: id) != nil }
+                            if wasOpen == true { session.control.yield(.cancelInvocation(.init(invocationId: id))) }
+                            continuation.finish(
+                                throwing: HubClientError(
+                                    .slowConsumer, "more than \(limit) stream items were waiting to be read"))
+                        }
                     } catch {
                         continuation.finish(
                             throwing: HubClientError(.protocolError, "a stream item is not a \(T.self): \(error)"))
@@ -628,7 +638,9 @@ extension HubClientConnection {
     func runSession(_ opened: Opened) async -> SessionEnd {
         let session = opened.session
         var iterator = opened.iterator
-        let (invocations, invocationSink) = AsyncStream.makeStream(of: HubMessage.Invocation.self)
+        let (invocations, invocationSink) = AsyncStream.makeStream(
+            of: HubMessage.Invocation.self,
+            bufferingPolicy: .bufferingOldest(max(1, configuration.invocationQueueLimit)))
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await invocation in invocations { await self.dispatch(invocation, session) }
@@ -676,7 +688,13 @@ extension HubClientConnection {
         for message in messages {
             switch message {
             case .invocation(let invocation):
-                invocations.yield(invocation)
+                if case .dropped = invocations.yield(invocation) {
+                    let limit = configuration.invocationQueueLimit
+                    return SessionEnd(
+                        error: HubClientError(
+                            .slowConsumer, "more than \(limit) server invocations were waiting for the handlers"),
+                        allowReconnect: true)
+                }
             case .streamItem(let item):
                 let sink = state.withLockedValue { $0.streams[item.invocationId] }
                 sink?.item(item.item)

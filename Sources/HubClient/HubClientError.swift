@@ -26,6 +26,10 @@ public struct HubClientError: Error, Sendable, CustomStringConvertible {
         case protocolError
         /// ``HubClientConnection/run()`` was called twice.
         case alreadyRunning
+        /// A consumer fell too far behind: a stream's reader by ``HubClientConfiguration/streamBufferLimit``
+        /// items (the stream ends and is cancelled on the server), or the `on` handlers by
+        /// ``HubClientConfiguration/invocationQueueLimit`` invocations (the connection ends).
+        case slowConsumer
     }
 
     public let kind: Kind

@@ -437,3 +437,55 @@ import WebSocketServer
         }
     }
 }
+
+/// The client's queues are bounded: a consumer that falls behind gets `.slowConsumer`, nothing is dropped silently.
+@Suite struct SlowConsumerTests {
+    @Test func streamReaderTooFarBehindEndsTheStreamAndCancelsIt() async throws {
+        try await withTimeout(.seconds(30)) {
+            try await withTestServer(makeEndpoint()) { port in
+                var configuration = HubClientConfiguration()
+                configuration.streamBufferLimit = 5
+                let hub = HubClientConnection(url: "http://127.0.0.1:\(port)/hub", configuration: configuration)
+                try await hub.withRunning { hub in
+                    try await hub.waitUntilConnected()
+                    let tag = "slow-reader"
+                    let items = try await hub.stream("Endless", tag, of: Int.self)
+                    // Not reading: the sixth item overflows, the stream is cancelled on the server.
+                    #expect(await eventually { ClientTestHub.endedStreams.withLockedValue { $0.contains(tag) } })
+                    var received: [Int] = []
+                    do {
+                        for try await item in items { received.append(item) }
+                        Issue.record("the stream ended without an error")
+                    } catch let error as HubClientError {
+                        #expect(error.kind == .slowConsumer)
+                    }
+                    #expect(received == [0, 1, 2, 3, 4])
+                    // The connection is still up.
+                    #expect(try await hub.invoke("Add", 2, 3, returning: Int.self) == 5)
+                }
+            }
+        }
+    }
+
+    @Test func handlersTooFarBehindEndTheConnection() async throws {
+        try await withTimeout(.seconds(30)) {
+            try await withTestServer(makeEndpoint()) { port in
+                var configuration = HubClientConfiguration()
+                configuration.invocationQueueLimit = 2
+                let hub = HubClientConnection(url: "http://127.0.0.1:\(port)/hub", configuration: configuration)
+                hub.on("Heard") { (_: String, _: Int) in try await Task.sleep(for: .seconds(60)) }
+                var events = hub.events.makeAsyncIterator()
+                try await hub.withRunning { hub in
+                    try await hub.waitUntilConnected()
+                    // Each Shout makes the server invoke Heard on us; the first handler never finishes.
+                    for index in 0..<10 { try? await hub.send("Shout", "message \(index)") }
+                    guard case .closed(let error?)? = await events.next() else {
+                        Issue.record("no closed event")
+                        return
+                    }
+                    #expect(error.kind == .slowConsumer)
+                }
+            }
+        }
+    }
+}
