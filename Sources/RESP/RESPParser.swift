@@ -318,6 +318,12 @@ public struct RESPParser: Sendable {
                 throw .nestingTooDeep(limit: configuration.maxDepth)
             }
             let attributes = pendingAttributes
+            // Consecutive attributes are merged for the value that follows them: the merged list obeys the
+            // same limit as one attribute (RESPParserFuzzer finding).
+            if kind == .attribute, let attributes, count > configuration.maxAggregateCount / 2 - attributes.count {
+                throw .aggregateTooLarge(
+                    count: Int64(count + attributes.count), limit: configuration.maxAggregateCount)
+            }
             pendingAttributes = nil
             var frame = Frame(kind: kind, expected: count * perEntry, items: [], attributes: attributes)
             if frame.expected == 0 {

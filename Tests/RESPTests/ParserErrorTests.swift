@@ -68,6 +68,20 @@ struct ParserErrorTests {
         #expect(error(nuls, RESPParser.Configuration(maxReplyBytes: 60)) == .invalidLength(type: UInt8(ascii: "%")))
     }
 
+    @Test("consecutive attributes, merged for the value after them, stay within the aggregate limit")
+    func mergedAttributesLimit() {
+        let surfaced = RESPParser.Configuration(maxAggregateCount: 4, surfaceAttributes: true)
+        // Two attributes of one pair each: 2 pairs (4 elements) merged, within 4.
+        #expect(error("|1\r\n+a\r\n:1\r\n|1\r\n+b\r\n:2\r\n:7\r\n", surfaced) == nil)
+        // A third would make 3 pairs (6 elements): refused when its header is read (fuzzer regression).
+        #expect(
+            error("|1\r\n+a\r\n:1\r\n|1\r\n+b\r\n:2\r\n|1\r\n+c\r\n:3\r\n:7\r\n", surfaced)
+                == .aggregateTooLarge(count: 3, limit: 4))
+        // Dropped attributes are not merged, so not limited together.
+        let dropped = RESPParser.Configuration(maxAggregateCount: 4)
+        #expect(error("|1\r\n+a\r\n:1\r\n|1\r\n+b\r\n:2\r\n|1\r\n+c\r\n:3\r\n:7\r\n", dropped) == nil)
+    }
+
     @Test("integers: sign and digits, 64-bit range")
     func integers() {
         for bad in [
