@@ -55,11 +55,13 @@ enum EchoEventStreams {
     }
 }
 
-/// Publishes `/broadcast`'s ticks until the service group shuts down.
+/// Publishes numbered ticks (`/broadcast`'s events, `/ws-broadcast`'s messages: the same data) every `interval`
+/// until the service group shuts down.
 struct EchoBroadcastTicker: Service {
-    let broadcaster: EventStreamBroadcaster
     let interval: Duration
     let dataSize: Int
+    /// Sends one tick: its number (the SSE id) and its data (the number padded to `dataSize` bytes).
+    let publish: @Sendable (_ tick: Int, _ data: String) throws -> Void
 
     func run() async throws {
         let padding = String(repeating: " ", count: max(0, dataSize - 1))
@@ -70,7 +72,7 @@ struct EchoBroadcastTicker: Service {
             } catch {
                 return
             }
-            broadcaster.publish(try ServerSentEvent(data: String(tick) + padding, id: String(tick)))
+            try publish(tick, String(tick) + padding)
             tick += 1
         }
     }

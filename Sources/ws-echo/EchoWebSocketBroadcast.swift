@@ -64,24 +64,3 @@ final class EchoWebSocketBroadcaster: Sendable {
         }
     }
 }
-
-/// Publishes `/ws-broadcast`'s ticks (the same data as `/broadcast`'s) until the service group shuts down.
-struct EchoWebSocketBroadcastTicker: Service {
-    let broadcaster: EchoWebSocketBroadcaster
-    let interval: Duration
-    let dataSize: Int
-
-    func run() async throws {
-        let padding = String(repeating: " ", count: max(0, dataSize - 1))
-        var tick = 1
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
-            broadcaster.publish(ByteBuffer(string: String(tick) + padding))
-            tick += 1
-        }
-    }
-}

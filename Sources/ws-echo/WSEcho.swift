@@ -220,16 +220,16 @@ struct WSEcho: AsyncParsableCommand {
                     broadcaster: broadcaster,
                     logger: logger
                 )
-                let ticker = EchoBroadcastTicker(broadcaster: broadcaster, interval: interval, dataSize: self.eventSize)
+                let ticker = EchoBroadcastTicker(interval: interval, dataSize: self.eventSize) { tick, data in
+                    broadcaster.publish(try ServerSentEvent(data: data, id: String(tick)))
+                }
                 services.append(.init(service: ticker))
                 if self.wsBroadcast {
                     let webSocketBroadcaster = EchoWebSocketBroadcaster()
                     routes.append(webSocketBroadcaster.route())
-                    let webSocketTicker = EchoWebSocketBroadcastTicker(
-                        broadcaster: webSocketBroadcaster,
-                        interval: interval,
-                        dataSize: self.eventSize
-                    )
+                    let webSocketTicker = EchoBroadcastTicker(interval: interval, dataSize: self.eventSize) { _, data in
+                        webSocketBroadcaster.publish(ByteBuffer(string: data))
+                    }
                     services.append(.init(service: webSocketTicker))
                 }
             }

@@ -138,8 +138,9 @@ struct BroadcastTests {
         _ = await eventually { started.withLockedValue { $0 } }
     }
 
-    @Test("an event loop that falls behind the publisher: queued events are written in order up to the limit")
-    func busyLoopCatchesUp() async throws {
+    /// A server on one event loop with a `/b` broadcast route whose loop queue holds 64 KiB and whose streams
+    /// buffer 1 MiB (so only the loop queue's limit can close them).
+    func oneLoopServer() -> (MultiThreadedEventLoopGroup, EventStreamBroadcaster, Server) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let broadcaster = EventStreamBroadcaster(configuration: .init(maxQueuedBytesPerEventLoop: 64 * 1024))
         var configuration = EventStreamRoute.Configuration(heartbeatInterval: nil)
@@ -148,6 +149,12 @@ struct BroadcastTests {
         var serverConfiguration = Server.Configuration(port: 0)
         serverConfiguration.shutdownGracePeriod = .seconds(1)
         let server = Server(configuration: serverConfiguration, routes: [], eventStreamRoutes: [route], group: group)
+        return (group, broadcaster, server)
+    }
+
+    @Test("an event loop that falls behind the publisher: queued events are written in order up to the limit")
+    func busyLoopCatchesUp() async throws {
+        let (group, broadcaster, server) = oneLoopServer()
         try await server.withRunning { server in
             let client = try await subscribe(server, broadcaster, count: 1)
             let payload = String(repeating: "z", count: 1000)
@@ -164,14 +171,7 @@ struct BroadcastTests {
 
     @Test("an event loop far behind the publisher: past the queue limit its streams close, nothing piles up")
     func overloadedLoopClosesItsStreams() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let broadcaster = EventStreamBroadcaster(configuration: .init(maxQueuedBytesPerEventLoop: 64 * 1024))
-        var configuration = EventStreamRoute.Configuration(heartbeatInterval: nil)
-        configuration.maxBufferedBytes = 1 << 20
-        let route = EventStreamRoute(path: "/b", configuration: configuration, handler: .broadcast(broadcaster))
-        var serverConfiguration = Server.Configuration(port: 0)
-        serverConfiguration.shutdownGracePeriod = .seconds(1)
-        let server = Server(configuration: serverConfiguration, routes: [], eventStreamRoutes: [route], group: group)
+        let (group, broadcaster, server) = oneLoopServer()
         try await server.withRunning { server in
             let first = try await subscribe(server, broadcaster, count: 1)
             let second = try await subscribe(server, broadcaster, count: 2)
