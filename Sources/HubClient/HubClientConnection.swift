@@ -29,6 +29,7 @@ import WebSocketClient
 public final class HubClientConnection: Sendable {
     /// The hub URL (`http(s)://` or `ws(s)://`).
     public let url: String
+    /// The settings the connection was created with (protocol, token provider, timeouts, limits).
     public let configuration: HubClientConfiguration
     /// Reconnecting, reconnected and closed events, in order. One consumer; the newest 64 are kept.
     public let events: AsyncStream<HubClientEvent>

@@ -32,6 +32,7 @@ public struct HubClientError: Error, Sendable, CustomStringConvertible {
         case slowConsumer
     }
 
+    /// What failed (see ``Kind``).
     public let kind: Kind
     /// Human-readable details (the server's message, the HTTP status, the underlying error).
     public let detail: String

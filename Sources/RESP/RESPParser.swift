@@ -95,6 +95,7 @@ public struct RESPParser: Sendable {
         var attributes: [RESPValue.Pair]?
     }
 
+    /// The limits this parser enforces (bytes, element counts, depth) and the attribute mode.
     public let configuration: Configuration
 
     private var phase = Phase.typeByte

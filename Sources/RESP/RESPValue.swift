@@ -42,7 +42,9 @@ public enum RESPValue: Sendable, Hashable {
 
     /// One entry of a map or an attribute.
     public struct Pair: Sendable, Hashable {
+        /// The entry's key (any RESP value, RESP3 §Map type).
         public var key: RESPValue
+        /// The entry's value.
         public var value: RESPValue
 
         public init(_ key: RESPValue, _ value: RESPValue) {
