@@ -17,7 +17,11 @@ final class HTTP2GoAwayObserver: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     /// The header of the frame being written, while incomplete.
-    private var header: [UInt8] = []
+    private var header: [UInt8] = {
+        var header: [UInt8] = []
+        header.reserveCapacity(9)
+        return header
+    }()
     /// Payload bytes of the current frame still to pass.
     private var payloadLeft = 0
     /// The first 8 payload bytes of a GOAWAY being written (last stream ID, error code), nil for other frames.
@@ -59,7 +63,7 @@ final class HTTP2GoAwayObserver: ChannelDuplexHandler, RemovableChannelHandler {
             if header.count == 9 {
                 payloadLeft = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
                 goAway = header[3] == 0x7 ? [] : nil
-                header = []
+                header.removeAll(keepingCapacity: true)  // no allocation per frame on the write path
             }
         }
     }
