@@ -34,6 +34,7 @@ let package = Package(
         .executable(name: "hub-chat", targets: ["hub-chat"]),
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "Backplane", targets: ["Backplane"]),
     ],
     traits: [
         .trait(
@@ -324,6 +325,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "RESPTests", dependencies: ["RESP"], swiftSettings: strict),
+        // Cross-server fan-out: the `Backplane` protocol, its message types, and the in-process implementation.
+        .target(
+            name: "Backplane",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         // Against a real redis-server (started per test on a free port) and a fake RESP server.
         .testTarget(
             name: "RedisClientTests",
