@@ -168,6 +168,7 @@ struct RedisBackplaneTests {
                 await b.localGroupJoined("s", group: "g")
                 #expect(try await subscribers(group, on: server) == 1)
                 try await a.publish(text(.group("g"), "while member"), scope: "s")
+                try await receiver.waitFor("while member")
                 await b.localGroupLeft("s", group: "g")
                 #expect(try await subscribers(group, on: server) == 0)
                 try await a.publish(text(.group("g"), "after leave"), scope: "s")
@@ -287,19 +288,22 @@ struct RedisBackplaneTests {
                 let receiver = RecordingReceiver()
                 try await a.register(scope: "s", receiver: RecordingReceiver())
                 try await b.register(scope: "s", receiver: receiver)
+                await b.connectionAdded("s", connectionId: "victim", userId: nil)
                 let admin = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: server.port))
                 try await admin.run(RESPCommand("CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 32kb 1"))
                 // Messages of 256 KiB from a third "server": each alone is above the 64 KiB hard limit.
                 let big = try BackplaneEnvelopeCodec().encode(
-                    .message(origin: "flooder", scope: "s", text(.all, String(repeating: "x", count: 256 << 10))))
-                for _ in 0..<8 { _ = try await admin.publish(big, to: b.channels.all(scope: "s")) }
+                    .message(
+                        origin: "flooder", scope: "s", text(.connection("victim"), String(repeating: "x", count: 256 << 10))))
+                for _ in 0..<8 { _ = try await admin.publish(big, to: b.channels.connection("victim", scope: "s")) }
                 await admin.close()
                 try await eventually("B loses its subscriber and reconnects") {
                     b.statistics.connectionLosses >= 1 && b.statistics.isConnected
                 }
                 #expect(b.statistics.reconnects >= 1)
                 #expect(b.statistics.lastOutage != nil)
-                try await a.publish(text(.all, "after"), scope: "s")
+                // Resubscribed to the connection's channel too.
+                try await a.publish(text(.connection("victim"), "after"), scope: "s")
                 try await receiver.waitFor("after")
                 #expect(a.statistics.connectionLosses == 0)
             }
