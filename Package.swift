@@ -258,7 +258,7 @@ let package = Package(
         .target(
             name: "Hubs",
             dependencies: [
-                "HubProtocol", "WebSocketServer",
+                "HubProtocol", "WebSocketServer", "Backplane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -276,7 +276,7 @@ let package = Package(
         .testTarget(
             name: "HubsTests",
             dependencies: [
-                "Hubs", "HubProtocol", "WebSocketServer", "WebSocketClient", "WebSocketTestSupport",
+                "Hubs", "HubProtocol", "Backplane", "WebSocketServer", "WebSocketClient", "WebSocketTestSupport",
                 "WebSocketNIOTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -20,12 +20,19 @@ struct ChatHub: Hub {
             try await hub.context.clients.all.send("ReceiveMessage", user, message)
         }
         methods.on("JoinRoom") { (hub: ChatHub, room: String) in
-            await hub.context.groups.add(hub.context.connectionId, to: room)
+            try await hub.context.groups.add(hub.context.connectionId, to: room)
             try await hub.context.clients.group(room).send("UserJoined", room, hub.sender)
         }
         methods.on("LeaveRoom") { (hub: ChatHub, room: String) in
-            await hub.context.groups.remove(hub.context.connectionId, from: room)
+            try await hub.context.groups.remove(hub.context.connectionId, from: room)
             try await hub.context.clients.group(room).send("UserLeft", room, hub.sender)
+        }
+        // Group membership of any connection, on this server or (with --redis) another one.
+        methods.on("AddToRoom") { (hub: ChatHub, connectionId: String, room: String) in
+            try await hub.context.groups.add(connectionId, to: room)
+        }
+        methods.on("RemoveFromRoom") { (hub: ChatHub, connectionId: String, room: String) in
+            try await hub.context.groups.remove(connectionId, from: room)
         }
         methods.on("SendToRoom") { (hub: ChatHub, room: String, message: String) in
             try await hub.context.clients.group(room).send("ReceiveRoomMessage", room, hub.sender, message)
@@ -112,7 +119,8 @@ struct HubChatCommand: AsyncParsableCommand {
             Methods: SendMessage(user, message) → all ReceiveMessage(user, message); JoinRoom(room) → the room's \
             UserJoined(room, sender); LeaveRoom(room); SendToRoom(room, message) → the room's \
             ReceiveRoomMessage(room, sender, message); SendToUser(user, message) (authenticated users only); \
-            SendToOthers(message); WhoAmI(); \
+            SendToOthers(message); WhoAmI(); ConnectionId(); AddToRoom(connectionId, room) and \
+            RemoveFromRoom(connectionId, room) (any connection); \
             Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail(); \
             Kick() (the server closes the caller's connection with an error Close message); \
             AskClient(connectionId, question) (client results: returns that client's GetAnswer(question)).
@@ -152,6 +160,9 @@ struct HubChatCommand: AsyncParsableCommand {
     @Flag(help: "Also accept HTTP/2 with prior knowledge (h2c): negotiate and the hub's WebSocket (RFC 8441).")
     var h2c = false
 
+    @Option(help: "Milliseconds a room change of a connection on another server waits for its acknowledgement.")
+    var backplaneTimeoutMs = 5_000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -185,6 +196,7 @@ struct HubChatCommand: AsyncParsableCommand {
             maximumBufferedBytes: maxBufferedBytes
         )
         hubConfiguration.logger = logger
+        hubConfiguration.backplaneGroupChangeTimeout = .milliseconds(backplaneTimeoutMs)
         hubConfiguration.longPollingTimeout = .milliseconds(longPollTimeoutMs)
         hubConfiguration.transports = Set(
             transports.split(separator: ",").compactMap { HubTransport(rawValue: String($0)) })
