@@ -35,6 +35,8 @@ let package = Package(
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "Backplane", targets: ["Backplane"]),
+        .library(name: "BackplaneCodec", targets: ["BackplaneCodec"]),
+        .library(name: "RedisBackplane", targets: ["RedisBackplane"]),
     ],
     traits: [
         .trait(
@@ -329,6 +331,36 @@ let package = Package(
         .target(
             name: "Backplane",
             dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The backplane's wire format without I/O: the binary envelope of messages, group-change requests and
+        // acknowledgements (strict decoding with limits; fuzzed by Fuzz/BackplaneEnvelopeFuzzer).
+        .target(name: "BackplaneCodec", dependencies: ["Backplane"], swiftSettings: strict),
+        // `Backplane` over Redis pub/sub (on RedisClient's `PubSubConnection`): channels per scope, group-change
+        // acknowledgements, reconnection with backoff, outage metrics.
+        .target(
+            name: "RedisBackplane",
+            dependencies: [
+                "Backplane", "BackplaneCodec", "RedisClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Codec unit tests, and several RedisBackplanes against a real redis-server (started per test).
+        .testTarget(
+            name: "RedisBackplaneTests",
+            dependencies: [
+                "RedisBackplane", "Backplane", "BackplaneCodec", "RedisClient", "RESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: strict
         ),
         // Against a real redis-server (started per test on a free port) and a fake RESP server.

@@ -14,6 +14,8 @@ let sse: Target.Dependency = .product(name: "ServerSentEvents", package: "WebSoc
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let hubProtocol: Target.Dependency = .product(name: "HubProtocol", package: "WebSocketEngine")
 let resp: Target.Dependency = .product(name: "RESP", package: "WebSocketEngine")
+let backplaneCodec: Target.Dependency = .product(name: "BackplaneCodec", package: "WebSocketEngine")
+let backplane: Target.Dependency = .product(name: "Backplane", package: "WebSocketEngine")
 
 let package = Package(
     name: "WebSocketFuzz",
@@ -47,6 +49,7 @@ let package = Package(
         ]),
         fuzzer("HubProtocolFuzzer", [hubProtocol]),
         fuzzer("RESPParserFuzzer", [resp]),
+        fuzzer("BackplaneEnvelopeFuzzer", [backplane, backplaneCodec]),
     ],
     swiftLanguageModes: [.v6]
 )

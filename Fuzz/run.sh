@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 TARGETS=(FrameParserFuzzer ConnectionFuzzer HandshakeRequestFuzzer HandshakeResponseFuzzer ExtensionHeaderFuzzer
          DifferentialFuzzer InflateFuzzer ProxyReplyFuzzer HubProtocolFuzzer EventStreamParserFuzzer
-         ExtendedConnectFuzzer RESPParserFuzzer)
+         ExtendedConnectFuzzer RESPParserFuzzer BackplaneEnvelopeFuzzer)
 FLAGS=(-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 build() {
