@@ -271,7 +271,10 @@ let package = Package(
         // The chat example (README "Hubs"), with the test-only methods the Python interop tests call.
         .executableTarget(
             name: "hub-chat",
-            dependencies: ["Hubs", "HubProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Hubs", "HubProtocol", "RedisBackplane", "RedisClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Examples/HubChat",
             swiftSettings: strict
         ),
