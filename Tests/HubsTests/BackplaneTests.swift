@@ -63,12 +63,12 @@ func withHubCluster(
     servers count: Int = 3,
     configuration: HubConfiguration = .init(),
     authenticator: HubAuthenticator = .anonymous,
-    backplanes: (([String]) -> [any Backplane])? = nil,
+    backplanes: [any Backplane]? = nil,
     _ body: @escaping @Sendable ([HubEndpoint<ClusterHub>], [Int]) async throws -> Void
 ) async throws {
     let bus = InProcessBackplane.Bus()
     let ids = (0..<count).map { "server-\($0)" }
-    let planes = backplanes?(ids) ?? ids.map { InProcessBackplane(serverId: $0, bus: bus) as any Backplane }
+    let planes = backplanes ?? ids.map { InProcessBackplane(serverId: $0, bus: bus) as any Backplane }
     let endpoints = planes.map { backplane in
         HubEndpoint(
             path: "/hub", hub: ClusterHub.self, configuration: configuration, authenticator: authenticator,
@@ -379,7 +379,7 @@ final class DownBackplane: Backplane {
     @Test func stalledBrokerDoesNotHoldLocalDelivery() async throws {
         var configuration = HubConfiguration()
         configuration.backplanePublishQueueLimit = 5
-        try await withHubCluster(servers: 1, configuration: configuration, backplanes: { _ in [StalledBackplane()] }) {
+        try await withHubCluster(servers: 1, configuration: configuration, backplanes: [StalledBackplane()]) {
             endpoints, ports in
             var a = try await HubTestClient.connect(ports[0])
             // Twenty broadcasts without invocation id (no Completions): the caller gets all twenty at once.
@@ -396,7 +396,7 @@ final class DownBackplane: Backplane {
 
     /// A broker that is down: every publication fails and is counted; local traffic and local groups go on.
     @Test func brokerDownKeepsLocalTraffic() async throws {
-        try await withHubCluster(servers: 1, backplanes: { _ in [DownBackplane()] }) { endpoints, ports in
+        try await withHubCluster(servers: 1, backplanes: [DownBackplane()]) { endpoints, ports in
             var a = try await HubTestClient.connect(ports[0])
             var b = try await HubTestClient.connect(ports[0], protocol: "messagepack")
             #expect(try await Self.call(&b, "Join", ["g"]) == "void")
