@@ -260,7 +260,7 @@ let package = Package(
         .target(
             name: "Hubs",
             dependencies: [
-                "HubProtocol", "WebSocketServer",
+                "HubProtocol", "WebSocketServer", "Backplane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -271,14 +271,17 @@ let package = Package(
         // The chat example (README "Hubs"), with the test-only methods the Python interop tests call.
         .executableTarget(
             name: "hub-chat",
-            dependencies: ["Hubs", "HubProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Hubs", "HubProtocol", "RedisBackplane", "RedisClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Examples/HubChat",
             swiftSettings: strict
         ),
         .testTarget(
             name: "HubsTests",
             dependencies: [
-                "Hubs", "HubProtocol", "WebSocketServer", "WebSocketClient", "WebSocketTestSupport",
+                "Hubs", "HubProtocol", "Backplane", "WebSocketServer", "WebSocketClient", "WebSocketTestSupport",
                 "WebSocketNIOTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,6 +1,8 @@
 import ArgumentParser
 import HubProtocol
 import Hubs
+import RedisBackplane
+import RedisClient
 import WebSocketServer
 
 /// The chat hub: the ASP.NET Core SignalR tutorial's `ChatHub`, rooms, and a few methods the interop tests call.
@@ -20,12 +22,19 @@ struct ChatHub: Hub {
             try await hub.context.clients.all.send("ReceiveMessage", user, message)
         }
         methods.on("JoinRoom") { (hub: ChatHub, room: String) in
-            await hub.context.groups.add(hub.context.connectionId, to: room)
+            try await hub.context.groups.add(hub.context.connectionId, to: room)
             try await hub.context.clients.group(room).send("UserJoined", room, hub.sender)
         }
         methods.on("LeaveRoom") { (hub: ChatHub, room: String) in
-            await hub.context.groups.remove(hub.context.connectionId, from: room)
+            try await hub.context.groups.remove(hub.context.connectionId, from: room)
             try await hub.context.clients.group(room).send("UserLeft", room, hub.sender)
+        }
+        // Group membership of any connection, on this server or (with --redis) another one.
+        methods.on("AddToRoom") { (hub: ChatHub, connectionId: String, room: String) in
+            try await hub.context.groups.add(connectionId, to: room)
+        }
+        methods.on("RemoveFromRoom") { (hub: ChatHub, connectionId: String, room: String) in
+            try await hub.context.groups.remove(connectionId, from: room)
         }
         methods.on("SendToRoom") { (hub: ChatHub, room: String, message: String) in
             try await hub.context.clients.group(room).send("ReceiveRoomMessage", room, hub.sender, message)
@@ -112,13 +121,16 @@ struct HubChatCommand: AsyncParsableCommand {
             Methods: SendMessage(user, message) → all ReceiveMessage(user, message); JoinRoom(room) → the room's \
             UserJoined(room, sender); LeaveRoom(room); SendToRoom(room, message) → the room's \
             ReceiveRoomMessage(room, sender, message); SendToUser(user, message) (authenticated users only); \
-            SendToOthers(message); WhoAmI(); \
+            SendToOthers(message); WhoAmI(); ConnectionId(); AddToRoom(connectionId, room) and \
+            RemoveFromRoom(connectionId, room) (any connection, on another server too with --redis); \
             Echo(text); Add(a, b); Counter(count, delayMs) (stream); Sum(stream of numbers); Throw(message); Fail(); \
             Kick() (the server closes the caller's connection with an error Close message); \
             AskClient(connectionId, question) (client results: returns that client's GetAnswer(question)).
             With --token TOKEN=USER (repeatable) a bearer token (Authorization header or access_token query \
             parameter) authenticates as USER; an unknown token is refused with 401, and so is no token with \
             --require-auth.
+            With --redis HOST:PORT several hub-chat processes share their clients through Redis pub/sub (give each \
+            a distinct --server-id, and the same --redis-prefix): broadcasts, rooms and users reach every server.
             """
     )
 
@@ -152,6 +164,18 @@ struct HubChatCommand: AsyncParsableCommand {
     @Flag(help: "Also accept HTTP/2 with prior knowledge (h2c): negotiate and the hub's WebSocket (RFC 8441).")
     var h2c = false
 
+    @Option(help: "Share clients with other hub-chat processes through the Redis at HOST:PORT (pub/sub).")
+    var redis: String?
+
+    @Option(help: "The first part of every Redis channel name (the same on every server of one chat).")
+    var redisPrefix = "hub-chat"
+
+    @Option(help: "This server's identity among the servers on one Redis (default: a random one).")
+    var serverId: String?
+
+    @Option(help: "Milliseconds a room change of a connection on another server waits for its acknowledgement.")
+    var backplaneTimeoutMs = 5_000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -162,6 +186,17 @@ struct HubChatCommand: AsyncParsableCommand {
             throw ValidationError("unknown transport '\(name)'")
         }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        if let redis, Self.hostAndPort(redis) == nil { throw ValidationError("--redis takes HOST:PORT") }
+    }
+
+    /// `HOST:PORT` (`[v6]:PORT` too).
+    static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
     }
 
     func run() async throws {
@@ -185,11 +220,22 @@ struct HubChatCommand: AsyncParsableCommand {
             maximumBufferedBytes: maxBufferedBytes
         )
         hubConfiguration.logger = logger
+        hubConfiguration.backplaneGroupChangeTimeout = .milliseconds(backplaneTimeoutMs)
         hubConfiguration.longPollingTimeout = .milliseconds(longPollTimeoutMs)
         hubConfiguration.transports = Set(
             transports.split(separator: ",").compactMap { HubTransport(rawValue: String($0)) })
+        var backplane: RedisBackplane?
+        if let redis, let (redisHost, redisPort) = Self.hostAndPort(redis) {
+            var backplaneConfiguration = RedisBackplaneConfiguration(
+                redis: RedisConfiguration(host: redisHost, port: redisPort), prefix: redisPrefix)
+            backplaneConfiguration.logger = logger
+            let id = serverId ?? "hub-chat-\(UInt64.random(in: 0...UInt64.max))"
+            backplane = RedisBackplane(serverId: id, configuration: backplaneConfiguration)
+            logger.info("sharing clients through Redis", metadata: ["redis": "\(redis)", "server": "\(id)"])
+        }
         let chat = HubEndpoint(
-            path: "/chat", hub: ChatHub.self, configuration: hubConfiguration, authenticator: authenticator)
+            path: "/chat", hub: ChatHub.self, configuration: hubConfiguration, authenticator: authenticator,
+            backplane: backplane)
         var configuration = Server.Configuration(host: host, port: port)
         configuration.logger = logger
         configuration.shutdownGracePeriod = .seconds(2)
@@ -200,8 +246,10 @@ struct HubChatCommand: AsyncParsableCommand {
         logger.info("serving the chat hub on /chat")
         let group = ServiceGroup(
             configuration: .init(
-                // Reverse order on shutdown: the hub sends its Close messages, then the server stops.
-                services: [.init(service: server), .init(service: chat)],
+                // Reverse order on shutdown: the hub sends its Close messages, then the server stops, then the
+                // backplane's Redis connections close.
+                services: (backplane.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                    + [.init(service: server), .init(service: chat)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -52,6 +52,22 @@ public struct HubConfiguration: Sendable {
     /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
     /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.
     public var logger: Logger
+    /// With a backplane: how long ``HubGroups/add(_:to:)`` and ``HubGroups/remove(_:from:)`` of a connection of
+    /// another server wait for that server's acknowledgement before they throw. Default 5 s.
+    public var backplaneGroupChangeTimeout: Duration
+    /// With a backplane: how long a new connection (after its handshake, before `onConnected`) and a group's first
+    /// local member wait for the backplane to take their subscription, so that messages from other servers reach
+    /// them from then on. Past it they go on without (a slow or unreachable broker delays local traffic by at
+    /// most this). Default 1 s.
+    public var backplaneInterestTimeout: Duration
+    /// With a backplane: the most messages waiting to be published to the other servers. Hub sends queue their
+    /// message and return; the endpoint's worker publishes them in order. A message past the limit is dropped for
+    /// the other servers (local delivery is unaffected) and counted in
+    /// ``HubEndpoint/backplaneStatistics`` `.dropped`. Default 10 000.
+    public var backplanePublishQueueLimit: Int
+    /// With a backplane: the most payload bytes waiting to be published (the same drop policy). Default 16 MiB
+    /// (16 777 216).
+    public var backplanePublishQueueByteLimit: Int
 
     public init(
         keepAliveInterval: Duration = .seconds(15),
@@ -82,6 +98,10 @@ public struct HubConfiguration: Sendable {
         self.negotiatedConnectionTimeout = negotiatedConnectionTimeout
         self.maximumPendingConnections = maximumPendingConnections
         self.logger = Logger(label: "hubs")
+        self.backplaneGroupChangeTimeout = .seconds(5)
+        self.backplaneInterestTimeout = .seconds(1)
+        self.backplanePublishQueueLimit = 10_000
+        self.backplanePublishQueueByteLimit = 16 << 20
     }
 }
 

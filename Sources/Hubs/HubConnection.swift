@@ -38,6 +38,8 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         var results: [String: CheckedContinuation<HubValue, any Error>] = [:]
         var nextResultId = 0
         var ended = false
+        /// The backplane took the connection's subscription in the handshake.
+        var subscribed = false
     }
 
     private struct CloseRequest {
@@ -350,7 +352,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                 return .handshakeFailed
             case .done(let format, let remainder):
                 registered = true
-                endpoint.manager.add(self)
+                endpoint.manager.add(self, subscribed: state.withLockedValue { $0.subscribed })
                 if let context = state.withLockedValue({ $0.context }) {
                     do {
                         try await H(context: makeContext(context)).onConnected()
@@ -403,6 +405,10 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             state.format = format
             state.context = context
         }
+        // With a backplane: subscribed to the connection's (and its user's) messages from other servers before the
+        // client learns it is connected (bounded by HubConfiguration.backplaneInterestTimeout).
+        let subscribed = await endpoint.manager.subscribe(connectionId: connectionId, userId: user?.id)
+        state.withLockedValue { $0.subscribed = subscribed }
         outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: HandshakeResponse.success.encoded()))
         monitorSignal.wake()
         return .done(format, remainder: remainder)

@@ -1,3 +1,4 @@
+import Backplane
 import HubProtocol
 import NIOConcurrencyHelpers
 
@@ -113,6 +114,11 @@ public struct HubClientProxy: Sendable {
     /// answer). The message is serialized once per protocol in use and the same bytes are queued on every
     /// connection; the call returns when they are queued, not when they are delivered. A connection whose
     /// outbound buffer overflows is closed (see ``HubConfiguration/maximumBufferedBytes``).
+    ///
+    /// With a backplane the message is also queued for the other servers (when it may have recipients there)
+    /// and published by the endpoint's worker: this call never waits for the broker, and local delivery never
+    /// depends on it. Across servers delivery is at most once (see ``HubEndpoint/backplaneStatistics``); a
+    /// remote connection in several of the groups of ``HubClients/groups(_:)`` gets the message once per group.
     /// - Throws: ``HubProtocol/HubProtocolError`` `.unrepresentableValue` when an argument cannot be encoded.
     public func send(_ method: String, _ arguments: any Encodable & Sendable...) async throws {
         let values = arguments.map { HubValue($0) }
@@ -125,7 +131,8 @@ extension HubClientProxy {
     /// Client results: invokes `method` on one client (an Invocation with an invocation id) and returns the
     /// `result` of the client's Completion, decoded as `R` (HubProtocol.md "Invocations": the callee answers with
     /// a Completion). Only for a proxy that selects exactly one connection (``HubClients/client(_:)``,
-    /// ``HubClients/caller``).
+    /// ``HubClients/caller``), and only for a connection of this server: client results do not cross a backplane
+    /// (the connection of another server is "not connected to this server").
     ///
     /// A client's own invocations run one at a time, so a hub method cannot wait for a result from its caller:
     /// that call throws at once (ASP.NET Core refuses it too unless `MaximumParallelInvocationsPerClient > 1`).
@@ -151,16 +158,31 @@ extension HubClientProxy {
 
 /// Group membership (ASP.NET Core's `IGroupManager`). Groups exist while they have members; a connection leaves
 /// every group when it ends.
+///
+/// With a backplane (``HubEndpoint/init(path:hub:configuration:authenticator:backplane:)``) a connection of
+/// another server can be added and removed too: the server holding it applies the change and acknowledges it.
 public struct HubGroups: Sendable {
     let manager: HubLifetimeManager
 
-    /// Adds a connection (by public id) to a group; nothing happens for an unknown connection.
-    public func add(_ connectionId: String, to group: String) async {
-        manager.addToGroup(connectionId, group)
+    /// Adds a connection (by public id) to a group. Without a backplane nothing happens for an unknown
+    /// connection.
+    ///
+    /// With a backplane, a connection of this server is added at once (the group's first local member waits at
+    /// most ``HubConfiguration/backplaneInterestTimeout`` for the group's subscription, so that the group's
+    /// messages from other servers reach it once this returns); a connection of another server is added by that
+    /// server, and this returns when it acknowledged.
+    /// - Throws: ``HubError`` (with a backplane only) when no server acknowledged the change within
+    ///   ``HubConfiguration/backplaneGroupChangeTimeout`` (the connection is unknown everywhere, or its server is
+    ///   cut off from the broker), or the backplane is unavailable. Thrown in a hub method, it becomes the
+    ///   invocation's error Completion.
+    public func add(_ connectionId: String, to group: String) async throws {
+        try await manager.changeGroup(.add, connectionId, group)
     }
 
-    /// Removes a connection from a group.
-    public func remove(_ connectionId: String, from group: String) async {
-        manager.removeFromGroup(connectionId, group)
+    /// Removes a connection from a group (on another server too, with a backplane: see
+    /// ``add(_:to:)``).
+    /// - Throws: ``HubError`` as ``add(_:to:)``.
+    public func remove(_ connectionId: String, from group: String) async throws {
+        try await manager.changeGroup(.remove, connectionId, group)
     }
 }

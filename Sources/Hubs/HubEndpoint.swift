@@ -1,3 +1,4 @@
+import Backplane
 import HubProtocol
 import NIOConcurrencyHelpers
 import ServiceLifecycle
@@ -43,7 +44,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
     let authenticator: HubAuthenticator
     let methods: [String: HubMethod]
     let authorizations: [String: HubAuthorization]
-    let manager = HubLifetimeManager()
+    let manager: HubLifetimeManager
     let registry = NIOLockedValueBox(Registry())
     /// Every connection from its upgrade to its end (also those still in their handshake), for ``closeAll``.
     private let live = NIOLockedValueBox<[ObjectIdentifier: HubConnection<H>]>([:])
@@ -55,13 +56,32 @@ public final class HubEndpoint<H: Hub>: Sendable {
     ///   - hub: the hub type.
     ///   - configuration: timeouts, limits, protocols.
     ///   - authenticator: the auth hook; default ``HubAuthenticator/anonymous``.
+    ///   - backplane: carries messages and group changes to the hub's endpoints on other servers (scope: `path`,
+    ///     the same on every server); nil (the default) for a hub on one server. See "Several servers" below.
+    ///
+    /// ## Several servers
+    /// With a backplane the endpoint must run (as a `Service`, or ``run()``): its worker registers the hub's scope,
+    /// keeps the backplane's subscriptions following the local connections, users and groups, and publishes.
+    /// - Local first: a send reaches this server's connections at once, exactly as without a backplane, and is
+    ///   queued for the other servers when it may have recipients there (`all`, `allExcept`, `others`, groups,
+    ///   users, and connections not held here), serialized once per hub protocol. Hub sends never wait for the
+    ///   broker: the queue is bounded (``HubConfiguration/backplanePublishQueueLimit``,
+    ///   ``HubConfiguration/backplanePublishQueueByteLimit``) and drops (and counts) what does not fit.
+    /// - At most once across servers: what is published while the broker is down or slow is lost for the other
+    ///   servers (counted in ``backplaneStatistics``), never duplicated; local delivery does not depend on it.
+    /// - Group changes of a connection of another server are acknowledged by its server
+    ///   (``HubGroups/add(_:to:)``); client results (``HubClientProxy/invoke(_:_:returning:timeout:)``) reach only
+    ///   this server's connections.
     public init(
         path: String, hub: H.Type = H.self, configuration: HubConfiguration = .init(),
-        authenticator: HubAuthenticator = .anonymous
+        authenticator: HubAuthenticator = .anonymous, backplane: (any Backplane)? = nil
     ) {
         self.path = path
         self.configuration = configuration
         self.authenticator = authenticator
+        self.manager = HubLifetimeManager(
+            link: backplane.map { HubBackplaneLink(backplane: $0, scope: path, configuration: configuration) },
+            configuration: configuration)
         var table = HubMethods<H>()
         H.registerMethods(&table)
         self.methods = table.table
@@ -75,6 +95,8 @@ public final class HubEndpoint<H: Hub>: Sendable {
     public var groups: HubGroups { HubGroups(manager: manager) }
     /// The number of connected clients (after their handshake).
     public var connectionCount: Int { manager.count }
+    /// The backplane's counters (published, dropped, failed, queued, received); nil without a backplane.
+    public var backplaneStatistics: HubBackplaneStatistics? { manager.link?.statistics }
 
     /// Closes every connection with a Close message (HubProtocol.md "Close"), `allowReconnect` true by default so
     /// that clients with automatic reconnect come back (to this server after a restart, or to another), and waits
@@ -297,10 +319,18 @@ extension HubEndpoint: Service {
     /// (Close messages with `allowReconnect: true`) and ends the long-polling connections left. List it after the
     /// ``WebSocketServer/Server`` in the `ServiceGroup`: services shut down in reverse order, so the hub's clients
     /// get their Close message before the server closes the WebSockets with 1001. Cancellation ends it at once.
+    ///
+    /// With a backplane it also runs the backplane's worker (registration, subscriptions, publishing; see
+    /// ``init(path:hub:configuration:authenticator:backplane:)``) until it ends, then unregisters the hub's scope.
     public func run() async throws {
         host.begin()
         await withTaskGroup(of: Void.self) { group in
             let shutdown = NIOLockedValueBox(false)
+            if let link = manager.link {
+                group.addTask {
+                    await link.run(receiver: self.manager) { self.manager.startBackplane() }
+                }
+            }
             group.addTask {
                 do {
                     try await gracefulShutdown()
@@ -314,6 +344,7 @@ extension HubEndpoint: Service {
                 group.addTask { await job() }
             }
             if shutdown.withLockedValue({ $0 }) { await closeAll() }
+            manager.link?.finish()
             group.cancelAll()
         }
     }

@@ -1,13 +1,20 @@
+import Backplane
 import HubProtocol
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
 /// The connections of one hub endpoint, their groups and users, and fan-out (ASP.NET Core's
-/// `DefaultHubLifetimeManager`, in process).
+/// `DefaultHubLifetimeManager`, in process; with a ``Backplane/Backplane``, its `RedisHubLifetimeManager` too).
 ///
 /// Encode once: ``send(_:to:)`` serializes the message at most once per protocol (JSON, MessagePack) and queues
 /// the same `ByteBuffer` (shared storage, no copy) on every target connection.
-final class HubLifetimeManager: Sendable {
+///
+/// With a backplane (``link``) it is local-first: local connections get the message at once, exactly as without
+/// one, and the message is queued for the other servers (once per hub protocol, the bytes the local connections
+/// of that protocol get) whenever it may have recipients there; what other servers publish arrives through
+/// ``receive(_:)``, framed once per protocol for every local recipient.
+final class HubLifetimeManager: BackplaneReceiver, Sendable {
     /// Who a message goes to.
     enum Target: Sendable {
         case all
@@ -26,18 +33,54 @@ final class HubLifetimeManager: Sendable {
 
     private let state = NIOLockedValueBox(State())
     private let serializations = NIOLockedValueBox(0)
+    private let framings = NIOLockedValueBox(0)
+    /// The backplane, nil for a hub on one server.
+    let link: HubBackplaneLink?
+    /// The protocols a publication carries (the hub's: every server of a hub offers the same).
+    let publishedFormats: [HubWireFormat]
+    /// How long a remote group change waits for its acknowledgement.
+    let groupChangeTimeout: Duration
+    /// How long a new connection and a group's first join wait for the backplane to take the interest change.
+    let interestTimeout: Duration
+
+    init(link: HubBackplaneLink? = nil, configuration: HubConfiguration = .init()) {
+        self.link = link
+        self.publishedFormats = configuration.protocols.compactMap { HubWireFormat(protocolName: $0) }
+        self.groupChangeTimeout = configuration.backplaneGroupChangeTimeout
+        self.interestTimeout = configuration.backplaneInterestTimeout
+    }
 
     /// How many times a message was serialized (for the tests of "one serialization per protocol").
     var serializationCount: Int { serializations.withLockedValue { $0 } }
 
+    /// How many times a message from another server was framed for local connections (once per protocol).
+    var framingCount: Int { framings.withLockedValue { $0 } }
+
     /// The number of connections.
     var count: Int { state.withLockedValue { $0.connections.count } }
 
-    func add(_ connection: any HubOutboundConnection) {
+    /// With a running backplane: queues the subscription to a new connection's (and its user's) messages from
+    /// other servers and waits (at most ``interestTimeout``) until the backplane took it. Called before the
+    /// handshake answer, so that the client, once connected, gets what other servers send it.
+    /// - Returns: whether it was queued (false without a running backplane).
+    func subscribe(connectionId: String, userId: String?) async -> Bool {
+        guard let signal = link?.enqueue(.connectionAdded(connectionId, userId: userId), wait: true) else {
+            return false
+        }
+        await signal.wait(for: interestTimeout)
+        return true
+    }
+
+    /// Adds a connection (after ``subscribe(connectionId:userId:)``; when that found the backplane not running
+    /// yet, the subscription is queued here, or taken by the backplane's start).
+    func add(_ connection: any HubOutboundConnection, subscribed: Bool = false) {
         state.withLockedValue { state in
             state.connections[connection.connectionId] = connection
             if let user = connection.userId {
                 state.users[user, default: []].insert(connection.connectionId)
+            }
+            if !subscribed {
+                link?.enqueue(.connectionAdded(connection.connectionId, userId: connection.userId))
             }
         }
     }
@@ -45,32 +88,145 @@ final class HubLifetimeManager: Sendable {
     func remove(_ connection: any HubOutboundConnection) {
         let id = connection.connectionId
         state.withLockedValue { state in
+            guard state.connections[id] != nil else { return }
             state.connections[id] = nil
             for group in state.groupsOfConnection.removeValue(forKey: id) ?? [] {
                 state.groups[group]?.remove(id)
-                if state.groups[group]?.isEmpty == true { state.groups[group] = nil }
+                if state.groups[group]?.isEmpty == true {
+                    state.groups[group] = nil
+                    link?.enqueue(.groupLeft(group))
+                }
             }
             if let user = connection.userId {
                 state.users[user]?.remove(id)
                 if state.users[user]?.isEmpty == true { state.users[user] = nil }
             }
+            link?.enqueue(.connectionRemoved(id, userId: connection.userId))
         }
     }
 
-    func addToGroup(_ connectionId: String, _ group: String) {
+    /// Starts the backplane link with the connections and groups of this moment (called once it is registered).
+    func startBackplane() {
+        guard let link else { return }
         state.withLockedValue { state in
-            guard state.connections[connectionId] != nil else { return }
-            state.groups[group, default: []].insert(connectionId)
-            state.groupsOfConnection[connectionId, default: []].insert(group)
+            var initial: [HubBackplaneLink.Operation] = []
+            for connection in state.connections.values {
+                initial.append(.connectionAdded(connection.connectionId, userId: connection.userId))
+            }
+            for group in state.groups.keys { initial.append(.groupJoined(group)) }
+            link.start(initial)
         }
     }
 
-    func removeFromGroup(_ connectionId: String, _ group: String) {
-        state.withLockedValue { state in
-            state.groups[group]?.remove(connectionId)
-            if state.groups[group]?.isEmpty == true { state.groups[group] = nil }
-            state.groupsOfConnection[connectionId]?.remove(group)
-            if state.groupsOfConnection[connectionId]?.isEmpty == true { state.groupsOfConnection[connectionId] = nil }
+    /// What a local membership change did.
+    private enum LocalChange {
+        /// The connection is not on this server.
+        case notLocal
+        /// Applied; the signal of the group's subscription when this was its first local member.
+        case applied(HubSignal?)
+    }
+
+    private func applyLocally(_ change: GroupMembershipChange, _ connectionId: String, _ group: String) -> LocalChange {
+        state.withLockedValue { state -> LocalChange in
+            guard state.connections[connectionId] != nil else { return .notLocal }
+            switch change {
+            case .add:
+                let first = state.groups[group] == nil
+                state.groups[group, default: []].insert(connectionId)
+                state.groupsOfConnection[connectionId, default: []].insert(group)
+                return .applied(first ? link?.enqueue(.groupJoined(group), wait: true) : nil)
+            case .remove:
+                guard state.groups[group]?.remove(connectionId) != nil else { return .applied(nil) }
+                if state.groups[group]?.isEmpty == true {
+                    state.groups[group] = nil
+                    link?.enqueue(.groupLeft(group))
+                }
+                state.groupsOfConnection[connectionId]?.remove(group)
+                if state.groupsOfConnection[connectionId]?.isEmpty == true {
+                    state.groupsOfConnection[connectionId] = nil
+                }
+                return .applied(nil)
+            }
+        }
+    }
+
+    /// Adds a connection to a group, or removes it. A local connection changes at once (a group's first member
+    /// waits at most ``interestTimeout`` for the group's subscription); with a backplane, a connection of another
+    /// server is changed by that server, which acknowledges it.
+    /// - Throws: ``HubError`` when no server acknowledged the change within ``groupChangeTimeout`` (the connection
+    ///   is unknown, or its server is cut off) or the backplane is unavailable. Without a backplane an unknown
+    ///   connection is ignored (ASP.NET Core's default lifetime manager does the same).
+    func changeGroup(_ change: GroupMembershipChange, _ connectionId: String, _ group: String) async throws {
+        switch applyLocally(change, connectionId, group) {
+        case .applied(let signal):
+            await signal?.wait(for: interestTimeout)
+        case .notLocal:
+            guard let link else { return }
+            do {
+                try await link.backplane.requestGroupChange(
+                    change, connectionId: connectionId, group: group, scope: link.scope, timeout: groupChangeTimeout)
+            } catch let error as BackplaneError {
+                let action = change == .add ? "add" : "remove"
+                throw HubError(
+                    "Could not \(action) connection '\(connectionId)' to group '\(group)': "
+                        + (error.kind == .acknowledgementTimeout
+                            ? "no server acknowledged it within \(groupChangeTimeout)." : "\(error.reason)"))
+            }
+        }
+    }
+
+    // MARK: BackplaneReceiver
+
+    /// A change asked by another server: applied if the connection is here. The acknowledgement waits (at most
+    /// ``interestTimeout``) for the group's subscription when this is its first local member.
+    func applyGroupChange(_ change: GroupMembershipChange, connectionId: String, group: String) async -> Bool {
+        switch applyLocally(change, connectionId, group) {
+        case .notLocal:
+            return false
+        case .applied(let signal):
+            await signal?.wait(for: interestTimeout)
+            return true
+        }
+    }
+
+    /// Delivers a message published by another server to its local targets: each protocol's payload is framed
+    /// once and the same buffer queued on every local recipient of that protocol. A recipient whose protocol the
+    /// publisher did not include is skipped.
+    func receive(_ message: BackplaneMessage) {
+        let targets = state.withLockedValue { state -> [any HubOutboundConnection] in
+            let skip = Set(message.excludedConnectionIds)
+            let ids: Set<String>
+            switch message.target {
+            case .all:
+                return state.connections.values.filter { !skip.contains($0.connectionId) }
+            case .group(let name): ids = state.groups[name] ?? []
+            case .connection(let id): ids = [id]
+            case .user(let user): ids = state.users[user] ?? []
+            }
+            return ids.subtracting(skip).compactMap { state.connections[$0] }
+        }
+        link?.countReceived()
+        guard !targets.isEmpty else { return }
+        var framed: [HubWireFormat: ByteBuffer] = [:]
+        var missing: [HubWireFormat] = []
+        for connection in targets {
+            let format = connection.format
+            if let buffer = framed[format] {
+                connection.enqueue(buffer)
+            } else if let bytes = message.payload(for: format.name) {
+                let buffer = ByteBuffer(bytes: bytes)
+                framed[format] = buffer
+                connection.enqueue(buffer)
+            } else if !missing.contains(format) {
+                missing.append(format)
+            }
+        }
+        let count = framed.count
+        framings.withLockedValue { $0 += count }
+        if !missing.isEmpty, let link {
+            link.logger.debug(
+                "backplane message without a payload for a local protocol",
+                metadata: ["protocols": "\(missing.map(\.name))"])
         }
     }
 
@@ -82,47 +238,84 @@ final class HubLifetimeManager: Sendable {
         state.withLockedValue { $0.groups[group] ?? [] }
     }
 
-    /// Client results: see ``HubClientProxy/invoke(_:_:returning:timeout:)``.
+    /// Client results: see ``HubClientProxy/invoke(_:_:returning:timeout:)``. Only for connections of this
+    /// server: a client result does not cross the backplane.
     func invoke(_ connectionId: String, method: String, arguments: [HubValue], timeout: Duration) async throws
         -> HubValue
     {
         guard let connection = state.withLockedValue({ $0.connections[connectionId] }) else {
+            if link != nil {
+                throw HubError(
+                    "Connection '\(connectionId)' is not connected to this server; client results reach only the "
+                        + "connections of the server that invokes them.")
+            }
             throw HubError("Connection '\(connectionId)' is not connected.")
         }
         return try await connection.invokeClient(method, arguments, timeout: timeout)
     }
 
-    /// Serializes `message` once per protocol needed and queues it on every target connection.
+    /// Serializes `message` once per protocol needed and queues it on every target connection; with a running
+    /// backplane, also queues it for the other servers (``HubBackplaneLink``; never waits for the broker).
     /// - Throws: ``HubProtocolError`` when the message cannot be encoded (nothing is sent then).
     func send(_ message: HubMessage, to target: Target) throws {
-        let targets = state.withLockedValue { state -> [any HubOutboundConnection] in
+        let publishing = link?.isRunning == true
+        let (targets, publications) = state.withLockedValue {
+            state -> ([any HubOutboundConnection], [(BackplaneTarget, [String])]) in
             switch target {
             case .all:
-                return Array(state.connections.values)
+                return (Array(state.connections.values), publishing ? [(.all, [])] : [])
             case .allExcept(let excluded):
                 let skip = Set(excluded)
-                return state.connections.values.filter { !skip.contains($0.connectionId) }
+                return (
+                    state.connections.values.filter { !skip.contains($0.connectionId) },
+                    publishing ? [(.all, excluded)] : []
+                )
             case .connections(let ids):
-                return Set(ids).compactMap { state.connections[$0] }
+                let unique = Set(ids)
+                let remote = publishing ? unique.filter { state.connections[$0] == nil }.sorted() : []
+                return (
+                    unique.compactMap { state.connections[$0] },
+                    remote.map { (BackplaneTarget.connection($0), [String]()) }
+                )
             case .groups(let names, let excluded):
                 let skip = Set(excluded)
                 var ids: Set<String> = []
                 for name in names { ids.formUnion(state.groups[name] ?? []) }
-                return ids.subtracting(skip).compactMap { state.connections[$0] }
+                let groups = publishing ? Set(names).sorted() : []
+                return (
+                    ids.subtracting(skip).compactMap { state.connections[$0] },
+                    groups.map { (BackplaneTarget.group($0), excluded) }
+                )
             case .users(let users):
                 var ids: Set<String> = []
                 for user in users { ids.formUnion(state.users[user] ?? []) }
-                return ids.compactMap { state.connections[$0] }
+                let remote = publishing ? Set(users).sorted() : []
+                return (ids.compactMap { state.connections[$0] }, remote.map { (BackplaneTarget.user($0), [String]()) })
             }
         }
-        guard !targets.isEmpty else { return }
+        guard !targets.isEmpty || !publications.isEmpty else { return }
         var serialized = SerializedHubMessage(message)
+        defer {
+            let encodings = serialized.encodingCount
+            serializations.withLockedValue { $0 += encodings }
+        }
+        // The payloads first: a message that a protocol cannot encode is sent to nobody.
+        var payloads: [BackplaneMessage.Payload] = []
+        if !publications.isEmpty {
+            for format in publishedFormats {
+                payloads.append(.init(encoding: format.name, bytes: try serialized.encoded(for: format)))
+            }
+        }
         for connection in targets {
             let bytes = try serialized.bytes(for: connection.format)
             connection.enqueue(bytes)
         }
-        let encodings = serialized.encodingCount
-        serializations.withLockedValue { $0 += encodings }
+        guard let link else { return }
+        for (backplaneTarget, excluded) in publications {
+            let publication = BackplaneMessage(
+                target: backplaneTarget, excludedConnectionIds: excluded, payloads: payloads)
+            link.enqueue(.publish(publication))
+        }
     }
 }
 
@@ -180,11 +373,11 @@ enum HubWireFormat: Sendable, Hashable {
 }
 
 /// A message with its bytes cached per protocol (ASP.NET Core's `SerializedHubMessage`): each protocol's bytes
-/// are produced on first use, then reused for every connection speaking it.
+/// are produced on first use, then reused for every connection speaking it (and for the backplane's payload).
 struct SerializedHubMessage {
     let message: HubMessage
-    private var json: ByteBuffer?
-    private var messagePack: ByteBuffer?
+    private var json: (bytes: [UInt8], buffer: ByteBuffer)?
+    private var messagePack: (bytes: [UInt8], buffer: ByteBuffer)?
     /// How many encodings were made (at most 2).
     private(set) var encodingCount = 0
 
@@ -192,20 +385,32 @@ struct SerializedHubMessage {
         self.message = message
     }
 
-    mutating func bytes(for format: HubWireFormat) throws(HubProtocolError) -> ByteBuffer {
+    private mutating func cached(_ format: HubWireFormat) throws(HubProtocolError) -> (
+        bytes: [UInt8], buffer: ByteBuffer
+    ) {
         switch format {
         case .json:
             if let json { return json }
-            let buffer = ByteBuffer(bytes: try format.encode(message))
-            encodingCount += 1
-            json = buffer
-            return buffer
         case .messagePack:
             if let messagePack { return messagePack }
-            let buffer = ByteBuffer(bytes: try format.encode(message))
-            encodingCount += 1
-            messagePack = buffer
-            return buffer
         }
+        let bytes = try format.encode(message)
+        let entry = (bytes: bytes, buffer: ByteBuffer(bytes: bytes))
+        encodingCount += 1
+        switch format {
+        case .json: json = entry
+        case .messagePack: messagePack = entry
+        }
+        return entry
+    }
+
+    /// The framed bytes for a connection speaking `format`.
+    mutating func bytes(for format: HubWireFormat) throws(HubProtocolError) -> ByteBuffer {
+        try cached(format).buffer
+    }
+
+    /// The same bytes as an array (a backplane payload; the array's storage is shared, not copied).
+    mutating func encoded(for format: HubWireFormat) throws(HubProtocolError) -> [UInt8] {
+        try cached(format).bytes
     }
 }

@@ -28,7 +28,7 @@ struct ClientTestHub: Hub {
             try await hub.context.clients.caller.send("Heard", text, text.count)
         }
         methods.on("Join") { (hub: ClientTestHub, group: String) in
-            await hub.context.groups.add(hub.context.connectionId, to: group)
+            try await hub.context.groups.add(hub.context.connectionId, to: group)
         }
         methods.on("TellGroup") { (hub: ClientTestHub, group: String, text: String) in
             try await hub.context.clients.group(group).send("GroupMessage", text)

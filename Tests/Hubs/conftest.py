@@ -6,6 +6,7 @@ Needs WS_BIN_DIR (the `swift build --show-bin-path` directory) or HUB_CHAT point
 import os
 import signal
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,9 @@ def fresh_server():
 def fresh_long_poll_server():
     """hub-chat serving long polling only, with a 2 s poll timeout."""
     yield from start_hub_chat("--transports", "LongPolling", "--long-poll-timeout-ms", "2000")
+
+
+@pytest.fixture(scope="module")
+def hub_chat_launcher():
+    """`start_hub_chat` as a context manager, for tests that start several servers with arguments of their own."""
+    return contextmanager(start_hub_chat)

@@ -67,7 +67,7 @@ import WebSocketTestSupport
             try await endpoint.clients.clients([outsider]).send("Cs", 6)
             // c's next message is Cs: groupExcept with every member excluded reached nobody.
             #expect(try await Self.nextInvocation(&c) == "Cs(6)")
-            await endpoint.groups.remove(members[0], from: "g")
+            try await endpoint.groups.remove(members[0], from: "g")
             #expect(endpoint.manager.members(of: "g").count == 1)
             for client in [a, b, c] { await client.close() }
             #expect(await eventually { endpoint.connectionCount == 0 })

@@ -29,7 +29,7 @@ struct TestHub: Hub {
         }
         methods.on("WhoAmI") { (hub: TestHub) -> String in hub.context.user?.id ?? "" }
         methods.on("Join") { (hub: TestHub, group: String) in
-            await hub.context.groups.add(hub.context.connectionId, to: group)
+            try await hub.context.groups.add(hub.context.connectionId, to: group)
         }
         methods.on("Sum") { (_: TestHub, numbers: HubUploadStream<Int>) -> Int in
             var total = 0
