@@ -68,8 +68,9 @@ public final class RedisEventHistory: EventHistory {
         if fields.isEmpty { fields.append(("empty", [])) }
         let key = configuration.key
         let maxLength = configuration.maxLength
+        let entry = fields
         return try await withConnection { connection in
-            try await connection.xadd(key: key, maxLength: maxLength, approximate: true, fields: fields)
+            try await connection.xadd(key: key, maxLength: maxLength, approximate: true, fields: entry)
         }
     }
 

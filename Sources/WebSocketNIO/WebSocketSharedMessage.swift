@@ -1,3 +1,5 @@
+import CoreMetrics
+import Logging
 import NIOCore
 import WebSocketCore
 

@@ -358,8 +358,9 @@ public final class WebSocketGroups: BackplaneReceiver {
                 queue.bytes = 0
                 state.slowConsumersClosed += overloaded.count
                 let code = configuration.slowConsumerCloseCode
+                let closing = Array(overloaded.values)
                 loop.execute {
-                    for handle in overloaded.values { handle.close(code: code, reason: "server overloaded") }
+                    for handle in closing { handle.close(code: code, reason: "server overloaded") }
                 }
             }
             if !queue.drainScheduled, !queue.batches.isEmpty {

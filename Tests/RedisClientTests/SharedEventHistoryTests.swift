@@ -91,7 +91,8 @@ struct SharedEventHistoryTests {
                     for number in 4...6 { ids.append(try await publish(one, "\(number)")) }
                     for number in 7...8 { ids.append(try await publish(two, "\(number)")) }
                     // It reconnects to server 2 with its last ID: the missed events, then a live one.
-                    async let resumed = events(port: serverTwo.port, lastEventID: ids[2], count: 6)
+                    let lastSeen = ids[2]
+                    async let resumed = events(port: serverTwo.port, lastEventID: lastSeen, count: 6)
                     #expect(await eventually { two.subscriberCount == 1 })
                     ids.append(try await publish(two, "9"))
                     let got = try await resumed
