@@ -34,6 +34,7 @@ let package = Package(
         .executable(name: "hub-chat", targets: ["hub-chat"]),
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "RedisEventHistory", targets: ["RedisEventHistory"]),
         .library(name: "Backplane", targets: ["Backplane"]),
         .library(name: "BackplaneCodec", targets: ["BackplaneCodec"]),
         .library(name: "RedisBackplane", targets: ["RedisBackplane"]),
@@ -88,6 +89,7 @@ let package = Package(
             name: "WebSocketServer",
             dependencies: [
                 "WebSocketCore", "WebSocketHandshake", "WebSocketNIO", "WebSocketDeflate", "ServerSentEvents",
+                "Backplane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -237,7 +239,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "sse-ticker",
-            dependencies: ["WebSocketServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "WebSocketServer", "RedisEventHistory", "RedisClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -366,11 +371,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The shared SSE replay history on a Redis stream (`XADD MAXLEN ~`, `XRANGE`).
+        .target(
+            name: "RedisEventHistory",
+            dependencies: [
+                "RedisClient", "WebSocketServer", "ServerSentEvents",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // Against a real redis-server (started per test on a free port) and a fake RESP server.
         .testTarget(
             name: "RedisClientTests",
             dependencies: [
-                "RedisClient", "RESP",
+                "RedisClient", "RESP", "RedisEventHistory", "WebSocketServer", "EventSourceClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -113,6 +113,11 @@ public final class WebSocket: Sendable {
     /// Completes with the final close status when the connection is over.
     public var closed: EventLoopFuture<CloseStatus> { self.closedFuture }
 
+    /// A `Sendable` handle for sending from other tasks, e.g. to register the connection with a fan-out group.
+    public var sendHandle: WebSocketSendHandle {
+        WebSocketSendHandle(handler: self.handler, eventLoop: self.channel.eventLoop)
+    }
+
     deinit {
         let handler = self.handler
         self.channel.eventLoop.execute {  // a no-op when the connection is already closing or closed

@@ -295,6 +295,41 @@ public struct WebSocketSendHandle: Sendable {
         self.eventLoop = handler.eventLoop
     }
 
+    init(handler: NIOLoopBound<WebSocketHandler>, eventLoop: any EventLoop) {
+        self.handler = handler
+        self.eventLoop = eventLoop
+    }
+
+    /// Succeeds with the final close status when the connection is over; never fails.
+    public var closed: EventLoopFuture<CloseStatus> {
+        let handler = self.handler
+        return self.eventLoop.flatSubmit { handler.value.closed }
+    }
+
+    /// Writes a message framed once for many connections (see ``WebSocketSharedMessage``) and flushes it, or
+    /// closes the connection as a slow consumer: when its outbound buffer (bytes given to the channel and not yet
+    /// taken by the socket) is not empty and would exceed `maxBufferedBytes` with this frame, nothing is written
+    /// and the closing handshake starts with `slowConsumerCode` and `slowConsumerReason` (its close frame queues
+    /// behind what is buffered; ``WebSocketConfiguration`` `closeTimeout` bounds the wait). So the buffer holds at
+    /// most `maxBufferedBytes` plus one frame and a close frame. Over HTTP/2 (a stream channel does not report
+    /// its buffered bytes) the stream counts as full once it is not writable (above its high-water mark).
+    ///
+    /// Call it on ``eventLoop`` only (fan-out groups its receivers by event loop and writes from one task per
+    /// loop).
+    public func sendSharedOnEventLoop(
+        _ message: WebSocketSharedMessage,
+        maxBufferedBytes: Int,
+        slowConsumerCode: CloseCode = .tryAgainLater,
+        slowConsumerReason: String = "slow consumer"
+    ) -> WebSocketSharedSendResult {
+        self.handler.value.sendShared(
+            message,
+            maxBufferedBytes: maxBufferedBytes,
+            slowConsumerCode: slowConsumerCode,
+            slowConsumerReason: slowConsumerReason
+        )
+    }
+
     /// Sends a message whose payload is a buffer's readable bytes (see
     /// ``WebSocketDelegateContext/send(_:_:fin:encode:promise:)``).
     @discardableResult

@@ -1,4 +1,6 @@
 import ArgumentParser
+import RedisClient
+import RedisEventHistory
 import WebSocketServer
 
 @main
@@ -49,6 +51,17 @@ struct SSETicker: AsyncParsableCommand {
     @Option(help: "How many /broadcast ticks the replay history keeps.")
     var history = 1000
 
+    @Option(
+        help: """
+            HOST:PORT of a Redis server: /broadcast keeps its replay history in the Redis stream --redis-key, \
+            shared with every sse-ticker on that Redis (ids are stream entry IDs; a client can resume on any of them).
+            """
+    )
+    var redis: String?
+
+    @Option(help: "With --redis: the stream's key.")
+    var redisKey = "sse-ticker:broadcast"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -60,6 +73,7 @@ struct SSETicker: AsyncParsableCommand {
         }
         if let retry, retry < 0 { throw ValidationError("--retry must be >= 0") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        if let redis, redisAddress(redis) == nil { throw ValidationError("--redis must be HOST:PORT") }
     }
 
     func run() async throws {
@@ -103,7 +117,19 @@ struct SSETicker: AsyncParsableCommand {
                 }
             }
         )
-        let broadcaster = EventStreamBroadcaster(configuration: .init(historyCount: history))
+        let sharedHistory = redis.flatMap(redisAddress).map { host, port in
+            RedisEventHistory(
+                configuration: .init(
+                    redis: RedisConfiguration(host: host, port: port),
+                    key: redisKey,
+                    maxLength: max(1, history)
+                )
+            )
+        }
+        let broadcaster = EventStreamBroadcaster(
+            configuration: .init(historyCount: history),
+            sharedHistory: sharedHistory
+        )
         let dropBroadcastAfter = interval * dropAfter
         let broadcast = EventStreamRoute(
             path: "/broadcast",
@@ -152,11 +178,23 @@ struct BroadcastTicker: Service {
                 return
             }
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            broadcaster.publish(try ServerSentEvent(data: String(tick), id: String(tick)))
+            if broadcaster.sharedHistory != nil {
+                await broadcaster.publishShared(ServerSentEvent(data: String(tick)))
+            } else {
+                broadcaster.publish(try ServerSentEvent(data: String(tick), id: String(tick)))
+            }
             tick += 1
         }
         try? await gracefulShutdown()
     }
+}
+
+/// `HOST:PORT` split, or nil.
+func redisAddress(_ text: String) -> (String, Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (1...65535).contains(port), colon > text.startIndex
+    else { return nil }
+    return (String(text[..<colon]), port)
 }
 
 /// `duration` in nanoseconds, saturating.

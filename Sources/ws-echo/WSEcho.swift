@@ -111,6 +111,14 @@ struct WSEcho: AsyncParsableCommand {
     )
     var wsBroadcast = false
 
+    @Flag(
+        help: """
+            Also serve /chat?room=R&user=U: every text message goes to everyone in room R, '@U text' to user U's \
+            connections (an example of WebSocketGroups).
+            """
+    )
+    var groups = false
+
     func validate() throws {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -205,6 +213,7 @@ struct WSEcho: AsyncParsableCommand {
         let delegateLogger = logger
         var routes = [WebSocketRoute(path: "/", handler: .delegate { _ in EchoDelegate(logger: delegateLogger) })]
         if self.noWebSocketRoutes { routes = [] }
+        if self.groups { routes.append(EchoChat.route(WebSocketGroups(scope: "/chat"))) }
         let server: Server
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if self.http2 || self.h2c {

@@ -22,6 +22,17 @@ import ServerSentEvents
 /// loop's queue exceeds ``Configuration/maxQueuedBytesPerEventLoop``, that loop cannot keep up with the
 /// publisher: its queue is discarded and every stream on it is closed, and those clients resume from the
 /// history as above.
+///
+/// Several servers: give every server's broadcaster the same ``EventHistory`` (e.g. `RedisEventHistory`, on
+/// Redis Streams) and publish with ``publishShared(_:)``. The history then assigns the event IDs (the same on
+/// every server), and a client that reconnects to any server with `Last-Event-ID` gets the events appended
+/// after that ID, from whichever server published them, then the live events of its new server, each exactly
+/// once and in order (the replay is read after the stream is registered; live events that arrive meanwhile are
+/// held, bounded by ``Configuration/historyBytes``, and those the replay already holds are dropped). Live
+/// events reach the streams of the publishing server only; carry them to the other servers with a backplane.
+/// When the shared history cannot be reached: ``publishShared(_:)`` still sends the event live, without an
+/// `id` (the clients keep their last ID), and a reconnecting client gets the live events only; both are
+/// counted in ``sharedHistoryFailures``. The built-in history is not used in this mode.
 public final class EventStreamBroadcaster: Sendable {
     /// History limits and the resumption policy.
     public struct Configuration: Sendable {
@@ -65,6 +76,9 @@ public final class EventStreamBroadcaster: Sendable {
 
     private struct Subscriber {
         var output: NIOLoopBound<EventStreamOutput>
+        /// With a shared history, while the replay is being read: the live events published meanwhile, and
+        /// their size in bytes. Nil once the stream receives live events directly.
+        var held: (entries: [Entry], bytes: Int)? = nil
     }
 
     /// Events waiting for one event loop, in publish order, with the streams (on that loop) each goes to.
@@ -79,14 +93,30 @@ public final class EventStreamBroadcaster: Sendable {
         var historyBytes = 0
         var subscribers: [ObjectIdentifier: Subscriber] = [:]
         var queues: [ObjectIdentifier: LoopQueue] = [:]
+        var sharedHistoryFailures = 0
     }
 
     public let configuration: Configuration
+    /// The history shared with other servers, or nil for the built-in in-memory one.
+    public let sharedHistory: (any EventHistory)?
     private let state = NIOLockedValueBox(State())
+    /// Shared-history appends run one at a time, so that local delivery follows the history's order.
+    private let appendGate = AsyncSerialGate()
 
-    public init(configuration: Configuration = .init()) {
+    /// - Parameters:
+    ///   - configuration: the built-in history's limits and the resumption policy (with `sharedHistory`, only
+    ///     ``Configuration/unknownLastEventID``, ``Configuration/maxQueuedBytesPerEventLoop`` and
+    ///     ``Configuration/historyBytes``, the bound on live events held for a stream during its replay, apply).
+    ///   - sharedHistory: a history shared by several servers (see the type's overview); nil keeps the history in
+    ///     this process.
+    public init(configuration: Configuration = .init(), sharedHistory: (any EventHistory)? = nil) {
         self.configuration = configuration
+        self.sharedHistory = sharedHistory
     }
+
+    /// Shared-history appends and reads that failed (the store could not be reached); each one meant an event
+    /// sent without an ID, or a stream resumed with live events only.
+    public var sharedHistoryFailures: Int { state.withLockedValue { $0.sharedHistoryFailures } }
 
     /// The number of streams receiving the broadcast.
     public var subscriberCount: Int { state.withLockedValue { $0.subscribers.count } }
@@ -96,10 +126,13 @@ public final class EventStreamBroadcaster: Sendable {
 
     /// Sends `event` to every stream and keeps it in the history (the oldest events leave it beyond
     /// ``Configuration/historyCount`` or ``Configuration/historyBytes``).
+    ///
+    /// With a ``sharedHistory`` the event is sent live but not recorded: use ``publishShared(_:)``.
     public func publish(_ event: ServerSentEvent) {
         let bytes = ByteBuffer(bytes: EventStreamEncoder.encode(event))
         state.withLockedValue { state in
-            if configuration.historyCount > 0, bytes.readableBytes <= configuration.historyBytes {
+            if sharedHistory == nil, configuration.historyCount > 0, bytes.readableBytes <= configuration.historyBytes
+            {
                 state.history.append(Entry(id: event.id, bytes: bytes))
                 state.historyBytes += bytes.readableBytes
                 while state.history.count > configuration.historyCount
@@ -110,7 +143,70 @@ public final class EventStreamBroadcaster: Sendable {
                 }
             }
             // Enqueued under the lock so that a stream that subscribes concurrently gets its replay first.
-            self.enqueue([bytes], to: state.subscribers.values, state: &state)
+            self.deliver(Entry(id: event.id, bytes: bytes), state: &state)
+        }
+    }
+
+    /// Appends `event` to the ``sharedHistory`` and sends it, with the ID the history assigned, to every stream
+    /// of this server. Calls run one at a time, in call order (one round trip to the store each), so that this
+    /// server's streams see its events in history order.
+    ///
+    /// Without a shared history this is ``publish(_:)``. When the append fails, the event is still sent, without
+    /// an `id` field (clients keep their last event ID, so a reconnect resumes after the last recorded event), and
+    /// ``sharedHistoryFailures`` counts it.
+    /// - Returns: the event's ID in the history, or nil when it could not be recorded.
+    @discardableResult
+    public func publishShared(_ event: ServerSentEvent) async -> String? {
+        guard let sharedHistory else {
+            publish(event)
+            return event.id
+        }
+        await appendGate.enter()
+        defer { appendGate.leave() }
+        let recorded: ServerSentEvent
+        let id: String?
+        do {
+            let assigned = try await sharedHistory.append(event)
+            recorded = try ServerSentEvent(type: event.type, data: event.data, id: assigned, retry: event.retry)
+            id = assigned
+        } catch {
+            state.withLockedValue { $0.sharedHistoryFailures += 1 }
+            // Checked when `event` was made; dropping the ID cannot make it invalid.
+            recorded = (try? ServerSentEvent(type: event.type, data: event.data, retry: event.retry)) ?? event
+            id = nil
+        }
+        let bytes = ByteBuffer(bytes: EventStreamEncoder.encode(recorded))
+        state.withLockedValue { state in
+            self.deliver(Entry(id: id, bytes: bytes), state: &state)
+        }
+        return id
+    }
+
+    /// Sends `entry` to the live streams, and holds it for the streams whose shared-history replay is being read.
+    /// Called with the lock held.
+    private func deliver(_ entry: Entry, state: inout State) {
+        var live: [Subscriber] = []
+        live.reserveCapacity(state.subscribers.count)
+        var overflowed: [NIOLoopBound<EventStreamOutput>] = []
+        for (key, subscriber) in state.subscribers {
+            guard var held = subscriber.held else {
+                live.append(subscriber)
+                continue
+            }
+            held.entries.append(entry)
+            held.bytes += entry.bytes.readableBytes
+            if held.bytes > configuration.historyBytes {
+                // The replay takes too long: close the stream rather than hold without bound (the client
+                // reconnects and resumes from the history).
+                overflowed.append(subscriber.output)
+                state.subscribers[key]?.held = (entries: [], bytes: 0)
+            } else {
+                state.subscribers[key]?.held = held
+            }
+        }
+        self.enqueue([entry.bytes], to: live, state: &state)
+        for output in overflowed {
+            output.eventLoop.execute { output.value.abort() }
         }
     }
 
@@ -119,15 +215,58 @@ public final class EventStreamBroadcaster: Sendable {
     /// own behaviour (e.g. end the stream later with ``EventStreamLoopWriter/finish()``). Call it on the
     /// writer's event loop. A writer whose stream is already over (``EventStreamLoopWriter/isClosed``) is ignored.
     public func subscribe(_ writer: EventStreamLoopWriter) {
-        subscribe(writer.output, lastEventID: writer.request.lastEventID)
+        subscribe(writer.output, lastEventID: writer.request.lastEventID, run: writer.runReplay)
     }
+
+    /// Runs a shared-history read (``EventHistory/events(after:)``) as a task of the server, bound to a stream's
+    /// channel (cancelled when it closes).
+    typealias ReplayRunner =
+        @Sendable (@escaping @Sendable () async -> [ServerSentEvent]?) -> EventLoopFuture<[ServerSentEvent]?>
 
     /// Adds a stream: its replay (by `lastEventID`) and then every later event. A stream already over is not
     /// added (its close listeners have run, so nothing would remove it).
-    func subscribe(_ output: EventStreamOutput, lastEventID: String?) {
+    ///
+    /// With a ``sharedHistory`` and a `lastEventID`, the replay is read by `run` (a task of the server, bound to
+    /// the stream's channel); without `run` the stream gets the live events only.
+    func subscribe(
+        _ output: EventStreamOutput,
+        lastEventID: String?,
+        run: ReplayRunner? = nil
+    ) {
         guard !output.isClosed else { return }
         let id = ObjectIdentifier(output)
         let loopBound = NIOLoopBound(output, eventLoop: output.eventLoop)
+        defer {
+            output.onClose.append { [weak self] in
+                _ = self?.state.withLockedValue { $0.subscribers.removeValue(forKey: id) }
+            }
+        }
+        if let sharedHistory {
+            guard let lastEventID, let run else {
+                state.withLockedValue { $0.subscribers[id] = Subscriber(output: loopBound) }
+                return
+            }
+            state.withLockedValue { $0.subscribers[id] = Subscriber(output: loopBound, held: ([], 0)) }
+            let policy = configuration.unknownLastEventID
+            run {
+                do {
+                    if let events = try await sharedHistory.events(after: lastEventID) { return events }
+                    switch policy {
+                    case .replayHistory: return try await sharedHistory.events(after: nil) ?? []
+                    case .liveOnly: return []
+                    case .send(let event): return [event]
+                    }
+                } catch {
+                    return nil
+                }
+            }.whenComplete { result in
+                switch result {
+                case .success(let events): self.finishReplay(of: id, events ?? [], failed: events == nil)
+                case .failure: self.finishReplay(of: id, [], failed: false)  // the stream went away first
+                }
+            }
+            return
+        }
         state.withLockedValue { state in
             var replay: [ByteBuffer] = []
             if let lastEventID {
@@ -145,8 +284,22 @@ public final class EventStreamBroadcaster: Sendable {
             state.subscribers[id] = subscriber
             if !replay.isEmpty { self.enqueue(replay, to: [subscriber], state: &state) }
         }
-        output.onClose.append { [weak self] in
-            _ = self?.state.withLockedValue { $0.subscribers.removeValue(forKey: id) }
+    }
+
+    /// Sends a stream its shared-history replay, then the live events held meanwhile that the replay does not
+    /// already hold, and from then on the live events directly.
+    private func finishReplay(of key: ObjectIdentifier, _ replay: [ServerSentEvent], failed: Bool) {
+        state.withLockedValue { state in
+            if failed { state.sharedHistoryFailures += 1 }
+            guard var subscriber = state.subscribers[key], let held = subscriber.held else { return }
+            subscriber.held = nil
+            state.subscribers[key] = subscriber
+            let replayed = Set(replay.compactMap(\.id))
+            var buffers = replay.map { ByteBuffer(bytes: EventStreamEncoder.encode($0)) }
+            for entry in held.entries where entry.id.map({ !replayed.contains($0) }) ?? true {
+                buffers.append(entry.bytes)
+            }
+            if !buffers.isEmpty { self.enqueue(buffers, to: [subscriber], state: &state) }
         }
     }
 

@@ -194,10 +194,17 @@ public final class EventStreamLoopWriter {
     let output: EventStreamOutput
     /// The request that opened the stream.
     public let request: EventStreamRequest
+    /// Runs a shared-history read as a task of the server, bound to the stream's channel.
+    let runReplay: EventStreamBroadcaster.ReplayRunner?
 
-    init(output: EventStreamOutput, request: EventStreamRequest) {
+    init(
+        output: EventStreamOutput,
+        request: EventStreamRequest,
+        runReplay: EventStreamBroadcaster.ReplayRunner? = nil
+    ) {
         self.output = output
         self.request = request
+        self.runReplay = runReplay
     }
 
     /// The event loop the writer must be used on.

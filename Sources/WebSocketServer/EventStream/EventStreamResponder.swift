@@ -160,11 +160,12 @@ enum EventStreamResponder {
         logger.debug("event stream started", metadata: ["last-event-id": "\(request.lastEventID ?? "")"])
         let streamLogger = logger
 
+        let runReplay: EventStreamBroadcaster.ReplayRunner = { work in shared.tasks.run(on: channel, work) }
         switch route.handler {
         case .broadcast(let broadcaster):
-            broadcaster.subscribe(output, lastEventID: request.lastEventID)
+            broadcaster.subscribe(output, lastEventID: request.lastEventID, run: runReplay)
         case .callback(let body):
-            body(request, EventStreamLoopWriter(output: output, request: request))
+            body(request, EventStreamLoopWriter(output: output, request: request, runReplay: runReplay))
         case .async(let body):
             let writer = EventStreamWriter(output: output, allocator: channel.allocator)
             let loopBoundOutput = NIOLoopBound(output, eventLoop: channel.eventLoop)
