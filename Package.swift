@@ -363,7 +363,7 @@ let package = Package(
         .testTarget(
             name: "RedisBackplaneTests",
             dependencies: [
-                "RedisBackplane", "Backplane", "BackplaneCodec", "RedisClient", "RESP",
+                "RedisBackplane", "Backplane", "BackplaneCodec", "RedisClient", "RESP", "RedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -381,10 +381,20 @@ let package = Package(
             swiftSettings: strict
         ),
         // Against a real redis-server (started per test on a free port) and a fake RESP server.
+        // A real redis-server per test (free port, stopped by PID), timeouts: shared by the Redis test targets.
+        .target(
+            name: "RedisTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/RedisTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RedisClientTests",
             dependencies: [
-                "RedisClient", "RESP", "RedisEventHistory", "WebSocketServer", "EventSourceClient",
+                "RedisClient", "RESP", "RedisEventHistory", "RedisTestSupport", "WebSocketServer", "EventSourceClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import RedisTestSupport
 import Backplane
 import BackplaneCodec
 import MetricsTestKit

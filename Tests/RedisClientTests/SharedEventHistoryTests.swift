@@ -1,3 +1,4 @@
+import RedisTestSupport
 import EventSourceClient
 import NIOCore
 import RedisClient

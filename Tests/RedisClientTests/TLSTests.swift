@@ -1,4 +1,5 @@
 #if TLS
+import RedisTestSupport
 import Foundation
 import NIOSSL
 import RESP

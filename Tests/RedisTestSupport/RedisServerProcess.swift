@@ -2,16 +2,18 @@ import Foundation
 import NIOCore
 import NIOPosix
 
+/// Test support shared by the Redis test targets (RedisClientTests, RedisBackplaneTests).
+///
 /// A real `redis-server` (the Debian package) for one test: listens on 127.0.0.1 on a free port, keeps nothing
 /// on disk (`--save '' --appendonly no`, a temporary directory), and is stopped by its PID.
-final class RedisServerProcess: @unchecked Sendable {
-    let port: Int
-    let pid: Int32
+public final class RedisServerProcess: @unchecked Sendable {
+    public let port: Int
+    public let pid: Int32
     private let process: Process
     private let directory: URL
 
     /// The `redis-server` binary, or `nil` when it is not installed.
-    static let binary: String? = {
+    public static let binary: String? = {
         let candidates = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/opt/homebrew/bin/redis-server"]
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map {
             "\($0)/redis-server"
@@ -19,7 +21,7 @@ final class RedisServerProcess: @unchecked Sendable {
         return (candidates + path).first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
-    static let missingMessage = "redis-server is not installed (Debian: apt-get install redis-server; scripts/setup.sh)"
+    public static let missingMessage = "redis-server is not installed (Debian: apt-get install redis-server; scripts/setup.sh)"
 
     private init(process: Process, port: Int, directory: URL) {
         self.process = process
@@ -31,7 +33,7 @@ final class RedisServerProcess: @unchecked Sendable {
     /// Starts a server with `arguments` added (e.g. `["--requirepass", "secret"]`) on `port` (a free one when
     /// `nil`) and waits until it accepts connections there (at most 10 s). `plainPort` is the `--port` value
     /// (`port` unless given; 0 turns plain TCP off, for a server on `--tls-port port` only).
-    static func start(_ arguments: [String] = [], port: Int? = nil, plainPort: Int? = nil) async throws
+    public static func start(_ arguments: [String] = [], port: Int? = nil, plainPort: Int? = nil) async throws
         -> RedisServerProcess
     {
         guard let binary else { throw TestFailure(missingMessage) }
@@ -62,7 +64,7 @@ final class RedisServerProcess: @unchecked Sendable {
     /// Stops the server by its PID and removes its directory. SIGKILL: it holds nothing to persist, and when
     /// spawned from the test process SIGTERM did not stop it (observed: still running after 5 s; the child
     /// probably inherits a thread's blocked-signal mask).
-    func stop() {
+    public func stop() {
         if process.isRunning {
             kill(pid, SIGKILL)
             process.waitUntilExit()
@@ -71,13 +73,13 @@ final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// Kills the server at once (SIGKILL), as a crash would, and waits for it to exit.
-    func crash() {
+    public func crash() {
         kill(pid, SIGKILL)
         process.waitUntilExit()
     }
 
     /// A port that was free a moment ago on 127.0.0.1.
-    static func freePort() async throws -> Int {
+    public static func freePort() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: 0).get()
@@ -101,7 +103,7 @@ final class RedisServerProcess: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh redis-server, stopped afterwards whatever happens.
-func withRedisServer<T>(
+public func withRedisServer<T>(
     _ arguments: [String] = [],
     _ body: (RedisServerProcess) async throws -> T
 ) async throws -> T {
@@ -116,13 +118,13 @@ func withRedisServer<T>(
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Fails with `TestFailure` when `body` takes longer than `duration`.
-func withTimeout<T: Sendable>(
+public func withTimeout<T: Sendable>(
     _ duration: Duration,
     _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
@@ -141,7 +143,7 @@ func withTimeout<T: Sendable>(
 }
 
 /// The next `count` messages of `messages`; fails with `TestFailure` after `duration` instead of hanging.
-func collect<Messages: AsyncSequence & Sendable>(
+public func collect<Messages: AsyncSequence & Sendable>(
     _ messages: Messages,
     count: Int,
     within duration: Duration = .seconds(10)
