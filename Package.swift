@@ -38,6 +38,7 @@ let package = Package(
         .library(name: "Backplane", targets: ["Backplane"]),
         .library(name: "BackplaneCodec", targets: ["BackplaneCodec"]),
         .library(name: "RedisBackplane", targets: ["RedisBackplane"]),
+        .library(name: "HubsJWT", targets: ["HubsJWT"]),
     ],
     traits: [
         .trait(
@@ -56,6 +57,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Only the HubsJWT target uses it (with swift-crypto and swift-certificates); Hubs does not.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // Sans-I/O protocol core: stdlib only, no Foundation.
@@ -270,6 +273,20 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // A JWT bearer authenticator for Hubs on jwt-kit, apart so that Hubs users without JWT do not build jwt-kit.
+        .target(
+            name: "HubsJWT",
+            dependencies: ["Hubs", .product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HubsJWTTests",
+            dependencies: [
+                "HubsJWT", "Hubs", "HubClient", "WebSocketServer", "WebSocketNIOTestSupport",
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: strict
         ),

@@ -5,6 +5,27 @@ import RedisBackplane
 import RedisClient
 import WebSocketServer
 
+/// The chat's client contract: every method the hub calls on its clients, with its argument types (and result),
+/// declared once. The hub's calls below are checked against it by the compiler; a Swift client registers its
+/// handlers with the same descriptors (`connection.on(ChatClient.receiveMessage) { user, message in … }`).
+enum ChatClient {
+    /// A chat message, to everybody, to the others, or privately to one user.
+    static let receiveMessage = ClientMethod<(_ user: String, _ message: String) -> Void>("ReceiveMessage")
+    /// `user` joined `room` (to the room's members, the newcomer included).
+    static let userJoined = ClientMethod<(_ room: String, _ user: String) -> Void>("UserJoined")
+    /// `user` left `room` (to the remaining members).
+    static let userLeft = ClientMethod<(_ room: String, _ user: String) -> Void>("UserLeft")
+    /// A message to a room.
+    static let receiveRoomMessage = ClientMethod<(_ room: String, _ user: String, _ message: String) -> Void>(
+        "ReceiveRoomMessage")
+    /// A connection ended (to the others).
+    static let userDisconnected = ClientMethod<(_ user: String) -> Void>("UserDisconnected")
+    /// Client results: the client answers a question.
+    static let getAnswer = ClientMethod<(_ question: String) -> String>("GetAnswer")
+    /// The total of an uploaded stream (test method `Sum`).
+    static let sumResult = ClientMethod<(_ total: Int) -> Void>("SumResult")
+}
+
 /// The chat hub: the ASP.NET Core SignalR tutorial's `ChatHub`, rooms, and a few methods the interop tests call.
 struct ChatHub: Hub {
     let context: HubContext
@@ -19,15 +40,15 @@ struct ChatHub: Hub {
     static func registerMethods(_ methods: inout HubMethods<ChatHub>) {
         // Chat.
         methods.on("SendMessage") { (hub: ChatHub, user: String, message: String) in
-            try await hub.context.clients.all.send("ReceiveMessage", user, message)
+            try await hub.context.clients.all.send(ChatClient.receiveMessage, user, message)
         }
         methods.on("JoinRoom") { (hub: ChatHub, room: String) in
             try await hub.context.groups.add(hub.context.connectionId, to: room)
-            try await hub.context.clients.group(room).send("UserJoined", room, hub.sender)
+            try await hub.context.clients.group(room).send(ChatClient.userJoined, room, hub.sender)
         }
         methods.on("LeaveRoom") { (hub: ChatHub, room: String) in
             try await hub.context.groups.remove(hub.context.connectionId, from: room)
-            try await hub.context.clients.group(room).send("UserLeft", room, hub.sender)
+            try await hub.context.clients.group(room).send(ChatClient.userLeft, room, hub.sender)
         }
         // Group membership of any connection, on this server or (with --redis) another one.
         methods.on("AddToRoom") { (hub: ChatHub, connectionId: String, room: String) in
@@ -37,18 +58,19 @@ struct ChatHub: Hub {
             try await hub.context.groups.remove(connectionId, from: room)
         }
         methods.on("SendToRoom") { (hub: ChatHub, room: String, message: String) in
-            try await hub.context.clients.group(room).send("ReceiveRoomMessage", room, hub.sender, message)
+            try await hub.context.clients.group(room).send(ChatClient.receiveRoomMessage, room, hub.sender, message)
         }
         methods.on("SendToOthersInRoom") { (hub: ChatHub, room: String, message: String) in
-            try await hub.context.clients.othersInGroup(room).send("ReceiveRoomMessage", room, hub.sender, message)
+            try await hub.context.clients.othersInGroup(room).send(
+                ChatClient.receiveRoomMessage, room, hub.sender, message)
         }
         methods.on("SendToUser") { (hub: ChatHub, user: String, message: String) in
-            try await hub.context.clients.user(user).send("ReceiveMessage", hub.sender, message)
+            try await hub.context.clients.user(user).send(ChatClient.receiveMessage, hub.sender, message)
         }
         // [Authorize]-style rule: only authenticated users may send private messages.
         methods.authorize("SendToUser", .authenticated)
         methods.on("SendToOthers") { (hub: ChatHub, message: String) in
-            try await hub.context.clients.others.send("ReceiveMessage", hub.sender, message)
+            try await hub.context.clients.others.send(ChatClient.receiveMessage, hub.sender, message)
         }
         methods.on("WhoAmI") { (hub: ChatHub) -> String in
             hub.context.user?.id ?? ""
@@ -64,11 +86,11 @@ struct ChatHub: Hub {
         // Client results: asks another connection's GetAnswer(question) and returns its answer.
         methods.on("AskClient") { (hub: ChatHub, connectionId: String, question: String) -> String in
             try await hub.context.clients.client(connectionId).invoke(
-                "GetAnswer", question, returning: String.self, timeout: .seconds(5))
+                ChatClient.getAnswer, question, timeout: .seconds(5))
         }
         // Refused at once: a hub method cannot wait for its own caller's result.
         methods.on("AskCaller") { (hub: ChatHub, question: String) -> String in
-            try await hub.context.clients.caller.invoke("GetAnswer", question, returning: String.self)
+            try await hub.context.clients.caller.invoke(ChatClient.getAnswer, question)
         }
         // Closes the caller's connection with a Close message carrying an error.
         methods.on("Kick") { (hub: ChatHub) in hub.context.connection.abort() }
@@ -76,7 +98,7 @@ struct ChatHub: Hub {
         methods.on("Sum") { (hub: ChatHub, numbers: HubUploadStream<Int>) -> Int in
             var total = 0
             for try await number in numbers { total += number }
-            try await hub.context.clients.caller.send("SumResult", total)
+            try await hub.context.clients.caller.send(ChatClient.sumResult, total)
             return total
         }
         methods.stream("Counter") { (_: ChatHub, count: Int, delayMs: Int) in
@@ -85,7 +107,7 @@ struct ChatHub: Hub {
     }
 
     func onDisconnected(error: (any Error)?) async {
-        try? await context.clients.others.send("UserDisconnected", sender)
+        try? await context.clients.others.send(ChatClient.userDisconnected, sender)
     }
 }
 

@@ -327,6 +327,32 @@ public final class HubClientConnection: Sendable {
     public func off(_ method: String) {
         state.withLockedValue { _ = $0.handlers.removeValue(forKey: method.lowercased()) }
     }
+
+    /// Registers a handler for a client method of a contract (``HubProtocol/ClientMethod``): the handler's
+    /// parameters are the descriptor's, so the compiler checks them, and the method name comes from the
+    /// descriptor. Otherwise as the untyped `on("Name") { … }`: arguments that do not decode to the declared types
+    /// skip the call.
+    public func on<each Argument: Decodable & Sendable>(
+        _ method: ClientMethod<(repeat each Argument) -> Void>,
+        _ handler: @escaping @Sendable (repeat each Argument) async throws -> Void
+    ) {
+        on(method.name, handler)
+    }
+
+    /// Registers the handler that answers a client method of a contract whose descriptor declares a result
+    /// (client results, HubProtocol.md "Client results"): it must return the declared result type, which goes back
+    /// in the Completion; what it throws goes back as the Completion's error.
+    public func on<each Argument: Decodable & Sendable, Result: Encodable & Sendable>(
+        _ method: ClientMethod<(repeat each Argument) -> Result>,
+        _ handler: @escaping @Sendable (repeat each Argument) async throws -> Result
+    ) {
+        on(method.name, handler)
+    }
+
+    /// Removes every handler of a contract's client method.
+    public func off<Signature>(_ method: ClientMethod<Signature>) {
+        off(method.name)
+    }
 }
 
 // MARK: - Internals

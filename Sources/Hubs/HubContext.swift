@@ -156,6 +156,56 @@ extension HubClientProxy {
     }
 }
 
+/// Strongly-typed client calls: the method and its argument types come from a ``HubProtocol/ClientMethod``
+/// descriptor of the client contract, so the compiler checks every call (see ``HubProtocol/ClientMethod`` for the
+/// design). On the wire these are the same Invocations as the untyped calls with the descriptor's name.
+extension HubClientProxy {
+    /// Invokes a client method of the contract on every selected client (an Invocation without invocationId),
+    /// as the untyped `send("Name", …)`: serialized once per protocol in use, returns when queued.
+    /// - Parameters:
+    ///   - method: the descriptor, e.g. `ChatClient.receiveMessage` of type `ClientMethod<(String, String) -> Void>`.
+    ///   - arguments: exactly the descriptor's parameter types, in order.
+    /// - Throws: ``HubProtocol/HubProtocolError`` `.unrepresentableValue` when an argument cannot be encoded.
+    public func send<each Argument: Encodable & Sendable>(
+        _ method: ClientMethod<(repeat each Argument) -> Void>, _ arguments: repeat each Argument
+    ) async throws {
+        let message = HubMessage.invocation(
+            .init(invocationId: nil, target: method.name, arguments: Self.values(repeat each arguments)))
+        try manager.send(message, to: target)
+    }
+
+    /// Client results with a contract: invokes a client method whose descriptor declares a result, on the one
+    /// selected client, and returns the client's answer decoded as that result (HubProtocol.md "Client results").
+    /// The same rules as the untyped
+    /// `invoke("Name", …, returning:timeout:)` apply.
+    /// - Parameters:
+    ///   - method: the descriptor, e.g. `ClientMethod<(_ question: String) -> Int>`.
+    ///   - arguments: exactly the descriptor's parameter types, in order.
+    ///   - timeout: how long to wait for the client's Completion. Default 30 s.
+    /// - Throws: as the untyped `invoke`.
+    public func invoke<each Argument: Encodable & Sendable, Result: Decodable & Sendable>(
+        _ method: ClientMethod<(repeat each Argument) -> Result>, _ arguments: repeat each Argument,
+        timeout: Duration = .seconds(30)
+    ) async throws -> Result {
+        guard case .connections(let ids) = target, ids.count == 1, let id = ids.first else {
+            throw HubError("Client results need exactly one connection.")
+        }
+        let value = try await manager.invoke(
+            id, method: method.name, arguments: Self.values(repeat each arguments), timeout: timeout)
+        do {
+            return try value.decode(Result.self)
+        } catch {
+            throw HubError("The client's result is not a \(Result.self).")
+        }
+    }
+
+    private static func values<each Argument: Encodable & Sendable>(_ arguments: repeat each Argument) -> [HubValue] {
+        var values: [HubValue] = []
+        for argument in repeat each arguments { values.append(HubValue(argument)) }
+        return values
+    }
+}
+
 /// Group membership (ASP.NET Core's `IGroupManager`). Groups exist while they have members; a connection leaves
 /// every group when it ends.
 ///
