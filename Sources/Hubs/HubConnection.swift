@@ -37,6 +37,12 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     private let state: NIOLockedValueBox<State>
     private let logger: Logger
 
+    private enum TakeOverStep {
+        case refuse
+        case resume(CheckedContinuation<WebSocket?, Never>)
+        case closeOld(WebSocket?)
+    }
+
     private enum Handoff {
         case none
         /// The read loop waits for a new WebSocket.
@@ -266,12 +272,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     /// A new WebSocket with this connection's `id` (stateful reconnect): it replaces the current one, which is
     /// closed. False when the connection is not stateful or is ending; the caller then closes `webSocket`.
     func takeOver(_ webSocket: WebSocket) -> Bool {
-        enum Step {
-            case refuse
-            case resume(CheckedContinuation<WebSocket?, Never>)
-            case closeOld(WebSocket?)
-        }
-        let step = state.withLockedValue { state -> Step in
+        let step = state.withLockedValue { state -> TakeOverStep in
             guard state.replay != nil, !state.ended, !state.closing, state.closeRequest == nil else { return .refuse }
             switch state.handoff {
             case .waiting(let waiter):

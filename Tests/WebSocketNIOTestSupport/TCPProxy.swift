@@ -30,9 +30,9 @@ public final class TCPProxy: Sendable {
             inbound.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
                 ClientBootstrap(group: inbound.eventLoop)
                     .channelInitializer { upstream in
-                        upstream.eventLoop.makeCompletedFuture {
+                        upstream.eventLoop.makeCompletedFuture(withResultOf: {
                             try upstream.pipeline.syncOperations.addHandler(Forward(peer: inbound))
-                        }
+                        })
                     }
                     .connect(host: "127.0.0.1", port: targetPort)
                     .whenComplete { result in
