@@ -99,12 +99,7 @@ struct Paced: AsyncSequence, Sendable {
         return configuration
     }
 
-    // Disabled: fails with "connection reset by peer" on a WebSocket handshake through the TCPProxy after about
-    // 10 s; not yet diagnosed (the proxy, or the client's resume). The server side of the same exchange is covered
-    // by HubsTests/StatefulReconnectTests.
-    @Test(
-        .disabled("fails through TCPProxy (connection reset during a WebSocket handshake); under investigation"),
-        arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
+    @Test(arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
     func droppedTCPMidStreamLosesAndRepeatsNothing(_ hubProtocol: HubClientConfiguration.HubProtocolChoice)
         async throws
     {
@@ -128,12 +123,12 @@ struct Paced: AsyncSequence, Sendable {
                         }
                         return []
                     }
-                    // Server to client: a paced stream; the TCP connection is cut while it runs.
+                    // Server to client: a paced stream; the TCP connection is cut twice while it runs.
                     group.addTask {
                         var items: [Int] = []
                         for try await item in try await client.stream("Numbers", count, 2, of: Int.self) {
                             items.append(item)
-                            if items.count == 150 { proxy.dropAll() }
+                            if items.count == 150 || items.count == 400 { proxy.dropAll() }
                         }
                         return items
                     }
@@ -142,7 +137,7 @@ struct Paced: AsyncSequence, Sendable {
                     return all.flatMap { $0 }
                 }
                 #expect(received == Array(0..<count))
-                #expect(proxy.acceptedConnections >= 3)  // negotiate, WebSocket, the reconnect
+                #expect(proxy.acceptedConnections >= 4)  // negotiate, WebSocket, two reconnects
                 // Every send arrived once, in order (the last ones may still be on their way).
                 #expect(
                     await eventually {

@@ -40,13 +40,9 @@ public final class TCPProxy: Sendable {
                         case .success(let upstream):
                             self.state.withLockedValue { $0.channels.append(upstream) }
                             inbound.eventLoop.execute {
-                                do {
-                                    try inbound.pipeline.syncOperations.addHandler(Forward(peer: upstream))
-                                    inbound.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in
-                                        inbound.read()
-                                    }
-                                } catch {
-                                    inbound.close(promise: nil)
+                                if let forward = try? inbound.pipeline.syncOperations.handler(type: Forward.self) {
+                                    forward.attach(upstream)
+                                } else {
                                     upstream.close(promise: nil)
                                 }
                             }
@@ -58,19 +54,39 @@ public final class TCPProxy: Sendable {
         }
     }
 
-    /// Writes what one side reads to the other; closes the other when this side closes.
+    /// Writes what one side reads to the other (holding it until the other side is attached); closes the other
+    /// when this side closes.
     private final class Forward: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
-        let peer: any Channel
+        private var peer: (any Channel)?
+        private var held: [ByteBuffer] = []
+        private var closed = false
 
-        init(peer: any Channel) { self.peer = peer }
+        init(peer: (any Channel)?) { self.peer = peer }
+
+        func attach(_ peer: any Channel) {
+            if closed {
+                peer.close(promise: nil)
+                return
+            }
+            self.peer = peer
+            for buffer in held { peer.write(buffer, promise: nil) }
+            held = []
+            peer.flush()
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            peer.writeAndFlush(unwrapInboundIn(data), promise: nil)
+            let buffer = unwrapInboundIn(data)
+            if let peer {
+                peer.writeAndFlush(buffer, promise: nil)
+            } else {
+                held.append(buffer)
+            }
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            peer.close(promise: nil)
+            closed = true
+            peer?.close(promise: nil)
             context.fireChannelInactive()
         }
 
@@ -95,10 +111,11 @@ public final class TCPProxy: Sendable {
         let core = Core(targetPort: targetPort)
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.autoRead, value: false)
             .childChannelInitializer { inbound in
-                core.accept(inbound)
-                return inbound.eventLoop.makeSucceededVoidFuture()
+                inbound.eventLoop.makeCompletedFuture(withResultOf: {
+                    try inbound.pipeline.syncOperations.addHandler(Forward(peer: nil))
+                    core.accept(inbound)
+                })
             }
             .bind(host: "127.0.0.1", port: 0).get()
         return TCPProxy(port: listener.localAddress?.port ?? 0, core: core, listener: listener)
