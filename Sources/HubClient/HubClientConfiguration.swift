@@ -40,6 +40,17 @@ public struct HubClientConfiguration: Sendable {
     /// The most server invocations waiting for the `on` handlers (which run one at a time). One more ends the
     /// connection with ``HubClientError/Kind/slowConsumer`` (reconnecting when enabled). Default: 1000.
     public var invocationQueueLimit: Int
+    /// Ask for stateful reconnect (HubProtocol.md "Stateful Reconnect"; SignalR's `withStatefulReconnect()`):
+    /// negotiate with `useStatefulReconnect=true` and, when the server agrees, a version 2 handshake. A lost
+    /// WebSocket is then replaced at once by a new one with the same `id`: both sides replay what the other has not
+    /// acknowledged, so no message is lost or repeated, pending invocations and streams go on, and the connection
+    /// id and groups stay (no ``HubClientEvent`` is reported). When the server refuses (the connection is gone,
+    /// 404), the connection falls back to ``reconnectDelays``. Needs negotiation (not ``skipNegotiation``).
+    /// Default: false.
+    public var useStatefulReconnect: Bool
+    /// The most bytes of sent messages kept until the server acknowledges them; past it sends wait for an `Ack`.
+    /// Default: 100 000 (the JS and .NET clients' default).
+    public var statefulReconnectBufferSize: Int
 
     /// SignalR's default reconnect delays: 0, 2, 10, 30 seconds.
     public static let defaultReconnectDelays: [Duration] = [.zero, .seconds(2), .seconds(10), .seconds(30)]
@@ -67,6 +78,8 @@ public struct HubClientConfiguration: Sendable {
         self.maxNegotiateRedirects = 10
         self.streamBufferLimit = 1000
         self.invocationQueueLimit = 1000
+        self.useStatefulReconnect = false
+        self.statefulReconnectBufferSize = 100_000
     }
 }
 

@@ -25,7 +25,9 @@ import WebSocketClient
 ///
 /// Invocations pending when the connection is lost fail with ``HubClientError/Kind/connectionLost``;
 /// with ``HubClientConfiguration/reconnectDelays`` set the connection then reconnects (a new connection id:
-/// groups must be joined again), reporting it on ``events``.
+/// groups must be joined again), reporting it on ``events``. With
+/// ``HubClientConfiguration/useStatefulReconnect`` a lost WebSocket is first replaced by a new one to the same
+/// logical connection, and nothing fails.
 public final class HubClientConnection: Sendable {
     /// The hub URL (`http(s)://` or `ws(s)://`).
     public let url: String
@@ -111,7 +113,16 @@ public final class HubClientConnection: Sendable {
         resolveStart(.success(()))
         while true {
             let end = await runSession(opened)
+            opened.session.link?.detach()
+            if end.transportDropped, !Task.isCancelled, let link = opened.session.link,
+                let resumed = await resumeStateful(link, previous: opened.session)
+            {
+                opened = resumed
+                state.withLockedValue { $0.session = resumed.session }
+                continue
+            }
             detach(because: end.error)
+            opened.session.link?.end()
             if Task.isCancelled { return stop(nil) }
             guard let delays = configuration.reconnectDelays, end.allowReconnect else { return stop(end.error) }
             eventSink.yield(.reconnecting(end.error))
@@ -261,7 +272,9 @@ public final class HubClientConnection: Sendable {
                     do {
                         if case .dropped = continuation.yield(try value.decode(T.self)) {
                             let wasOpen = self?.state.withLockedValue { $0.streams.removeValue(forKey: id) != nil }
-                            if wasOpen == true { session.control.yield(.cancelInvocation(.init(invocationId: id))) }
+                            if wasOpen == true {
+                                self?.control(session).yield(.cancelInvocation(.init(invocationId: id)))
+                            }
                             continuation.finish(
                                 throwing: HubClientError(
                                     .slowConsumer, "more than \(limit) stream items were waiting to be read"))
@@ -279,7 +292,7 @@ public final class HubClientConnection: Sendable {
         continuation.onTermination = { [weak self] termination in
             guard case .cancelled = termination, let self else { return }
             let wasOpen = self.state.withLockedValue { $0.streams.removeValue(forKey: id) != nil }
-            if wasOpen { session.control.yield(.cancelInvocation(.init(invocationId: id))) }
+            if wasOpen { self.control(session).yield(.cancelInvocation(.init(invocationId: id))) }
         }
         do {
             try await write(
@@ -401,11 +414,17 @@ extension HubClientConnection {
         let controlMessages: AsyncStream<HubMessage>
         let lastReceived = NIOLockedValueBox(ContinuousClock.now)
         let timedOut = NIOLockedValueBox(false)
+        /// Stateful reconnect, when negotiated: shared by the sessions of one logical connection.
+        let link: HubStatefulLink?
 
-        init(webSocket: WebSocket, hubProtocol: HubClientConfiguration.HubProtocolChoice, connectionId: String?) {
+        init(
+            webSocket: WebSocket, hubProtocol: HubClientConfiguration.HubProtocolChoice, connectionId: String?,
+            link: HubStatefulLink? = nil
+        ) {
             self.webSocket = webSocket
             self.hubProtocol = hubProtocol
             self.connectionId = connectionId
+            self.link = link
             (controlMessages, control) = AsyncStream.makeStream(of: HubMessage.self)
         }
     }
@@ -419,6 +438,8 @@ extension HubClientConnection {
     struct SessionEnd: Sendable {
         var error: HubClientError
         var allowReconnect: Bool
+        /// The WebSocket ended without a close frame: a stateful connection resumes.
+        var transportDropped = false
     }
 
     struct ArgumentReader {
@@ -463,7 +484,16 @@ extension HubClientConnection {
 
     // MARK: Sending
 
+    /// The control queue of the current session (a stateful reconnect replaces the session), else `session`'s.
+    func control(_ session: Session) -> AsyncStream<HubMessage>.Continuation {
+        state.withLockedValue { $0.session }?.control ?? session.control
+    }
+
     func write(_ message: HubMessage, _ session: Session) async throws {
+        if let link = session.link {
+            try await link.send(message)
+            return
+        }
         let bytes: [UInt8]
         do {
             switch session.hubProtocol {
@@ -552,6 +582,7 @@ extension HubClientConnection {
         var token = try await configuration.accessTokenProvider?()
         var connectionId: String?
         var transportId: String?
+        var stateful = false
         if !configuration.skipNegotiation {
             var redirects = 0
             negotiating: while true {
@@ -563,7 +594,9 @@ extension HubClientConnection {
                     let tls: Void = ()
                 #endif
                 let response = try await HubNegotiatePost.post(
-                    url: url, target: url.negotiateTarget, headers: headers, timeout: configuration.handshakeTimeout,
+                    url: url,
+                    target: url.negotiateTarget + (configuration.useStatefulReconnect ? "&useStatefulReconnect=true" : ""),
+                    headers: headers, timeout: configuration.handshakeTimeout,
                     tls: tls)
                 if response.status == 401 {
                     throw HubClientError(.unauthorized, "negotiate was refused", status: 401)
@@ -599,33 +632,61 @@ extension HubClientConnection {
                     }
                     connectionId = connection.connectionId
                     transportId = connection.transportId
+                    // The JS client refuses a server that turns it on unasked; we simply do not use it then.
+                    stateful = configuration.useStatefulReconnect && connection.useStatefulReconnect
                     break negotiating
                 }
             }
         }
+        let webSocketURL = url.webSocketURL(id: transportId)
+        let webSocket = try await openWebSocket(webSocketURL, token: token)
+        return try await handshake(
+            webSocket, connectionId: connectionId, statefulURL: stateful ? webSocketURL : nil)
+    }
+
+    /// Opens the WebSocket (with the configured headers and the token).
+    func openWebSocket(_ webSocketURL: String, token: String?) async throws -> WebSocket {
         var webSocketConfiguration = configuration.webSocket
         for (name, value) in configuration.headers {
             if let fieldName = HTTPField.Name(name) { webSocketConfiguration.headerFields[fieldName] = value }
         }
         if let token { webSocketConfiguration.headerFields[.authorization] = "Bearer \(token)" }
         webSocketConfiguration.connectTimeout = configuration.handshakeTimeout
-        let webSocket: WebSocket
         do {
-            webSocket = try await WebSocket.connect(
-                to: url.webSocketURL(id: transportId), configuration: webSocketConfiguration)
+            return try await WebSocket.connect(to: webSocketURL, configuration: webSocketConfiguration)
         } catch {
             if error.response?.status.code == 401 {
                 throw HubClientError(.unauthorized, "the WebSocket upgrade was refused", status: 401)
             }
             throw HubClientError(.transportFailed, "\(error)", status: error.response.map { $0.status.code })
         }
-        return try await handshake(webSocket, connectionId: connectionId)
+    }
+
+    /// Stateful reconnect: a new WebSocket to the same `id` (no negotiate, no handshake), then the `Sequence` and
+    /// the replay. Nil when the server refuses (404 once the connection is gone) or the replay fails.
+    func resumeStateful(_ link: HubStatefulLink, previous: Session) async -> Opened? {
+        do {
+            let token = try await configuration.accessTokenProvider?()
+            let webSocket = try await openWebSocket(link.webSocketURL, token: token)
+            guard await link.resume(on: webSocket) else {
+                await webSocket.close()
+                return nil
+            }
+            let session = Session(
+                webSocket: webSocket, hubProtocol: previous.hubProtocol, connectionId: previous.connectionId,
+                link: link)
+            return Opened(session: session, iterator: webSocket.messages.makeAsyncIterator(), leftover: [])
+        } catch {
+            return nil
+        }
     }
 
     /// Sends the handshake request and reads the answer (HubProtocol.md "Overview"; the first frame must hold
     /// `{}` + 0x1E, possibly followed by messages).
-    func handshake(_ webSocket: WebSocket, connectionId: String?) async throws -> Opened {
-        let request = HandshakeRequest(protocolName: configuration.hubProtocol.rawValue, version: 1)
+    func handshake(_ webSocket: WebSocket, connectionId: String?, statefulURL: String?) async throws -> Opened {
+        // Version 2 asks for Ack and Sequence (stateful reconnect); the official clients send 1 otherwise.
+        let request = HandshakeRequest(
+            protocolName: configuration.hubProtocol.rawValue, version: statefulURL == nil ? 1 : 2)
         var iterator = webSocket.messages.makeAsyncIterator()
         let channel = webSocket.channel
         let timer = channel.eventLoop.scheduleTask(in: HubNegotiatePost.timeAmount(configuration.handshakeTimeout)) {
@@ -655,7 +716,13 @@ extension HubClientConnection {
             await webSocket.close()
             throw HubClientError(.handshakeFailed, message)
         }
-        let session = Session(webSocket: webSocket, hubProtocol: configuration.hubProtocol, connectionId: connectionId)
+        let link = statefulURL.map {
+            HubStatefulLink(
+                webSocketURL: $0, hubProtocol: configuration.hubProtocol,
+                bufferSize: configuration.statefulReconnectBufferSize, webSocket: webSocket)
+        }
+        let session = Session(
+            webSocket: webSocket, hubProtocol: configuration.hubProtocol, connectionId: connectionId, link: link)
         return Opened(session: session, iterator: iterator, leftover: Array(bytes[parsed.remainderOffset...]))
     }
 
@@ -676,6 +743,14 @@ extension HubClientConnection {
                 for await message in session.controlMessages { try? await self.write(message, session) }
             }
             group.addTask { await self.keepAlive(session) }
+            if let link = session.link {
+                // An Ack for what was received, each second (ASP.NET Core's and the JS client's rate).
+                group.addTask {
+                    while (try? await Task.sleep(for: .seconds(1))) != nil {
+                        if let ack = link.takeAck() { try? await link.send(.ack(sequenceId: ack)) }
+                    }
+                }
+            }
             var end = self.process(opened.leftover, session, invocationSink)
             while end == nil, let frame = await iterator.next() {
                 session.lastReceived.withLockedValue { $0 = .now }
@@ -694,7 +769,8 @@ extension HubClientConnection {
                     allowReconnect: true)
             }
             return SessionEnd(
-                error: HubClientError(.connectionLost, "the WebSocket closed (\(status))"), allowReconnect: true)
+                error: HubClientError(.connectionLost, "the WebSocket closed (\(status))"), allowReconnect: true,
+                transportDropped: status.code == .abnormalClosure)
         }
     }
 
@@ -713,6 +789,13 @@ extension HubClientConnection {
             return SessionEnd(error: HubClientError(.protocolError, "\(error)"), allowReconnect: false)
         }
         for message in messages {
+            if let link = session.link {
+                do {
+                    guard try link.receive(message) == .process else { continue }
+                } catch {
+                    return SessionEnd(error: HubClientError(.protocolError, "\(error)"), allowReconnect: false)
+                }
+            }
             switch message {
             case .invocation(let invocation):
                 if case .dropped = invocations.yield(invocation) {

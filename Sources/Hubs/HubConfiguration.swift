@@ -49,6 +49,19 @@ public struct HubConfiguration: Sendable {
     /// A long-polling client with no poll waiting for this long is considered gone and its connection ends
     /// (ASP.NET Core's `DisconnectTimeout`). Default 15 s.
     public var longPollingDisconnectTimeout: Duration
+    /// Whether clients may use stateful reconnect (ASP.NET Core's `AllowStatefulReconnects`; HubProtocol.md
+    /// "Stateful Reconnect"): negotiate answers `"useStatefulReconnect": true` to a client that asked with
+    /// `useStatefulReconnect=true`, and with a version 2 handshake the connection numbers, acknowledges and replays
+    /// its messages. Its WebSocket may then drop and a new one with the same `id` resumes it: no message lost or
+    /// repeated, the connection id, groups, user, items and streams kept. WebSockets only. Default false.
+    public var allowStatefulReconnects: Bool
+    /// The most bytes of sent messages kept for replay until the client acknowledges them (ASP.NET Core's
+    /// `StatefulReconnectBufferSize`). Above it the connection's writer waits for an `Ack` (messages then queue
+    /// in the outbound buffer, bounded by ``maximumBufferedBytes``). Default 100 000.
+    public var statefulReconnectBufferSize: Int
+    /// How long a stateful connection whose WebSocket dropped waits for the client to reconnect before it ends and
+    /// `onDisconnected` runs (ASP.NET Core's `DisconnectTimeout`). Default 15 s.
+    public var statefulReconnectDisconnectTimeout: Duration
     /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
     /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.
     public var logger: Logger
@@ -97,6 +110,9 @@ public struct HubConfiguration: Sendable {
         self.protocols = protocols
         self.negotiatedConnectionTimeout = negotiatedConnectionTimeout
         self.maximumPendingConnections = maximumPendingConnections
+        self.allowStatefulReconnects = false
+        self.statefulReconnectBufferSize = 100_000
+        self.statefulReconnectDisconnectTimeout = .seconds(15)
         self.logger = Logger(label: "hubs")
         self.backplaneGroupChangeTimeout = .seconds(5)
         self.backplaneInterestTimeout = .seconds(1)

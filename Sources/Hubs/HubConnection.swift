@@ -12,18 +12,52 @@ import WebSocketServer
 /// per streaming invocation or invocation with upload streams. The read loop runs in `run()` itself: it parses the
 /// handshake, then decodes each frame and dispatches its messages in order. A plain Invocation is awaited before
 /// the next message is read (ASP.NET Core's default of one invocation at a time per client).
+///
+/// Stateful reconnect (HubProtocol.md "Stateful Reconnect", WebSockets only): when negotiated and the handshake
+/// version is 2, the writer numbers every trackable message it writes and keeps it in a
+/// ``StatefulReconnectBuffer`` until the client's `Ack` (waiting while the buffer holds more than
+/// ``HubConfiguration/statefulReconnectBufferSize``), the monitor sends an `Ack` each second for what was received,
+/// and the read loop drops the client's duplicates. When the WebSocket ends without a close frame, the read loop
+/// waits up to ``HubConfiguration/statefulReconnectDisconnectTimeout`` for a new WebSocket with the same `id`
+/// (``takeOver(_:)``); the writer then sends a `Sequence` and replays what was not acknowledged, and the
+/// connection goes on (same id, groups, items, streams; `onDisconnected` has not run).
 final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     let endpoint: HubEndpoint<H>
-    let transport: HubConnectionTransport
+    /// The transport in use (a stateful reconnect replaces the WebSocket).
+    var transport: HubConnectionTransport { state.withLockedValue { $0.transport } }
+    /// The `id` of a connection negotiated with stateful reconnect on a WebSocket; nil otherwise.
+    let statefulToken: String?
     let connectionId: String
     let user: HubUser?
     var userId: String? { user?.id }
     let outbox: HubOutbox
     private let monitorSignal: HubSignal
+    /// Woken when an `Ack` frees replay-buffer space, a resume is requested, or the connection ends.
+    private let replaySpace = HubSignal()
     private let state: NIOLockedValueBox<State>
     private let logger: Logger
 
+    private enum TakeOverStep {
+        case refuse
+        case resume(CheckedContinuation<WebSocket?, Never>)
+        case closeOld(WebSocket?)
+    }
+
+    private enum Handoff {
+        case none
+        /// The read loop waits for a new WebSocket.
+        case waiting(CheckedContinuation<WebSocket?, Never>)
+        /// A new WebSocket arrived before the read loop asked for it.
+        case ready(WebSocket)
+    }
+
     private struct State {
+        var transport: HubConnectionTransport
+        /// Stateful reconnect's numbering and replay buffer, once enabled by the handshake.
+        var replay: StatefulReconnectBuffer<HubOutbox.Item>?
+        /// The WebSocket dropped and the connection waits for the client to come back.
+        var disconnected = false
+        var handoff = Handoff.none
         var format: HubWireFormat?
         var context: HubConnectionContext?
         var lastReceive = ContinuousClock.now
@@ -48,16 +82,19 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         var allowReconnect = false
     }
 
-    init(endpoint: HubEndpoint<H>, transport: HubConnectionTransport, connectionId: String, user: HubUser?) {
+    init(
+        endpoint: HubEndpoint<H>, transport: HubConnectionTransport, connectionId: String, user: HubUser?,
+        statefulToken: String? = nil
+    ) {
         self.endpoint = endpoint
-        self.transport = transport
+        self.statefulToken = statefulToken
         self.connectionId = connectionId
         self.user = user
         var logger = endpoint.configuration.logger
         logger[metadataKey: "connection"] = "\(connectionId)"
         self.logger = logger
         let signal = HubSignal()
-        let requests = NIOLockedValueBox(State())
+        let requests = NIOLockedValueBox(State(transport: transport))
         self.monitorSignal = signal
         self.state = requests
         self.outbox = HubOutbox(limit: endpoint.configuration.maximumBufferedBytes) {
@@ -75,7 +112,8 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     private var configuration: HubConfiguration { endpoint.configuration }
 
     func enqueue(_ bytes: ByteBuffer) {
-        outbox.enqueue(format == .json ? .text : .binary, bytes)
+        // The lifetime manager sends Invocations only: trackable.
+        outbox.enqueue(format == .json ? .text : .binary, bytes, tracked: true)
     }
 
     /// Asks the monitor to close the connection with an error Close message.
@@ -125,7 +163,14 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             }
             outbox.finish()
             closeStreams()
+            replaySpace.wake()
             group.cancelAll()
+        }
+        if case .ready(let orphan) = state.withLockedValue({ state -> Handoff in
+            defer { state.handoff = .none }
+            return state.handoff
+        }) {
+            orphan.channel.close(promise: nil)
         }
         guard registered else { return }
         if let context = state.withLockedValue({ $0.context }) {
@@ -143,6 +188,13 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             return !state.closing
         }
         guard first else { return }
+        if case .waiting(let waiter) = state.withLockedValue({ state -> Handoff in
+            guard case .waiting = state.handoff else { return .none }
+            defer { state.handoff = .none }
+            return state.handoff
+        }) {
+            waiter.resume(returning: nil)
+        }
         if outbox.overflowed {
             transport.abort()
             return
@@ -159,15 +211,157 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     }
 
     private func writeLoop() async {
-        while let item = await outbox.next() {
-            do {
-                try await transport.send(item.kind, item.bytes)
-            } catch {
-                break
+        var target = transport
+        // The WebSocket failed under stateful reconnect: messages are only kept for the replay until a resume.
+        var broken = false
+        writing: while let next = await outbox.next() {
+            switch next {
+            case .resume:
+                target = transport
+                broken = !(await replay(on: target))
+            case .message(let item):
+                let stateful = state.withLockedValue { $0.replay != nil }
+                if item.tracked, stateful {
+                    await waitForReplaySpace()
+                    state.withLockedValue { _ = $0.replay?.append(item, bytes: item.bytes.readableBytes) }
+                }
+                if !broken {
+                    do {
+                        try await target.send(item.kind, item.bytes)
+                    } catch {
+                        guard stateful else { break writing }
+                        broken = true
+                    }
+                }
+                outbox.written(item.bytes.readableBytes)
             }
-            outbox.written(item.bytes.readableBytes)
         }
         outbox.writerStopped()
+    }
+
+    /// Stateful reconnect: the `Sequence` (the oldest unacknowledged id), then every unacknowledged message, on the
+    /// new WebSocket. False when it failed (the next resume tries again).
+    private func replay(on target: HubConnectionTransport) async -> Bool {
+        guard let (sequenceId, items) = state.withLockedValue({ state -> (Int64, [HubOutbox.Item])? in
+            guard let replay = state.replay else { return nil }
+            return (replay.resendSequenceId, replay.unacknowledged)
+        }) else { return true }
+        let format = self.format
+        do {
+            let sequence = try format.encode(.sequence(sequenceId: sequenceId))
+            try await target.send(format == .json ? .text : .binary, ByteBuffer(bytes: sequence))
+            for item in items { try await target.send(item.kind, item.bytes) }
+            return true
+        } catch {
+            logger.debug("stateful reconnect replay failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Waits while the replay buffer holds more than its limit (ASP.NET Core's backpressure: the sender waits for
+    /// an `Ack`); returns at once when a resume is pending or the connection ends.
+    private func waitForReplaySpace() async {
+        let limit = configuration.statefulReconnectBufferSize
+        while !Task.isCancelled {
+            let ready = state.withLockedValue { state in
+                state.ended || (state.replay?.bufferedBytes ?? 0) <= limit
+            }
+            if ready || outbox.resumePending { return }
+            await replaySpace.wait(for: .seconds(1))
+        }
+    }
+
+    /// A new WebSocket with this connection's `id` (stateful reconnect): it replaces the current one, which is
+    /// closed. False when the connection is not stateful or is ending; the caller then closes `webSocket`.
+    func takeOver(_ webSocket: WebSocket) -> Bool {
+        let step = state.withLockedValue { state -> TakeOverStep in
+            guard state.replay != nil, !state.ended, !state.closing, state.closeRequest == nil else { return .refuse }
+            switch state.handoff {
+            case .waiting(let waiter):
+                state.handoff = .none
+                return .resume(waiter)
+            case .ready(let previous):
+                state.handoff = .ready(webSocket)
+                return .closeOld(previous)
+            case .none:
+                state.handoff = .ready(webSocket)
+                if case .webSocket(let current) = state.transport, !state.disconnected { return .closeOld(current) }
+                return .closeOld(nil)
+            }
+        }
+        switch step {
+        case .refuse: return false
+        case .resume(let waiter): waiter.resume(returning: webSocket)
+        case .closeOld(let old): old?.channel.close(promise: nil)
+        }
+        return true
+    }
+
+    /// After the WebSocket ended: a stateful connection whose WebSocket dropped without a close frame (or was
+    /// replaced) waits for the next one, at most ``HubConfiguration/statefulReconnectDisconnectTimeout``. Nil when
+    /// the connection ends instead.
+    private func awaitReconnect(after status: CloseStatus) async -> WebSocket? {
+        let waits = state.withLockedValue { state -> Bool in
+            guard state.replay != nil, !state.closing, state.closeRequest == nil else { return false }
+            if case .ready = state.handoff { return true }
+            guard status.code == .abnormalClosure else { return false }
+            state.disconnected = true
+            return true
+        }
+        guard waits else { return nil }
+        logger.debug("WebSocket dropped; waiting for a stateful reconnect")
+        let timeout = configuration.statefulReconnectDisconnectTimeout
+        let next = await withTaskGroup(of: WebSocket?.self) { group -> WebSocket? in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let ready = self.state.withLockedValue { state -> WebSocket?? in
+                        if case .ready(let webSocket) = state.handoff {
+                            state.handoff = .none
+                            return .some(webSocket)
+                        }
+                        if state.closing || state.ended { return .some(nil) }
+                        state.handoff = .waiting(continuation)
+                        return nil
+                    }
+                    if let ready { continuation.resume(returning: ready) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                // Time is up: release the waiter (unless a WebSocket just got to it).
+                if case .waiting(let waiter) = self.state.withLockedValue({ state -> Handoff in
+                    guard case .waiting = state.handoff else { return .none }
+                    defer { state.handoff = .none }
+                    return state.handoff
+                }) {
+                    waiter.resume(returning: nil)
+                }
+                return nil
+            }
+            // Both children end: the sleeper when cancelled, the waiter when resumed (by a hand-off, the sleeper or
+            // close()).
+            var arrived: WebSocket?
+            while let result = await group.next() {
+                if let result { arrived = result }
+                group.cancelAll()
+            }
+            return arrived
+        }
+        guard let next else {
+            logger.debug("no stateful reconnect in time")
+            return nil
+        }
+        state.withLockedValue { state in
+            state.transport = .webSocket(next)
+            state.disconnected = false
+            state.lastReceive = .now
+            state.replay?.transportReplaced()
+        }
+        outbox.requestResume()
+        replaySpace.wake()
+        monitorSignal.wake()
+        logger.debug("stateful reconnect")
+        return next
     }
 
     /// Handshake timeout, keep-alive Ping, client timeout, and close requests (abort, overflow).
@@ -178,7 +372,8 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             let (format, lastReceive, request, closing) = state.withLockedValue { state in
                 // While the read loop waits for an inline invocation, the clock of the client's silence stands still
                 // (our pause is not the client's silence).
-                if state.readingPaused { state.lastReceive = now }
+                // A stateful connection waiting for its client to reconnect is not silent either.
+                if state.readingPaused || state.disconnected { state.lastReceive = now }
                 return (state.format, state.lastReceive, state.closeRequest, state.closing)
             }
             // The read loop is closing the connection: nothing is sent any more, nothing to watch.
@@ -219,9 +414,18 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
                     outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: ping))
                 }
             }
+            // Stateful reconnect: an Ack for what was received, each second (ASP.NET Core's `AckRate`).
+            var nextAck = recheck
+            if let ack = state.withLockedValue({ state -> Int64?? in
+                guard state.replay != nil else { return nil }
+                nextAck = now + .seconds(1)
+                return state.disconnected ? .some(nil) : .some(state.replay?.takeAck())
+            }), let ack, let bytes = try? format.encode(.ack(sequenceId: ack)) {
+                outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: bytes))
+            }
             let nextPing = outbox.lastEnqueue + configuration.keepAliveInterval
             let timeout = lastReceive + configuration.clientTimeoutInterval
-            let wake = min(nextPing, timeout, recheck)
+            let wake = min(nextPing, timeout, recheck, nextAck)
             await monitorSignal.wait(for: max(wake - ContinuousClock.now, .milliseconds(10)))
         }
     }
@@ -314,14 +518,18 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     private func readLoop(group: inout TaskGroup<Void>, registered: inout Bool) async -> End {
         var handshakeBuffer: [UInt8] = []
         switch transport {
-        case .webSocket(let webSocket):
-            for await message in webSocket.messages {
-                let end = await receive(
-                    message.payload.readableBytesView, handshakeBuffer: &handshakeBuffer, group: &group,
-                    registered: &registered)
-                if let end { return end }
+        case .webSocket(var webSocket):
+            while true {
+                for await message in webSocket.messages {
+                    let end = await receive(
+                        message.payload.readableBytesView, handshakeBuffer: &handshakeBuffer, group: &group,
+                        registered: &registered)
+                    if let end { return end }
+                }
+                let status = await webSocket.closeStatus
+                guard let next = await awaitReconnect(after: status) else { return .peerClosed(status) }
+                webSocket = next
             }
-            return .peerClosed(await webSocket.closeStatus)
         case .serverSentEvents(let session, _), .longPolling(let session):
             // Each POST body is one or more whole messages (a message split across POSTs is refused, as a
             // message split across WebSocket frames).
@@ -401,9 +609,15 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         let context = HubConnectionContext(
             connectionId: connectionId, user: user, protocolName: format.name,
             abort: { [weak self] in self?.abort("Connection aborted by the server.") })
+        // Ack and Sequence only with stateful reconnect negotiated and a version 2 handshake (HubProtocol.md).
+        let stateful = statefulToken != nil && request.version >= 2
         state.withLockedValue { state in
             state.format = format
             state.context = context
+            if stateful { state.replay = StatefulReconnectBuffer() }
+        }
+        if stateful, let token = statefulToken {
+            endpoint.registry.withLockedValue { $0.stateful[token] = self }
         }
         // With a backplane: subscribed to the connection's (and its user's) messages from other servers before the
         // client learns it is connected (bounded by HubConfiguration.backplaneInterestTimeout).
@@ -426,7 +640,23 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             failure = error
         }
         for message in messages {
-            if let end = await dispatch(message, group: &group) { return end }
+            let disposition: StatefulReconnectBuffer<HubOutbox.Item>.Disposition
+            do {
+                disposition = try state.withLockedValue { state in
+                    try state.replay?.receive(message) ?? .process
+                }
+            } catch {
+                logger.debug("stateful reconnect protocol error", metadata: ["error": "\(error)"])
+                return .error("Connection closed with an error. InvalidOperationException: \(error)")
+            }
+            switch disposition {
+            case .process:
+                if let end = await dispatch(message, group: &group) { return end }
+            case .acknowledged:
+                replaySpace.wake()
+            case .duplicate, .sequenced:
+                break
+            }
         }
         if let failure {
             logger.debug("hub protocol error", metadata: ["error": "\(failure)"])
@@ -485,14 +715,16 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     private func sendToCaller(_ message: HubMessage) {
         let format = self.format
         do {
-            outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: try format.encode(message)))
+            outbox.enqueue(
+                format == .json ? .text : .binary, ByteBuffer(bytes: try format.encode(message)),
+                tracked: message.isTrackable)
         } catch {
             logger.info("hub message could not be encoded", metadata: ["error": "\(error)"])
             if case .completion(let completion) = message {
                 let failed = HubMessage.completion(
                     .init(invocationId: completion.invocationId, result: .error("The result could not be serialized.")))
                 if let bytes = try? format.encode(failed) {
-                    outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: bytes))
+                    outbox.enqueue(format == .json ? .text : .binary, ByteBuffer(bytes: bytes), tracked: true)
                 }
             }
         }

@@ -22,7 +22,10 @@ import WebSocketServer
 ///   `["Text"]`, LongPolling `["Text","Binary"]` (long polling only while the endpoint runs).
 /// - WebSocket (``webSocketRoute``): `GET {path}?id=…`; no `id` creates the connection on the spot (clients'
 ///   "skip negotiation"); an unknown or expired `id` is refused with 404 and one already connected with 409, on
-///   the upgrade request itself. The authenticator runs again on the upgrade (`Authorization` header or
+///   the upgrade request itself, except for a connection with stateful reconnect
+///   (``HubConfiguration/allowStatefulReconnects``): its `id` is accepted again until the connection ends (after
+///   ``HubConfiguration/statefulReconnectDisconnectTimeout`` without a WebSocket), and the new WebSocket resumes
+///   it, replacing the old one. The authenticator runs again on the upgrade (`Authorization` header or
 ///   `access_token` query parameter); its user wins over the negotiated one.
 /// - Server-Sent Events (``eventStreamRoute``): `GET {path}?id=…` with `Accept: text/event-stream` streams every
 ///   message to the client as one event (`data: <json>␞`), JSON only; the connection ends with the response.
@@ -137,11 +140,16 @@ public final class HubEndpoint<H: Hub>: Sendable {
         }
         let resolved = NegotiateRequest.resolve(
             negotiateVersion: request.queryValue("negotiateVersion") ?? request.queryValue("NegotiateVersion"),
-            useStatefulReconnect: nil)
+            useStatefulReconnect: request.queryValue("useStatefulReconnect")
+                ?? request.queryValue("UseStatefulReconnect"))
         let version: Int
+        let stateful: Bool
         switch resolved {
         case .failure(let error): return json(NegotiateResponse.error(error.message).encoded())
-        case .success(let negotiated): version = negotiated.version
+        case .success(let negotiated):
+            version = negotiated.version
+            // Only when the client asked (the JS client refuses an answer it did not ask for).
+            stateful = negotiated.useStatefulReconnect && configuration.allowStatefulReconnects
         }
         let connectionId = Self.randomId()
         let token = version >= 1 ? Self.randomId() : connectionId
@@ -153,7 +161,8 @@ public final class HubEndpoint<H: Hub>: Sendable {
             // HTTP sessions whose GET never came (only POSTs, or nothing).
             registry.http = registry.http.filter { $0.value.isStarted || now - $0.value.created < timeout }
             guard registry.pending.count < limit else { return false }
-            registry.pending[token] = Pending(connectionId: connectionId, user: user, created: now)
+            registry.pending[token] = Pending(
+                connectionId: connectionId, user: user, created: now, statefulReconnect: stateful)
             return true
         }
         guard stored else { return PlainHTTPResponse(status: .serviceUnavailable, text: "Too many connections\n") }
@@ -165,7 +174,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
         let body = NegotiateResponse.connection(
             NegotiateConnection(
                 negotiateVersion: version, connectionId: connectionId, connectionToken: version >= 1 ? token : nil,
-                availableTransports: transports)
+                availableTransports: transports, useStatefulReconnect: stateful)
         ).encoded()
         return json(body)
     }
@@ -201,6 +210,8 @@ public final class HubEndpoint<H: Hub>: Sendable {
         var connectionId: String
         var user: HubUser?
         var created: ContinuousClock.Instant
+        /// Negotiated with `useStatefulReconnect` (and allowed).
+        var statefulReconnect = false
     }
 
     /// A negotiated connection between its accepted upgrade and its handler, keyed by its token.
@@ -208,6 +219,7 @@ public final class HubEndpoint<H: Hub>: Sendable {
         var connectionId: String
         var user: HubUser?
         var created: ContinuousClock.Instant
+        var statefulReconnect = false
     }
 
     struct Registry {
@@ -217,6 +229,9 @@ public final class HubEndpoint<H: Hub>: Sendable {
         var active: Set<String> = []
         /// Connections on Server-Sent Events or long polling, from their first request to their end.
         var http: [String: HubHTTPSession] = [:]
+        /// WebSocket connections with stateful reconnect, from their handshake to their end, by token: a new
+        /// WebSocket with one of these ids resumes the connection.
+        var stateful: [String: HubConnection<H>] = [:]
     }
 
     /// `GET {path}` with `Upgrade: websocket` (or an extended CONNECT over HTTP/2, RFC 8441).
@@ -262,6 +277,9 @@ public final class HubEndpoint<H: Hub>: Sendable {
                 registry.claimed[token] = nil
                 registry.active.remove(token)
             }
+            // Stateful reconnect: the client comes back to its connection (which may not have seen the drop yet;
+            // the new WebSocket replaces the old one).
+            if registry.stateful[id] != nil { return .accept() }
             if registry.active.contains(id) {
                 return .reject(status: .conflict, body: "Connection ID is already used by another connection.\n")
             }
@@ -269,7 +287,9 @@ public final class HubEndpoint<H: Hub>: Sendable {
                 return .reject(status: .notFound, body: "No Connection with that ID\n")
             }
             registry.active.insert(id)
-            registry.claimed[id] = Claimed(connectionId: pending.connectionId, user: user ?? pending.user, created: now)
+            registry.claimed[id] = Claimed(
+                connectionId: pending.connectionId, user: user ?? pending.user, created: now,
+                statefulReconnect: pending.statefulReconnect)
             return .accept()
         }
     }
@@ -278,12 +298,24 @@ public final class HubEndpoint<H: Hub>: Sendable {
         let token: String
         let connectionId: String
         let user: HubUser?
+        var statefulToken: String?
         if let id = HTTPQuery.value("id", in: accepted.request.query), !id.isEmpty {
+            if let connection = registry.withLockedValue({ $0.stateful[id] }) {
+                // A stateful reconnect: the connection reads and writes this WebSocket from now on; it stays open
+                // until the connection closes it (or it drops too).
+                if connection.takeOver(webSocket) {
+                    _ = await webSocket.closeStatus
+                } else {
+                    await webSocket.close(code: .goingAway, reason: "connection ended")
+                }
+                return
+            }
             guard let claimed = registry.withLockedValue({ $0.claimed.removeValue(forKey: id) }) else {
                 await webSocket.close(code: .internalError, reason: "unknown connection")
                 return
             }
             (token, connectionId, user) = (id, claimed.connectionId, claimed.user)
+            if claimed.statefulReconnect { statefulToken = id }
         } else {
             // Skip-negotiation: the connection is made here. The authenticator runs a second time for its user
             // (shouldUpgrade cannot hand a value to the handler).
@@ -299,9 +331,13 @@ public final class HubEndpoint<H: Hub>: Sendable {
             _ = registry.withLockedValue { $0.active.insert(token) }
         }
         let connection = HubConnection(
-            endpoint: self, transport: .webSocket(webSocket), connectionId: connectionId, user: user)
+            endpoint: self, transport: .webSocket(webSocket), connectionId: connectionId, user: user,
+            statefulToken: statefulToken)
         await runConnection(connection)
-        _ = registry.withLockedValue { $0.active.remove(token) }
+        registry.withLockedValue { registry in
+            registry.active.remove(token)
+            registry.stateful[token] = nil
+        }
     }
 
     func runConnection(_ connection: HubConnection<H>) async {

@@ -8,9 +8,28 @@ import WebSocketCore
 /// `limit`. ``enqueue(_:_:)`` never waits; when a message would pass the limit the outbox overflows: everything
 /// queued is dropped, the writer stops, and `onOverflow` runs (the connection closes: a client that does not read
 /// cannot grow server memory). Producers that can wait (streams) call ``waitForSpace()`` first.
+///
+/// With stateful reconnect, ``requestResume()`` makes the writer's next ``next()`` answer ``Next/resume`` before
+/// any queued message (the transport was replaced: the `Sequence` and the replay go first).
 final class HubOutbox: Sendable {
+    /// One framed hub message.
+    struct Item: Sendable {
+        var kind: MessageKind
+        var bytes: ByteBuffer
+        /// A trackable message (types 1-5): numbered and kept for replay under stateful reconnect.
+        var tracked: Bool
+    }
+
+    /// What the writer does next.
+    enum Next: Sendable {
+        case message(Item)
+        /// Send the `Sequence` and replay on the new transport.
+        case resume
+    }
+
     private struct State {
-        var items: [(kind: MessageKind, bytes: ByteBuffer)] = []
+        var items: [Item] = []
+        var resumeRequested = false
         var head = 0
         var pendingBytes = 0
         var finished = false
@@ -41,7 +60,7 @@ final class HubOutbox: Sendable {
 
     /// Queues a framed message. Returns false when it was not queued (finished, or it overflowed now).
     @discardableResult
-    func enqueue(_ kind: MessageKind, _ bytes: ByteBuffer, bypassLimit: Bool = false) -> Bool {
+    func enqueue(_ kind: MessageKind, _ bytes: ByteBuffer, tracked: Bool = false, bypassLimit: Bool = false) -> Bool {
         let (queued, overflowNow, wake) = state.withLockedValue {
             state -> (Bool, Bool, CheckedContinuation<Void, Never>?) in
             guard !state.finished else { return (false, false, nil) }
@@ -53,7 +72,7 @@ final class HubOutbox: Sendable {
                 defer { state.writer = nil }
                 return (false, true, state.writer)
             }
-            state.items.append((kind, bytes))
+            state.items.append(Item(kind: kind, bytes: bytes, tracked: tracked))
             state.pendingBytes += bytes.readableBytes
             state.lastEnqueue = .now
             defer { state.writer = nil }
@@ -78,11 +97,28 @@ final class HubOutbox: Sendable {
         wakeSpaceWaiters()
     }
 
-    /// The writer's next message; nil when finished and empty, or after an overflow.
-    func next() async -> (kind: MessageKind, bytes: ByteBuffer)? {
+    /// Asks the writer to resume on a new transport (stateful reconnect) before its next message.
+    func requestResume() {
+        let wake = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            state.resumeRequested = true
+            defer { state.writer = nil }
+            return state.writer
+        }
+        wake?.resume()
+    }
+
+    /// Whether a ``requestResume()`` waits for the writer.
+    var resumePending: Bool { state.withLockedValue { $0.resumeRequested } }
+
+    /// The writer's next step; nil when finished and empty, or after an overflow.
+    func next() async -> Next? {
         while true {
-            let item = state.withLockedValue { state -> (kind: MessageKind, bytes: ByteBuffer)?? in
+            let item = state.withLockedValue { state -> Next?? in
                 if state.overflowed { return .some(nil) }
+                if state.resumeRequested, !state.finished {
+                    state.resumeRequested = false
+                    return .some(.resume)
+                }
                 if state.head < state.items.count {
                     let item = state.items[state.head]
                     state.head += 1
@@ -90,7 +126,7 @@ final class HubOutbox: Sendable {
                         state.items.removeAll(keepingCapacity: true)
                         state.head = 0
                     }
-                    return .some(item)
+                    return .some(.message(item))
                 }
                 if state.finished { return .some(nil) }
                 return nil
@@ -98,7 +134,9 @@ final class HubOutbox: Sendable {
             if let item { return item }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLockedValue { state -> Bool in
-                    if state.finished || state.overflowed || state.head < state.items.count { return true }
+                    if state.finished || state.overflowed || state.resumeRequested || state.head < state.items.count {
+                        return true
+                    }
                     state.writer = continuation
                     return false
                 }
