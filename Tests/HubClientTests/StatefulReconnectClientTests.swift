@@ -26,7 +26,7 @@ struct StatefulHub: Hub {
             recorded.withLockedValue { $0[hub.context.connectionId] ?? [] }
         }
         methods.on("Join") { (hub: StatefulHub, group: String) in
-            await hub.context.groups.add(hub.context.connectionId, to: group)
+            try await hub.context.groups.add(hub.context.connectionId, to: group)
         }
         methods.on("TellGroup") { (hub: StatefulHub, group: String, text: String) in
             try await hub.context.clients.group(group).send("GroupMessage", text)
