@@ -110,8 +110,8 @@ public enum BackplaneEnvelopeError: Error, Sendable, Hashable, CustomStringConve
 
 /// Encodes and decodes ``BackplaneEnvelope`` (no I/O, no allocation beyond the values themselves).
 public struct BackplaneEnvelopeCodec: Sendable {
-    /// Bounds applied when decoding (the encoder writes what it is given, and refuses only what the layout cannot
-    /// hold: strings above 65 535 bytes, more than 65 535 excluded IDs or 255 payloads, payloads of 4 GiB).
+    /// Bounds applied when decoding, and when encoding too: an envelope the receivers would refuse is refused by
+    /// the publisher (an ``EncodingError``, counted there) rather than published and dropped on every other server.
     public struct Limits: Sendable, Hashable {
         /// Longest string (server ID, scope, group, connection or user ID, encoding name), in UTF-8 bytes.
         /// Default 1024.
@@ -153,10 +153,12 @@ public struct BackplaneEnvelopeCodec: Sendable {
     }
 
     /// The envelope's bytes.
-    /// - Throws: ``EncodingError`` when a string is above 65 535 bytes, there are more than 65 535 excluded IDs
-    ///   or 255 payloads, or a payload reaches 4 GiB.
+    /// - Throws: ``EncodingError`` when a string is longer than ``Limits/maxStringLength`` bytes, or there are more
+    ///   excluded IDs than ``Limits/maxExcludedConnections``, more payloads than ``Limits/maxPayloads``, or a payload
+    ///   longer than ``Limits/maxPayloadLength`` (each also capped by what the layout can hold: 65 535 bytes,
+    ///   65 535 IDs, 255 payloads, 4 GiB).
     public func encode(_ envelope: BackplaneEnvelope) throws(EncodingError) -> [UInt8] {
-        var writer = Writer()
+        var writer = Writer(maxStringLength: min(limits.maxStringLength, Int(UInt16.max)))
         writer.bytes.append(Self.version)
         switch envelope {
         case .message(let origin, let scope, let message):
@@ -176,19 +178,22 @@ public struct BackplaneEnvelopeCodec: Sendable {
                 writer.bytes.append(3)
                 try writer.string(id, "user ID")
             }
-            guard message.excludedConnectionIds.count <= Int(UInt16.max) else {
-                throw EncodingError(description: "more than 65535 excluded connection IDs")
+            let maxExcluded = min(limits.maxExcludedConnections, Int(UInt16.max))
+            guard message.excludedConnectionIds.count <= maxExcluded else {
+                throw EncodingError(description: "more than \(maxExcluded) excluded connection IDs")
             }
             writer.integer(UInt16(message.excludedConnectionIds.count))
             for id in message.excludedConnectionIds { try writer.string(id, "excluded connection ID") }
-            guard message.payloads.count <= Int(UInt8.max) else {
-                throw EncodingError(description: "more than 255 payloads")
+            let maxPayloads = min(limits.maxPayloads, Int(UInt8.max))
+            guard message.payloads.count <= maxPayloads else {
+                throw EncodingError(description: "more than \(maxPayloads) payloads")
             }
             writer.bytes.append(UInt8(message.payloads.count))
             for payload in message.payloads {
                 try writer.string(payload.encoding, "encoding")
-                guard payload.bytes.count <= Int(UInt32.max) else {
-                    throw EncodingError(description: "a payload of 4 GiB or more")
+                guard payload.bytes.count <= min(limits.maxPayloadLength, Int(UInt32.max)) else {
+                    throw EncodingError(
+                        description: "a payload of \(payload.bytes.count) bytes (limit \(limits.maxPayloadLength))")
                 }
                 writer.integer(UInt32(payload.bytes.count))
                 writer.bytes.append(contentsOf: payload.bytes)
@@ -212,6 +217,7 @@ public struct BackplaneEnvelopeCodec: Sendable {
 
     private struct Writer {
         var bytes: [UInt8] = []
+        let maxStringLength: Int
 
         mutating func integer<T: FixedWidthInteger>(_ value: T) {
             var big = value.bigEndian
@@ -220,8 +226,8 @@ public struct BackplaneEnvelopeCodec: Sendable {
 
         mutating func string(_ text: String, _ field: String) throws(EncodingError) {
             let utf8 = text.utf8
-            guard utf8.count <= Int(UInt16.max) else {
-                throw EncodingError(description: "\(field) is longer than 65535 bytes")
+            guard utf8.count <= maxStringLength else {
+                throw EncodingError(description: "\(field) is longer than \(maxStringLength) bytes")
             }
             integer(UInt16(utf8.count))
             bytes.append(contentsOf: utf8)

@@ -164,42 +164,47 @@ final class HubAsyncLock: Sendable {
     }
 }
 
-/// A flag one task waits on with a time bound; ``wake()`` sets it.
+/// A flag tasks wait on with a time bound; ``wake()`` sets it and wakes every waiter.
+///
+/// Several tasks may wait at once (concurrent sends waiting for buffer space): each waiter has its own slot, so a
+/// cancelled or timed-out wait resumes only its own continuation.
 final class HubWakeSignal: Sendable {
     private struct State {
         var isSet = false
-        var waiter: CheckedContinuation<Void, Never>?
+        var nextId: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
 
     func wake() {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
             state.isSet = true
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Returns when woken (clearing the flag), after `duration`, or when cancelled.
     func wait(upTo duration: Duration) async {
+        let id = state.withLockedValue { state -> UInt64 in
+            state.nextId += 1
+            return state.nextId
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { continuation in
                         let now = self.state.withLockedValue { state -> Bool in
                             if state.isSet || Task.isCancelled { return true }
-                            state.waiter = continuation
+                            state.waiters[id] = continuation
                             return false
                         }
                         if now { continuation.resume() }
                     }
                 } onCancel: {
-                    let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-                        defer { state.waiter = nil }
-                        return state.waiter
-                    }
+                    let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
                     waiter?.resume()
                 }
             }

@@ -148,8 +148,10 @@ public final class HubEndpoint<H: Hub>: Sendable {
         case .failure(let error): return json(NegotiateResponse.error(error.message).encoded())
         case .success(let negotiated):
             version = negotiated.version
-            // Only when the client asked (the JS client refuses an answer it did not ask for).
-            stateful = negotiated.useStatefulReconnect && configuration.allowStatefulReconnects
+            // Only when the client asked (the JS client refuses an answer it did not ask for), and only with
+            // negotiate version 1: with version 0 the `id` a resume presents is the public connection id, which
+            // anyone who learnt it could use to take the connection over.
+            stateful = negotiated.useStatefulReconnect && configuration.allowStatefulReconnects && version >= 1
         }
         let connectionId = Self.randomId()
         let token = version >= 1 ? Self.randomId() : connectionId
@@ -279,7 +281,13 @@ public final class HubEndpoint<H: Hub>: Sendable {
             }
             // Stateful reconnect: the client comes back to its connection (which may not have seen the drop yet;
             // the new WebSocket replaces the old one).
-            if registry.stateful[id] != nil { return .accept() }
+            // A connection made by a user is resumed only by the same user.
+            if let connection = registry.stateful[id] {
+                if let owner = connection.userId, owner != user?.id {
+                    return .reject(status: .forbidden, body: "Forbidden\n")
+                }
+                return .accept()
+            }
             if registry.active.contains(id) {
                 return .reject(status: .conflict, body: "Connection ID is already used by another connection.\n")
             }

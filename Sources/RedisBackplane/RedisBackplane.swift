@@ -25,7 +25,7 @@ import ServiceLifecycle
 /// server's ID); a server ignores envelopes it published itself.
 ///
 /// Faults: when either connection is lost (Redis restarted, network cut, Redis dropped the subscriber for its
-/// `client-output-buffer-limit pubsub`, a `SUBSCRIBE` timed out), both are closed and reopened after
+/// `client-output-buffer-limit pubsub`, a `SUBSCRIBE` or `PUBLISH` timed out), both are closed and reopened after
 /// ``RedisBackplaneConfiguration/reconnectBackoff``, and every channel needed at that moment is subscribed again.
 /// Meanwhile ``publish(_:scope:)`` throws `.unavailable` at once (nothing is queued), and messages other servers
 /// publish are lost for this server: delivery is **at most once**. The outage is logged (error on loss, notice on
@@ -555,6 +555,10 @@ public final class RedisBackplane: Backplane, Service {
         } catch let error as DeadlineExceeded {
             state.withLockedValue { $0.statistics.publishFailures += 1 }
             metrics.failedTimeout.increment()
+            // A Redis that does not answer within the deadline is treated as lost: closing the publisher ends
+            // `watch`, and the connection is replaced (with backoff) instead of every later publication waiting
+            // the whole deadline on a link that may be dead for as long as TCP takes to notice.
+            await publisher.close()
             throw BackplaneError(.unavailable, "\(error) on channel '\(channel)' (Redis too slow or unreachable).")
         } catch let error as CancellationError {
             throw error

@@ -75,20 +75,39 @@ public final class RedisEventHistory: EventHistory {
     }
 
     public func events(after id: String?) async throws -> [ServerSentEvent]? {
-        let key = configuration.key
-        let maxLength = configuration.maxLength
         guard let id else {
-            let entries = try await withConnection { try await $0.xrange(key: key, count: maxLength) }
-            return try entries.map(Self.event)
+            // The newest `maxLength` events (`MAXLEN ~` may keep a few more than that).
+            guard let entries = try await entries(from: "-") else { return nil }
+            return try entries.suffix(configuration.maxLength).map(Self.event)
         }
         guard Self.isStreamID(id) else { return nil }
         // From `id` inclusive: the first entry is `id` itself when the stream still holds it (IDs are never
-        // reused, so an entry with that ID is the event the client saw).
-        let entries = try await withConnection {
-            try await $0.xrange(key: key, start: id, count: maxLength + 1)
+        // reused, so an entry with that ID is the event the client saw). Read to the end of the stream: with
+        // `MAXLEN ~` it may hold more than `maxLength` entries, and a replay that stopped early would skip the
+        // newest events for good (the client's Last-Event-ID moves past them with the next live event).
+        guard let entries = try await entries(from: id), let first = entries.first, first.id == id else {
+            return nil
         }
-        guard let first = entries.first, first.id == id else { return nil }
         return try entries.dropFirst().map(Self.event)
+    }
+
+    /// Every entry from `start` (inclusive, or `-`) to the end, read in pages of `maxLength + 1`; nil when the stream
+    /// holds more than four times `maxLength` (+ 256) entries from there (it is not trimmed as configured: the
+    /// caller treats the ID as unknown rather than reading without bound).
+    private func entries(from start: String) async throws -> [RedisStreamEntry]? {
+        let key = configuration.key
+        let page = configuration.maxLength + 1
+        let cap = configuration.maxLength * 4 + 256
+        var entries: [RedisStreamEntry] = []
+        var next = start
+        while true {
+            let from = next
+            let batch = try await withConnection { try await $0.xrange(key: key, start: from, count: page) }
+            entries.append(contentsOf: batch)
+            guard batch.count == page, let last = batch.last else { return entries }
+            guard entries.count <= cap else { return nil }
+            next = "(" + last.id
+        }
     }
 
     /// `<milliseconds>-<sequence>`, both decimal.
@@ -120,24 +139,34 @@ public final class RedisEventHistory: EventHistory {
         }
     }
 
+    /// The stored connection if it is active, else a new one. Calls that connect at the same time keep one
+    /// connection: the others close theirs (no connection is left open unreferenced).
+    private func activeConnection(_ redis: RedisConfiguration) async throws -> RedisConnection {
+        if let current = connection.withLockedValue({ $0 }), current.isActive { return current }
+        let fresh = try await RedisConnection.connect(redis)
+        let (winner, loser) = connection.withLockedValue { stored -> (RedisConnection, RedisConnection?) in
+            if let stored, stored.isActive { return (stored, fresh) }
+            let previous = stored
+            stored = fresh
+            return (fresh, previous)
+        }
+        await loser?.close()
+        return winner
+    }
+
     /// Runs `body` on the connection (connecting first if needed), bounded by the timeout; drops the connection
-    /// when the call fails.
+    /// when the call fails (only the one this call used: a concurrent call's healthy connection stays).
     private func withConnection<T: Sendable>(
         _ body: @escaping @Sendable (RedisConnection) async throws -> T
     ) async throws -> T {
         let redis = configuration.redis
         let timeout = configuration.timeout
-        let current = connection.withLockedValue { $0 }
+        let used = NIOLockedValueBox<RedisConnection?>(nil)
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
-                    let active: RedisConnection
-                    if let current, current.isActive {
-                        active = current
-                    } else {
-                        active = try await RedisConnection.connect(redis)
-                        self.connection.withLockedValue { $0 = active }
-                    }
+                    let active = try await self.activeConnection(redis)
+                    used.withLockedValue { $0 = active }
                     return try await body(active)
                 }
                 group.addTask {
@@ -151,11 +180,13 @@ public final class RedisEventHistory: EventHistory {
                 return value
             }
         } catch {
-            let dropped = connection.withLockedValue { connection in
-                defer { connection = nil }
-                return connection
+            let failed = used.withLockedValue { $0 }
+            let dropped = connection.withLockedValue { connection -> RedisConnection? in
+                guard let failed, connection === failed else { return nil }
+                connection = nil
+                return failed
             }
-            await dropped?.close()
+            await (dropped ?? failed)?.close()
             throw error
         }
     }

@@ -52,7 +52,8 @@ public final class WebSocketGroups: BackplaneReceiver {
         public var groupChangeTimeout: Duration
         /// The most bytes of messages (each counted once, however many connections it goes to) waiting for one
         /// event loop to write them; past it the loop cannot keep up with the senders, its queue is discarded and
-        /// the connections it was for are closed with ``slowConsumerCloseCode``. Default 4 MiB (4 194 304).
+        /// the connections it was for are closed with ``slowConsumerCloseCode``. A message that finds the queue
+        /// empty is always queued (one message larger than the limit is not an overload). Default 4 MiB (4 194 304).
         public var maxQueuedBytesPerEventLoop: Int
 
         public init(
@@ -348,7 +349,9 @@ public final class WebSocketGroups: BackplaneReceiver {
             var queue = state.queues[key] ?? LoopQueue()
             queue.batches.append((message, loopRecipients))
             queue.bytes += size
-            if queue.bytes > configuration.maxQueuedBytesPerEventLoop {
+            // Only a backlog is an overload: one large message on an idle loop is queued whatever its size (the
+            // per-connection limit judges it), as the connections' own buffers do for their first message.
+            if queue.bytes > configuration.maxQueuedBytesPerEventLoop, queue.bytes - size > 0 {
                 // The loop is far behind the senders: close its recipients rather than queue without bound.
                 var overloaded: [String: WebSocketSendHandle] = [:]
                 for batch in queue.batches {

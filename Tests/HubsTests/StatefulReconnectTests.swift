@@ -37,6 +37,9 @@ import WebSocketTestSupport
             #expect(try await Self.negotiateStateful(port).stateful)
             let plain = try #require(try await negotiate(port, query: "?negotiateVersion=1"))
             #expect(!String(decoding: plain.rest, as: UTF8.self).contains("useStatefulReconnect"))
+            // Version 0: the id a resume would present is the public connection id; never stateful.
+            let versionZero = try #require(try await negotiate(port, query: "?useStatefulReconnect=true"))
+            #expect(!String(decoding: versionZero.rest, as: UTF8.self).contains("useStatefulReconnect"))
         }
         try await withHub { _, port in
             let answer = try await Self.negotiateStateful(port)

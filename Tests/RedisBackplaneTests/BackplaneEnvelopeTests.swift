@@ -98,6 +98,20 @@ struct BackplaneEnvelopeTests {
         #expect(throws: BackplaneEnvelopeCodec.EncodingError.self) {
             try codec.encode(.acknowledgement(origin: long, requestId: 1))
         }
+        // What the receivers' limits (default 1024-byte names, 1024 excluded IDs) would refuse is refused here.
+        #expect(throws: BackplaneEnvelopeCodec.EncodingError.self) {
+            let group = String(repeating: "g", count: 1025)
+            _ = try codec.encode(.message(origin: "a", scope: "s", BackplaneMessage(target: .group(group), payloads: [])))
+        }
+        #expect(throws: BackplaneEnvelopeCodec.EncodingError.self) {
+            let excluded = (0..<1025).map { "c\($0)" }
+            let message = BackplaneMessage(target: .all, excludedConnectionIds: excluded, payloads: [])
+            _ = try codec.encode(.message(origin: "a", scope: "s", message))
+        }
+        #expect(throws: Never.self) {
+            let group = String(repeating: "g", count: 1024)
+            _ = try codec.encode(.message(origin: "a", scope: "s", BackplaneMessage(target: .group(group), payloads: [])))
+        }
         let payloads = (0..<256).map { BackplaneMessage.Payload(encoding: "\($0)", bytes: []) }
         #expect(throws: BackplaneEnvelopeCodec.EncodingError.self) {
             try codec.encode(.message(origin: "a", scope: "s", BackplaneMessage(target: .all, payloads: payloads)))

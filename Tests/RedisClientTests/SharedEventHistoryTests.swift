@@ -131,6 +131,26 @@ struct SharedEventHistoryTests {
         }
     }
 
+    @Test("`MAXLEN ~` keeps more than maxLength entries: a replay still reaches the newest event, no gap")
+    func approximateTrimmingLeavesNoGap() async throws {
+        try await withRedisServer { redis in
+            // maxLength 10 with `~`: Redis trims whole macro nodes (100 entries by default), so the stream holds
+            // far more than 11 entries after 150 appends; a read capped at maxLength + 1 would stop short.
+            let history = history(redis, maxLength: 10)
+            var ids: [String] = []
+            for number in 1...150 { ids.append(try await history.append(ServerSentEvent(data: "\(number)"))) }
+            let all = try #require(try await history.events(after: nil))
+            #expect(all.map(\.id) == Array(ids.suffix(10)))
+            let firstKept = try #require(try await RedisConnection.connect(
+                RedisConfiguration(host: "127.0.0.1", port: redis.port)).xrange(key: "events", count: 1).first?.id)
+            let index = try #require(ids.firstIndex(of: firstKept))
+            #expect(ids.count - index > 11)
+            let replay = try #require(try await history.events(after: firstKept))
+            #expect(replay.map(\.id) == Array(ids[(index + 1)...]))
+            await history.close()
+        }
+    }
+
     @Test(
         "Redis down: events are still sent live, without an ID, and counted; a resume gets live events only"
     )
