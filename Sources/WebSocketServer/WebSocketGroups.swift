@@ -99,6 +99,11 @@ public final class WebSocketGroups: BackplaneReceiver {
     /// Carries sends and group changes to the other servers, or nil for one server.
     public let backplane: (any Backplane)?
     private let state = NIOLockedValueBox(State())
+    /// Orders the backplane's group-interest calls: a join and a leave decided at nearly the same time by two
+    /// tasks must reach the backplane in the order that leaves it matching the local state.
+    private let interest = GroupInterestLock()
+    /// The groups the backplane was told have local members (changed only while holding ``interest``).
+    private let announcedGroups = NIOLockedValueBox(Set<String>())
 
     /// - Parameters:
     ///   - scope: the route's path; the same on every server.
@@ -173,7 +178,7 @@ public final class WebSocketGroups: BackplaneReceiver {
             return (member, emptied)
         }
         guard let removed, let backplane else { return }
-        for group in removed.emptied { await backplane.localGroupLeft(scope, group: group) }
+        for group in removed.emptied { await reconcileInterest(in: group) }
         await backplane.connectionRemoved(
             scope, connectionId: connectionId, userId: removed.member.userId)
     }
@@ -260,10 +265,27 @@ public final class WebSocketGroups: BackplaneReceiver {
         switch outcome {
         case .notHere: return false
         case .done: break
-        case .firstJoined: await backplane?.localGroupJoined(scope, group: group)
-        case .lastLeft: await backplane?.localGroupLeft(scope, group: group)
+        case .firstJoined, .lastLeft: await reconcileInterest(in: group)
         }
         return true
+    }
+
+    /// Tells the backplane whether `group` has local members now, if that changed since it was last told. One
+    /// call at a time, each reading the state when its turn comes: racing joins and leaves cannot leave the
+    /// backplane unsubscribed from a group that has members (or subscribed to an empty one).
+    private func reconcileInterest(in group: String) async {
+        guard let backplane else { return }
+        await interest.lock()
+        let hasMembers = state.withLockedValue { $0.groups[group] != nil }
+        let announced = announcedGroups.withLockedValue { $0.contains(group) }
+        if hasMembers, !announced {
+            await backplane.localGroupJoined(scope, group: group)
+            announcedGroups.withLockedValue { _ = $0.insert(group) }
+        } else if !hasMembers, announced {
+            await backplane.localGroupLeft(scope, group: group)
+            announcedGroups.withLockedValue { _ = $0.remove(group) }
+        }
+        interest.unlock()
     }
 
     // MARK: - Sending
@@ -416,5 +438,40 @@ public final class WebSocketGroups: BackplaneReceiver {
         async -> Bool
     {
         await applyLocally(change, connectionId: connectionId, group: group)
+    }
+}
+
+/// A FIFO lock for async callers (not cancellable: a waiter always gets its turn).
+final class GroupInterestLock: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func lock() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLockedValue { state -> Bool in
+                if state.locked {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.locked = true
+                return true
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    func unlock() {
+        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiters.isEmpty else {
+                state.locked = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }

@@ -192,3 +192,51 @@ struct WebSocketGroupsTests {
         }
     }
 }
+
+/// A backplane that records group interest; `localGroupLeft` takes 200 ms, as a slow broker's UNSUBSCRIBE would.
+final class SlowLeaveBackplane: Backplane {
+    let serverId = "slow"
+    let interested = NIOLockedValueBox(Set<String>())
+
+    func register(scope: String, receiver: any BackplaneReceiver) async throws {}
+    func unregister(scope: String) async {}
+    func connectionAdded(_ scope: String, connectionId: String, userId: String?) async {}
+    func connectionRemoved(_ scope: String, connectionId: String, userId: String?) async {}
+    func localGroupJoined(_ scope: String, group: String) async {
+        interested.withLockedValue { _ = $0.insert(group) }
+    }
+    func localGroupLeft(_ scope: String, group: String) async {
+        try? await Task.sleep(for: .milliseconds(200))
+        interested.withLockedValue { _ = $0.remove(group) }
+    }
+    func publish(_ message: BackplaneMessage, scope: String) async throws {}
+    func requestGroupChange(
+        _ change: GroupMembershipChange, connectionId: String, group: String, scope: String, timeout: Duration
+    ) async throws {
+        throw BackplaneError(.acknowledgementTimeout, "no other server")
+    }
+}
+
+extension WebSocketGroupsTests {
+    @Test("a leave and a join racing on one group leave the backplane subscribed while the group has a member")
+    func racingLeaveAndJoin() async throws {
+        let backplane = SlowLeaveBackplane()
+        let groups = WebSocketGroups(scope: "/chat", backplane: backplane)
+        try await Self.withServer(groups) { server in
+            let a = try await Self.join(server, "id=a&groups=r")
+            let b = try await Self.join(server, "id=b")
+            #expect(await eventually { groups.connectionCount == 2 && groups.members(of: "r") == ["a"] })
+            #expect(backplane.interested.withLockedValue { $0 } == ["r"])
+            // The last member leaves (a slow unsubscribe starts), and another joins before it has finished.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await groups.removeFromGroup("r", connectionId: "a") }
+                try await Task.sleep(for: .milliseconds(50))
+                group.addTask { try await groups.addToGroup("r", connectionId: "b") }
+                try await group.waitForAll()
+            }
+            #expect(groups.members(of: "r") == ["b"])
+            #expect(backplane.interested.withLockedValue { $0 } == ["r"])
+            for webSocket in [a, b] { _ = await webSocket.close() }
+        }
+    }
+}
