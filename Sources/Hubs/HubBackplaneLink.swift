@@ -188,8 +188,11 @@ final class HubBackplaneLink: Sendable {
             try await backplane.register(scope: scope, receiver: receiver)
         } catch {
             // The backplane keeps trying (its contract: the scope is subscribed once the broker is reachable);
-            // local traffic goes on meanwhile.
-            logger.notice("backplane not reachable yet at registration", metadata: ["error": "\(error)"])
+            // local traffic goes on meanwhile. Usual at startup (the endpoint and the backplane start together),
+            // so not a notice: the backplane logs its own connection failures.
+            logger.debug(
+                "scope registered before the backplane connected; subscribed once it connects",
+                metadata: ["error": "\(error)"])
         }
         begin()
         while let entry = await next() {
