@@ -19,9 +19,9 @@ public struct HubBackplaneStatistics: Sendable, Hashable {
     public var received: Int
 }
 
-/// The endpoint's side of a ``Backplane/Backplane``: one ordered queue of publications and interest changes
-/// (connections added and removed, groups' first join and last leave) that a single worker, run by
-/// ``HubEndpoint/run()``, hands to the backplane in order.
+/// The endpoint's side of a ``Backplane/Backplane``: an ordered queue of publications and an ordered queue of
+/// interest changes (connections added and removed, groups' first join and last leave) that a single worker, run by
+/// ``HubEndpoint/run()``, hands to the backplane, interest changes first (each queue in its own order).
 ///
 /// Hub sends never wait for the broker: a publication is queued and the send returns. The queue is bounded
 /// (publications by count and by bytes); past the bound a new publication is dropped and counted (drop-newest, so
@@ -48,7 +48,11 @@ final class HubBackplaneLink: Sendable {
         /// Operations are accepted only between ``start(_:)`` and ``finish()``.
         var running = false
         var finished = false
+        /// Publications, in order.
         var queue = CircularBuffer<Entry>()
+        /// Interest changes, in order; taken before any queued publication (they are few, and a new connection or
+        /// group waits for its subscription, which must not wait behind a backlog of messages for other servers).
+        var interest = CircularBuffer<Entry>()
         var queuedPublications = 0
         var queuedBytes = 0
         var waiter: CheckedContinuation<Entry?, Never>?
@@ -95,8 +99,8 @@ final class HubBackplaneLink: Sendable {
         let handOver = state.withLockedValue { state -> (CheckedContinuation<Entry?, Never>, Entry)? in
             guard !state.finished else { return nil }
             state.running = true
-            for operation in initial { state.queue.append(Entry(operation: operation, done: nil, bytes: 0)) }
-            guard let waiter = state.waiter, let entry = state.queue.popFirst() else { return nil }
+            for operation in initial { state.interest.append(Entry(operation: operation, done: nil, bytes: 0)) }
+            guard let waiter = state.waiter, let entry = state.interest.popFirst() else { return nil }
             state.waiter = nil
             return (waiter, entry)
         }
@@ -130,8 +134,10 @@ final class HubBackplaneLink: Sendable {
             if case .publish = operation {
                 state.queuedPublications += 1
                 state.queuedBytes += bytes
+                state.queue.append(entry)
+            } else {
+                state.interest.append(entry)
             }
-            state.queue.append(entry)
             return (true, nil)
         }
         if let handOver { handOver.0.resume(returning: handOver.1) }
@@ -151,7 +157,7 @@ final class HubBackplaneLink: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Entry?, Never>) in
                 let ready = state.withLockedValue { state -> Entry?? in
                     if state.finished || Task.isCancelled { return .some(nil) }
-                    if let entry = state.queue.popFirst() {
+                    if let entry = state.interest.popFirst() ?? state.queue.popFirst() {
                         Self.account(taken: entry, in: &state)
                         return .some(entry)
                     }
@@ -170,7 +176,8 @@ final class HubBackplaneLink: Sendable {
         let (waiter, abandoned) = state.withLockedValue { state -> (CheckedContinuation<Entry?, Never>?, [Entry]) in
             state.running = false
             state.finished = true
-            let abandoned = Array(state.queue)
+            let abandoned = Array(state.interest) + Array(state.queue)
+            state.interest.removeAll()
             state.queue.removeAll()
             state.queuedPublications = 0
             state.queuedBytes = 0

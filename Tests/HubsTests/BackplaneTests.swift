@@ -119,6 +119,29 @@ final class StalledBackplane: Backplane {
     }
 }
 
+/// A backplane whose broker takes 200 ms per publish; records the order in which operations reach it.
+final class SlowPublishBackplane: Backplane {
+    let serverId = "slow-publish"
+    let log = NIOLockedValueBox([String]())
+    func register(scope: String, receiver: any BackplaneReceiver) async throws {}
+    func unregister(scope: String) async {}
+    func connectionAdded(_ scope: String, connectionId: String, userId: String?) async {
+        log.withLockedValue { $0.append("added") }
+    }
+    func connectionRemoved(_ scope: String, connectionId: String, userId: String?) async {}
+    func localGroupJoined(_ scope: String, group: String) async {}
+    func localGroupLeft(_ scope: String, group: String) async {}
+    func publish(_ message: BackplaneMessage, scope: String) async throws {
+        try await Task.sleep(for: .milliseconds(200))
+        log.withLockedValue { $0.append("published") }
+    }
+    func requestGroupChange(
+        _ change: GroupMembershipChange, connectionId: String, group: String, scope: String, timeout: Duration
+    ) async throws {
+        throw BackplaneError(.unavailable, "slow")
+    }
+}
+
 /// A backplane whose broker is down: every publish fails at once.
 final class DownBackplane: Backplane {
     let serverId = "down"
@@ -391,6 +414,29 @@ final class DownBackplane: Backplane {
             #expect(statistics.dropped + statistics.queued == 19)
             #expect(statistics.dropped >= 14)
             await a.close()
+        }
+    }
+
+    /// A slow broker with a backlog of publications: a new connection's subscription is not queued behind it.
+    @Test func interestChangesPassQueuedPublications() async throws {
+        let backplane = SlowPublishBackplane()
+        try await withHubCluster(servers: 1, backplanes: [backplane]) { _, ports in
+            var a = try await HubTestClient.connect(ports[0])
+            #expect(await eventually { backplane.log.withLockedValue { $0 } == ["added"] })
+            // Ten broadcasts: two seconds of publishing for the slow broker.
+            for number in 0..<10 { try await a.send(invocation(nil, "ToAll", [.string("\(number)")])) }
+            for number in 0..<10 { #expect(try await Self.next(&a) == #"Msg("\#(number)")"#) }
+            let b = try await HubTestClient.connect(ports[0])
+            #expect(await eventually { backplane.log.withLockedValue { $0.filter { $0 == "added" }.count } == 2 })
+            let log = backplane.log.withLockedValue { $0 }
+            let secondAdded = try #require(log.lastIndex(of: "added"))
+            // Before the fix it came after all ten publications.
+            #expect(log[..<secondAdded].filter { $0 == "published" }.count < 10)
+            #expect(await eventually(timeout: .seconds(5)) {
+                backplane.log.withLockedValue { $0.filter { $0 == "published" }.count } == 10
+            })
+            await a.close()
+            await b.close()
         }
     }
 
