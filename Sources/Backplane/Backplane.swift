@@ -21,6 +21,7 @@ public enum BackplaneTarget: Sendable, Hashable {
 public struct BackplaneMessage: Sendable, Hashable {
     /// One encoding of the message: its name (a hub protocol name, `"text"`, `"binary"`, …) and its bytes.
     public struct Payload: Sendable, Hashable {
+        /// The encoding's name, unique within one message (e.g. `"json"`, `"messagepack"`, `"text"`).
         public var encoding: String
         /// The serialized message, owned by this value.
         public var bytes: [UInt8]
@@ -53,7 +54,9 @@ public struct BackplaneMessage: Sendable, Hashable {
 
 /// A change of one connection's group membership, asked of the server the connection lives on.
 public enum GroupMembershipChange: Sendable, Hashable {
+    /// Add the connection to the group (no effect when it is a member already).
     case add
+    /// Remove the connection from the group (no effect when it is not a member).
     case remove
 }
 
@@ -72,6 +75,7 @@ public protocol BackplaneReceiver: Sendable {
 
 /// Errors of a backplane.
 public struct BackplaneError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What failed.
     public enum Kind: Sendable, Hashable {
         /// No server acknowledged a group-membership change in time (the connection is unknown everywhere, or
         /// its server is down).
@@ -82,6 +86,7 @@ public struct BackplaneError: Error, Sendable, Hashable, CustomStringConvertible
         case unknownScope
     }
 
+    /// What failed.
     public var kind: Kind
     /// What happened, for logs (no payload bytes, no tokens).
     public var reason: String

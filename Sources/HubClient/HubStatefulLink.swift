@@ -16,7 +16,7 @@ final class HubStatefulLink: Sendable {
     let hubProtocol: HubClientConfiguration.HubProtocolChoice
     let bufferSize: Int
     private let state: NIOLockedValueBox<State>
-    private let writeLock = HubAsyncLock()
+    private let writeLock = AsyncSerialGate()
     /// Woken by an `Ack`.
     private let space = HubWakeSignal()
 
@@ -44,8 +44,8 @@ final class HubStatefulLink: Sendable {
         let bytes = try encode(message)
         let tracked = message.isTrackable
         if tracked { await waitForSpace() }
-        await writeLock.lock()
-        defer { writeLock.unlock() }
+        await writeLock.enter()
+        defer { writeLock.leave() }
         let webSocket = try state.withLockedValue { state -> WebSocket? in
             guard !state.ended else { throw HubClientError(.connectionLost, "the connection was lost") }
             if tracked { state.buffer.append(bytes, bytes: bytes.count) }
@@ -72,8 +72,8 @@ final class HubStatefulLink: Sendable {
     /// Sends the `Sequence` (the oldest unacknowledged id) and replays the unacknowledged messages on `webSocket`,
     /// then makes it the connection's WebSocket. False when that failed.
     func resume(on webSocket: WebSocket) async -> Bool {
-        await writeLock.lock()
-        defer { writeLock.unlock() }
+        await writeLock.enter()
+        defer { writeLock.leave() }
         let (sequenceId, items) = state.withLockedValue { state in
             state.buffer.transportReplaced()
             return (state.buffer.resendSequenceId, state.buffer.unacknowledged)
@@ -125,42 +125,6 @@ final class HubStatefulLink: Sendable {
         case .json: try await webSocket.send(text: String(decoding: bytes, as: UTF8.self))
         case .messagePack: try await webSocket.send(binary: ByteBuffer(bytes: bytes))
         }
-    }
-}
-
-/// A mutual-exclusion lock for async code: waiters are resumed in arrival order.
-final class HubAsyncLock: Sendable {
-    private struct State {
-        var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    func lock() async {
-        await withCheckedContinuation { continuation in
-            let acquired = state.withLockedValue { state -> Bool in
-                if !state.locked {
-                    state.locked = true
-                    return true
-                }
-                state.waiters.append(continuation)
-                return false
-            }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    /// Hands the lock to the next waiter, or releases it.
-    func unlock() {
-        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.locked = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }
 

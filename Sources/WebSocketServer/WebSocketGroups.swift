@@ -101,7 +101,7 @@ public final class WebSocketGroups: BackplaneReceiver {
     private let state = NIOLockedValueBox(State())
     /// Orders the backplane's group-interest calls: a join and a leave decided at nearly the same time by two
     /// tasks must reach the backplane in the order that leaves it matching the local state.
-    private let interest = GroupInterestLock()
+    private let interest = AsyncSerialGate()
     /// The groups the backplane was told have local members (changed only while holding ``interest``).
     private let announcedGroups = NIOLockedValueBox(Set<String>())
 
@@ -275,7 +275,7 @@ public final class WebSocketGroups: BackplaneReceiver {
     /// backplane unsubscribed from a group that has members (or subscribed to an empty one).
     private func reconcileInterest(in group: String) async {
         guard let backplane else { return }
-        await interest.lock()
+        await interest.enter()
         let hasMembers = state.withLockedValue { $0.groups[group] != nil }
         let announced = announcedGroups.withLockedValue { $0.contains(group) }
         if hasMembers, !announced {
@@ -285,7 +285,7 @@ public final class WebSocketGroups: BackplaneReceiver {
             await backplane.localGroupLeft(scope, group: group)
             announcedGroups.withLockedValue { _ = $0.remove(group) }
         }
-        interest.unlock()
+        interest.leave()
     }
 
     // MARK: - Sending
@@ -441,37 +441,3 @@ public final class WebSocketGroups: BackplaneReceiver {
     }
 }
 
-/// A FIFO lock for async callers (not cancellable: a waiter always gets its turn).
-final class GroupInterestLock: Sendable {
-    private struct State {
-        var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    func lock() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLockedValue { state -> Bool in
-                if state.locked {
-                    state.waiters.append(continuation)
-                    return false
-                }
-                state.locked = true
-                return true
-            }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    func unlock() {
-        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            guard !state.waiters.isEmpty else {
-                state.locked = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
-    }
-}

@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import ServerSentEvents
 
 /// A replay history shared by the servers of one application, so that a client that reconnects to *another*
@@ -23,40 +22,4 @@ public protocol EventHistory: Sendable {
     /// - Returns: nil when `id` is not in the history (evicted, or never assigned by it).
     /// - Throws: when the store cannot be reached.
     func events(after id: String?) async throws -> [ServerSentEvent]?
-}
-
-/// A FIFO lock that may be held across suspension points: callers of ``enter()`` get it one at a time, in call
-/// order. Waiters are not cancellable, so every holder must bound its work.
-final class AsyncSerialGate: Sendable {
-    private struct State {
-        var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    func enter() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLockedValue { state in
-                if state.locked {
-                    state.waiters.append(continuation)
-                    return false
-                }
-                state.locked = true
-                return true
-            }
-            if resumeNow { continuation.resume() }
-        }
-    }
-
-    func leave() {
-        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.locked = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
-    }
 }
