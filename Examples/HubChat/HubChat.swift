@@ -186,6 +186,9 @@ struct HubChatCommand: AsyncParsableCommand {
     @Flag(help: "Also accept HTTP/2 with prior knowledge (h2c): negotiate and the hub's WebSocket (RFC 8441).")
     var h2c = false
 
+    @Flag(help: "Allow stateful reconnect (WebSockets, negotiate version 1, handshake version 2: Ack/Sequence).")
+    var statefulReconnect = false
+
     @Option(help: "Share clients with other hub-chat processes through the Redis at HOST:PORT (pub/sub).")
     var redis: String?
 
@@ -244,6 +247,7 @@ struct HubChatCommand: AsyncParsableCommand {
         hubConfiguration.logger = logger
         hubConfiguration.backplaneGroupChangeTimeout = .milliseconds(backplaneTimeoutMs)
         hubConfiguration.longPollingTimeout = .milliseconds(longPollTimeoutMs)
+        hubConfiguration.allowStatefulReconnects = statefulReconnect
         hubConfiguration.transports = Set(
             transports.split(separator: ",").compactMap { HubTransport(rawValue: String($0)) })
         var backplane: RedisBackplane?
