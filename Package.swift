@@ -378,6 +378,15 @@ let package = Package(
             swiftSettings: strict
         ),
         // Codec unit tests, and several RedisBackplanes against a real redis-server (started per test).
+        // The Swift hub client against three hub-chat processes on one redis-server (runs the built hub-chat).
+        .testTarget(
+            name: "HubScaleOutTests",
+            dependencies: [
+                "HubClient", "RedisTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RedisBackplaneTests",
             dependencies: [
