@@ -219,21 +219,34 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             case .resume:
                 target = transport
                 broken = !(await replay(on: target))
-            case .message(let item):
+            case .messages(let items):
                 let stateful = state.withLockedValue { $0.replay != nil }
-                if item.tracked, stateful {
-                    await waitForReplaySpace()
-                    state.withLockedValue { _ = $0.replay?.append(item, bytes: item.bytes.readableBytes) }
-                }
-                if !broken {
+                guard stateful else {
+                    // A burst goes in one write; a failed transport ends the writer.
                     do {
-                        try await target.send(item.kind, item.bytes)
+                        try await target.send(batch: items)
                     } catch {
-                        guard stateful else { break writing }
-                        broken = true
+                        break writing
                     }
+                    outbox.written(items.reduce(0) { $0 + $1.bytes.readableBytes })
+                    continue writing
                 }
-                outbox.written(item.bytes.readableBytes)
+                // Stateful reconnect: each message enters the replay buffer (waiting for space, that is for the
+                // client's Acks of what was sent before it) just before it is sent.
+                for item in items {
+                    if item.tracked {
+                        await waitForReplaySpace()
+                        state.withLockedValue { _ = $0.replay?.append(item, bytes: item.bytes.readableBytes) }
+                    }
+                    if !broken {
+                        do {
+                            try await target.send(item.kind, item.bytes)
+                        } catch {
+                            broken = true
+                        }
+                    }
+                    outbox.written(item.bytes.readableBytes)
+                }
             }
         }
         outbox.writerStopped()

@@ -30,6 +30,17 @@ enum HubConnectionTransport: Sendable {
         }
     }
 
+    /// Writes framed hub messages in order: on a WebSocket with one hop to the event loop and one flush; on the
+    /// HTTP transports one by one. Throws once the transport is gone.
+    func send(batch items: [HubOutbox.Item]) async throws {
+        switch self {
+        case .webSocket(let webSocket) where items.count > 1:
+            try await webSocket.send(batch: items.map { (kind: $0.kind, payload: $0.bytes) })
+        default:
+            for item in items { try await send(item.kind, item.bytes) }
+        }
+    }
+
     /// Ends the transport after what was written (WebSocket close 1000; the SSE response ends; the pending poll
     /// is answered 204).
     func close() async {

@@ -22,7 +22,9 @@ final class HubOutbox: Sendable {
 
     /// What the writer does next.
     enum Next: Sendable {
-        case message(Item)
+        /// One or more messages, in queue order (at most ``HubOutbox/maxBatchCount`` messages, and past the first
+        /// one at most ``HubOutbox/maxBatchBytes``): written together, with one flush.
+        case messages([Item])
         /// Send the `Sequence` and replay on the new transport.
         case resume
     }
@@ -39,6 +41,11 @@ final class HubOutbox: Sendable {
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
         var lastEnqueue = ContinuousClock.now
     }
+
+    /// The most messages one ``next()`` hands to the writer.
+    static let maxBatchCount = 64
+    /// The most bytes one ``next()`` hands to the writer beyond its first message: 64 KiB (65 536).
+    static let maxBatchBytes = 1 << 16
 
     /// The bound on pending bytes.
     let limit: Int
@@ -110,7 +117,8 @@ final class HubOutbox: Sendable {
     /// Whether a ``requestResume()`` waits for the writer.
     var resumePending: Bool { state.withLockedValue { $0.resumeRequested } }
 
-    /// The writer's next step; nil when finished and empty, or after an overflow.
+    /// The writer's next step (a resume, or a batch of queued messages); nil when finished and empty, or after an
+    /// overflow.
     func next() async -> Next? {
         while true {
             let item = state.withLockedValue { state -> Next?? in
@@ -120,13 +128,23 @@ final class HubOutbox: Sendable {
                     return .some(.resume)
                 }
                 if state.head < state.items.count {
-                    let item = state.items[state.head]
+                    // Everything queued (within the batch bounds) goes at once: one hop to the event loop and
+                    // one flush for a burst, instead of one per message.
+                    var batch = [state.items[state.head]]
+                    var bytes = 0
                     state.head += 1
+                    while state.head < state.items.count, batch.count < Self.maxBatchCount {
+                        let next = state.items[state.head]
+                        bytes += next.bytes.readableBytes
+                        if bytes > Self.maxBatchBytes { break }
+                        batch.append(next)
+                        state.head += 1
+                    }
                     if state.head == state.items.count {
                         state.items.removeAll(keepingCapacity: true)
                         state.head = 0
                     }
-                    return .some(.message(item))
+                    return .some(.messages(batch))
                 }
                 if state.finished { return .some(nil) }
                 return nil

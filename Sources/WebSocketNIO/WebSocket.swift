@@ -158,6 +158,23 @@ public final class WebSocket: Sendable {
         }
     }
 
+    /// Sends several whole messages, in order, with one hop to the event loop and one flush: small ones leave in
+    /// one buffer (one `write`), larger ones as header plus payload buffer (one `writev` for the lot). Each is one
+    /// unfragmented frame, compressed when permessage-deflate was negotiated and `encode` is `true`. Returns once
+    /// all are written to the socket (after waiting for writability, as ``send(_:_:encode:)``).
+    /// - Parameter messages: each message's kind and payload (the buffers' readable bytes; not copied on the
+    ///   server side unless small). An empty array returns at once.
+    /// - Throws: ``WebSocketError/connectionClosed`` when the connection is closing or closed (messages before
+    ///   the failing one may have been written); ``WebSocketError/sendFailed(_:)`` when the core refuses one.
+    public func send(batch messages: [(kind: MessageKind, payload: ByteBuffer)], encode: Bool = true)
+        async throws(WebSocketError)
+    {
+        guard !messages.isEmpty else { return }
+        try await self.run { handler, promise throws(WebSocketError) in
+            try handler.sendMessages(messages, encode: encode, promise: promise)
+        }
+    }
+
     /// Sends one message as several frames (RFC 6455 §5.4): the first fragment carries the kind, the others are
     /// continuation frames, the last has FIN. An empty sequence sends one empty message.
     public func send<Fragments: Sequence<ByteBuffer>>(

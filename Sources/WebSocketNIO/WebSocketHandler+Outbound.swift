@@ -53,6 +53,39 @@ extension WebSocketHandler {
         }
     }
 
+    /// Several whole messages with one flush: they are written as the answers to one read are (small frames
+    /// gathered into one buffer), then flushed once. `promise` completes when the last one is written.
+    /// - Throws: as ``sendFrame(_:_:fin:encode:promise:)``; `promise` is then failed with the same error.
+    func sendMessages(
+        _ messages: [(kind: MessageKind, payload: ByteBuffer)],
+        encode: Bool,
+        promise: EventLoopPromise<Void>
+    ) throws(WebSocketError) {
+        let wasProcessingInbound = self.isProcessingInbound
+        // Writes made while a read is processed are gathered and flushed once at its end (`afterSend` defers
+        // to it); a batch is gathered the same way, and ends below as a read does.
+        self.isProcessingInbound = true
+        do {
+            for (index, message) in messages.enumerated() {
+                try self.writeDataFrame(
+                    message.kind.opcode, .buffer(message.payload), fin: true, encode: encode,
+                    promise: index == messages.count - 1 ? promise : nil)
+            }
+        } catch {
+            self.isProcessingInbound = wasProcessingInbound
+            promise.fail(error)
+            if !wasProcessingInbound { self.flushAfterBatch() }
+            throw error
+        }
+        self.isProcessingInbound = wasProcessingInbound
+        if !wasProcessingInbound { self.flushAfterBatch() }
+    }
+
+    private func flushAfterBatch() {
+        guard let context = self.context else { return }
+        self.afterSend(context: context)
+    }
+
     private func writeDataFrame(
         _ opcode: Opcode,
         _ payload: OutboundPayload,

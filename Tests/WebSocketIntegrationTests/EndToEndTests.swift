@@ -89,6 +89,33 @@ struct EndToEndTests {
         }
     }
 
+    @Test("a batch send arrives as separate messages, in order", arguments: routes)
+    func batchSend(route: String) async throws {
+        try await EchoServer.with { server in
+            let ws = try await WebSocket.connect(to: server.url(route))
+            var iterator = ws.messages.makeAsyncIterator()
+            let large = testPayload(200_000, seed: 3)
+            let batch: [(kind: MessageKind, payload: ByteBuffer)] = [
+                (.text, ByteBuffer(string: "first")),
+                (.binary, large),
+                (.binary, ByteBuffer()),
+                (.text, ByteBuffer(string: "last")),
+            ]
+            try await ws.send(batch: batch)
+            try await ws.send(batch: [])
+            for expected in batch {
+                let message = try #require(await iterator.next())
+                #expect(message.kind == expected.kind)
+                #expect(message.payload == expected.payload)
+            }
+            await ws.close()
+            // Closed: the batch is refused as a whole.
+            await #expect(throws: WebSocketError.connectionClosed) {
+                try await ws.send(batch: [(.text, ByteBuffer(string: "late"))])
+            }
+        }
+    }
+
     @Test("a fragmented send arrives as one message", arguments: routes)
     func fragmentedSend(route: String) async throws {
         try await EchoServer.with { server in
