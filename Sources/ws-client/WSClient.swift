@@ -110,7 +110,11 @@ struct WSClient: AsyncParsableCommand {
             configuration.proxyEnvironment = .processEnvironment
         }
         if let caCert {
+            #if TLS
             configuration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCert))
+            #else
+            throw ValidationError("--ca-cert \(caCert): this build has no TLS (the package trait TLS is off)")
+            #endif
         }
         var received = 0
         let session: (WebSocket) async throws -> Void = { ws in

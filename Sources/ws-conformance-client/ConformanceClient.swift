@@ -106,7 +106,11 @@ struct ConformanceClient: AsyncParsableCommand {
         default: configuration.http2 = .never
         }
         if let caCert {
+            #if TLS
             configuration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCert))
+            #else
+            throw ValidationError("--ca-cert \(caCert): this build has no TLS (the package trait TLS is off)")
+            #endif
         }
         if self.interop, let pooled = self.pooled {
             let ok = try await PooledCheck(url: self.url, configuration: configuration, count: pooled).run()

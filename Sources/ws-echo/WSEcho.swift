@@ -181,6 +181,7 @@ struct WSEcho: AsyncParsableCommand {
         var configuration = Server.Configuration(host: self.host, port: self.port, webSocket: webSocket)
         configuration.logger = logger
         if let tlsCert, let tlsKey {
+            #if TLS
             let chain: [NIOSSLCertificate]
             let key: NIOSSLPrivateKey
             do {
@@ -197,6 +198,10 @@ struct WSEcho: AsyncParsableCommand {
                 certificateChain: chain.map { .certificate($0) },
                 privateKey: .privateKey(key)
             )
+            #else
+            _ = (tlsCert, tlsKey)
+            throw ValidationError("--tls-cert/--tls-key: this build has no TLS (the package trait TLS is off)")
+            #endif
         }
         if self.deflate {
             configuration.perMessageDeflate = self.deflateLowMemory ? .lowMemory : .init()
