@@ -9,9 +9,11 @@ let package = Package(
     name: "WebSocketEngineBenchmarks",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(name: "WebSocketEngine", path: ".."),
+        // Without the TLS trait: no BoringSSL to build (the benchmarks run on plain ws:// and TCP).
+        .package(name: "WebSocketEngine", path: "..", traits: []),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .executableTarget(
@@ -27,13 +29,38 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .target(name: "CEpoll", path: "Sources/CEpoll"),
+        // Sockets, CPU and memory readings, the WebSocket opening handshake: shared by the load generators.
+        .target(name: "BenchSupport", path: "Sources/BenchSupport"),
         .executableTarget(
             name: "ws-bench",
             dependencies: [
-                "CEpoll",
+                "CEpoll", "BenchSupport",
                 .product(name: "WebSocketCore", package: "WebSocketEngine"),
             ],
             path: "Sources/ws-bench"
+        ),
+        // The SignalR hub load generator (Echo, SendPayload, EchoAll broadcasts; JSON and MessagePack) and the
+        // hub it loads, on the contract of ASP.NET Core's SignalR benchmark server; see hubs.sh.
+        .executableTarget(
+            name: "hub-bench",
+            dependencies: [
+                "CEpoll", "BenchSupport",
+                .product(name: "WebSocketCore", package: "WebSocketEngine"),
+            ],
+            path: "Sources/hub-bench"
+        ),
+        .executableTarget(
+            name: "hub-bench-server",
+            dependencies: [
+                .product(name: "Hubs", package: "WebSocketEngine"),
+                .product(name: "HubProtocol", package: "WebSocketEngine"),
+                .product(name: "WebSocketServer", package: "WebSocketEngine"),
+                .product(name: "RedisBackplane", package: "WebSocketEngine"),
+                .product(name: "RedisClient", package: "WebSocketEngine"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/hub-bench-server"
         ),
         .executableTarget(
             name: "deflate-throughput",

@@ -4,6 +4,7 @@
   python3 Benchmarks/report.py micro  results/micro-run*.txt     # `swift package benchmark` text outputs
   python3 Benchmarks/report.py compare results/compare-*.txt     # compare.sh RESULT lines
   python3 Benchmarks/report.py goals  results/micro-run*.txt     # exit 1 when a ratio goal is missed
+  python3 Benchmarks/report.py hubs   results/hubs-*.txt          # hubs.sh RESULT lines (hub-bench, ws-bench)
 
 Every figure is a median over runs of a per-run value; every ratio is computed inside one run (ours and the
 peer measured in the same process or compare.sh pass) and then the median of those ratios is shown, with the
@@ -300,8 +301,73 @@ def compare(paths):
     print("\n".join(lines))
 
 
+def hubs(paths):
+    """hubs.sh: one row per cell (label, scenario, protocol, servers, connections, in flight), medians over the
+    runs; then ratios computed inside each run against the raw WebSocket echo and the in-process broadcast."""
+    runs = [parse_compare(p) for p in paths]
+
+    def key(row):
+        return (row.get("label"), row.get("scenario", "echo"), row.get("protocol", "ws"), row.get("servers", "1"),
+                row["conns"], row["inflight"])
+
+    cells = []
+    for run in runs:
+        for row in run:
+            if "conns" in row and key(row) not in cells:
+                cells.append(key(row))
+
+    def values(cell, field):
+        return [float(r[field]) for run in runs for r in run
+                if "conns" in r and key(r) == cell and r.get(field, "NA") != "NA"]
+
+    def med(cell, field, fmt="{:,.0f}"):
+        v = values(cell, field)
+        return fmt.format(statistics.median(v)) if v else "–"
+
+    lines = ["\n### Hub benchmarks (hubs.sh; medians of runs)\n",
+             "| cell | scenario | protocol | servers | conns × in flight | messages/s | p50 µs | p99 µs | "
+             "server CPU µs/msg | Redis CPU % | lost |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for cell in cells:
+        label, scenario, protocol, servers, conns, inflight = cell
+        lines.append(f"| {label} | {scenario} | {protocol} | {servers} | {conns} × {inflight} | "
+                     f"{med(cell, 'msgs_per_s')} | {med(cell, 'p50_us')} | {med(cell, 'p99_us')} | "
+                     f"{med(cell, 'server_cpu_us_per_msg', '{:,.2f}')} | {med(cell, 'redis_cpu_pct')} | "
+                     f"{med(cell, 'lost')} |")
+
+    def ratio_rows(title, pairs):
+        out = [f"\n{title}\n", "| numerator | denominator | field | ratio (median; per run) |", "|---|---|---|---|"]
+        for a, b, field in pairs:
+            ratios = []
+            for run in runs:
+                va = [float(r[field]) for r in run if "conns" in r and key(r) == a and r.get(field, "NA") != "NA"]
+                vb = [float(r[field]) for r in run if "conns" in r and key(r) == b and r.get(field, "NA") != "NA"]
+                if va and vb and vb[0] > 0:
+                    ratios.append(va[0] / vb[0])
+            if ratios:
+                out.append(f"| {' '.join(a[:3])} {a[4]}×{a[5]} | {' '.join(b[:3])} {b[4]}×{b[5]} | {field} | "
+                           f"{fmt_ratio(ratios)} |")
+        return out if len(out) > 3 else []
+
+    pairs = []
+    for cell in cells:
+        label, scenario, protocol, servers, conns, inflight = cell
+        if label == "hub-echo":
+            raw = next((c for c in cells if c[0] == "ws-echo" and c[4] == conns and c[5] == inflight), None)
+            if raw:
+                pairs.append((cell, raw, "server_cpu_us_per_msg"))
+        if label.startswith("cross-"):
+            twin = label.replace("cross-", "hub-", 1)
+            local = next((c for c in cells if c[0] == twin and c[2] == protocol and c[4] == conns), None)
+            if local:
+                for field in ("msgs_per_s", "server_cpu_us_per_msg", "p50_us", "p99_us"):
+                    pairs.append((cell, local, field))
+    lines += ratio_rows("### Ratios inside each run", pairs)
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("micro", "compare", "goals"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("micro", "compare", "goals", "hubs"):
         print(__doc__)
         sys.exit(2)
     command, files = sys.argv[1], sys.argv[2:]
@@ -309,5 +375,7 @@ if __name__ == "__main__":
         micro(files)
     elif command == "goals":
         sys.exit(goals(files))
+    elif command == "hubs":
+        hubs(files)
     else:
         compare(files)

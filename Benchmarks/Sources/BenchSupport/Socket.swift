@@ -2,10 +2,10 @@
     import Glibc
 #endif
 
-/// Thin wrappers over POSIX sockets and epoll (Linux).
-enum Socket {
+/// Thin wrappers over POSIX sockets (Linux), shared by the load generators `ws-bench` and `hub-bench`.
+public enum Socket {
     /// A blocking TCP connection to `host:port` (IPv4 literal) with TCP_NODELAY set.
-    static func connect(host: String, port: UInt16) -> Int32 {
+    public static func connect(host: String, port: UInt16) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { fail("socket: \(errnoText())") }
         var address = sockaddr_in()
@@ -23,13 +23,13 @@ enum Socket {
         return fd
     }
 
-    static func setNonBlocking(_ fd: Int32) {
+    public static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     }
 
     /// Writes all of `bytes` on a blocking socket.
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -41,18 +41,18 @@ enum Socket {
     }
 }
 
-func errnoText() -> String { String(cString: strerror(errno)) }
+public func errnoText() -> String { String(cString: strerror(errno)) }
 
 /// CLOCK_MONOTONIC in nanoseconds.
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
 
 /// This process's user + system CPU time in seconds.
-func selfCPUSeconds() -> Double {
+public func selfCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
@@ -60,7 +60,7 @@ func selfCPUSeconds() -> Double {
 }
 
 /// Another process's user + system CPU time in seconds (fields 14 and 15 of /proc/PID/stat).
-func processCPUSeconds(_ pid: Int32) -> Double? {
+public func processCPUSeconds(_ pid: Int32) -> Double? {
     guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
     // Fields after the command name, which may contain spaces: field 3 is the first.
     let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -69,7 +69,7 @@ func processCPUSeconds(_ pid: Int32) -> Double? {
 }
 
 /// Another process's resident set size in KiB (VmRSS in /proc/PID/status).
-func processRSSKiB(_ pid: Int32) -> Int? {
+public func processRSSKiB(_ pid: Int32) -> Int? {
     guard let status = readFile("/proc/\(pid)/status") else { return nil }
     for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
         return Int(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
@@ -77,7 +77,7 @@ func processRSSKiB(_ pid: Int32) -> Int? {
     return nil
 }
 
-func readFile(_ path: String) -> String? {
+public func readFile(_ path: String) -> String? {
     guard let file = fopen(path, "r") else { return nil }
     defer { fclose(file) }
     var bytes: [UInt8] = []

@@ -1,56 +1,9 @@
+import BenchSupport
 import WebSocketCore
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// The RFC 6455 §1.3 sample key and its accept value: every connection uses it, so the client needs no SHA-1.
-let handshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
-let handshakeAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-/// Performs the opening handshake on a blocking socket; returns bytes that arrived after the response head.
-func handshake(fd: Int32, options: Options) -> [UInt8] {
-    let request =
-        "GET \(options.path) HTTP/1.1\r\nHost: \(options.host):\(options.port)\r\nUpgrade: websocket\r\n"
-        + "Connection: Upgrade\r\nSec-WebSocket-Key: \(handshakeKey)\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    Socket.writeAll(fd, Array(request.utf8))
-    var response: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
-        guard n > 0 else { fail("handshake: connection closed or failed (\(errnoText()))") }
-        response.append(contentsOf: chunk[0..<n])
-        if let end = headEnd(response) {
-            let head = String(decoding: response[0..<end], as: UTF8.self)
-            guard head.hasPrefix("HTTP/1.1 101") else { fail("handshake refused: \(head.prefix(200))") }
-            let lines = head.split(separator: "\r\n")
-            let accept = lines.first { $0.lowercased().hasPrefix("sec-websocket-accept:") }
-            guard let accept,
-                accept.split(separator: ":", maxSplits: 1).last?.trimmingSpaces == Substring(handshakeAccept)
-            else { fail("handshake: bad Sec-WebSocket-Accept in \(head.prefix(300))") }
-            return Array(response[end...])
-        }
-        if response.count > 16 << 10 { fail("handshake: response head too long") }
-    }
-}
-
-private func headEnd(_ bytes: [UInt8]) -> Int? {
-    guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4)
-    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-        return i + 4
-    }
-    return nil
-}
-
-extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
-        while s.last == " " || s.last == "\t" { s = s.dropLast() }
-        return s
-    }
-}
 
 /// Counters shared by all connections of one run.
 final class Stats {

@@ -1,3 +1,5 @@
+import BenchSupport
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -107,23 +109,5 @@ struct Options {
             return Int(upper.prefix { $0.isNumber }).map { $0 << 20 }
         }
         return Int(text)
-    }
-}
-
-func fail(_ message: String) -> Never {
-    var standardError = StandardError()
-    print("ws-bench: \(message)", to: &standardError)
-    exit(2)
-}
-
-func need<T>(_ value: T?, _ message: String) -> T {
-    guard let value else { fail(message) }
-    return value
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 }

@@ -1,3 +1,4 @@
+import BenchSupport
 import CEpoll
 import WebSocketCore
 
@@ -154,18 +155,11 @@ func runLoad(_ options: Options) {
             + "client_cpu_pct=\(formatted(clientCPU / elapsed * 100, 0))")
 }
 
-func formatted(_ value: Double, _ digits: Int = 1) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
-    return digits == 0 ? String(Int(rounded)) : String(rounded)
-}
-
 func modeName(_ options: Options) -> String { options.mode == .raw ? "raw" : "ws" }
 
 func openConnection(_ options: Options) -> (fd: Int32, early: [UInt8]) {
     let fd = Socket.connect(host: options.host, port: options.port)
-    let early = options.mode == .webSocket ? handshake(fd: fd, options: options) : []
+    let early = options.mode == .webSocket ? webSocketHandshake(fd: fd, host: options.host, port: options.port, path: options.path) : []
     return (fd, early)
 }
 
