@@ -33,7 +33,8 @@ struct BackplaneBroadcastTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             try #require(b.backplaneStatistics?.received ?? 0 > 0)
-            let drained = await eventually { a.backplaneStatistics?.published == probes }
+            let sent = probes
+            let drained = await eventually { a.backplaneStatistics?.published == sent }
             try #require(drained)
             try await makeServer([EventStreamRoute(path: "/b", handler: .broadcast(a))]).withRunning { serverA in
                 try await makeServer([EventStreamRoute(path: "/b", handler: .broadcast(b))]).withRunning { serverB in
@@ -97,6 +98,36 @@ struct BackplaneBroadcastTests {
             #expect(events?.map(\.data) == ["2", "3", "4", "5", "6"])
             #expect(events?.map(\.lastEventID) == ["2", "3", "4", "5", "6"])
             #expect(a.sharedHistoryFailures == 0 && b.sharedHistoryFailures == 0)
+            await client.close()
+        }
+    }
+
+    @Test("an event the client already has (its Last-Event-ID) that arrives late over the backplane is not resent")
+    func lateBackplaneEventNotResent() async throws {
+        let history = GatedHistory(readBeforeGate: false)
+        for number in 1...4 { _ = try await history.append(ServerSentEvent(data: "\(number)")) }
+        let b = EventStreamBroadcaster(sharedHistory: history)
+        try await makeServer([EventStreamRoute(path: "/b", handler: .broadcast(b))]).withRunning { server in
+            history.close()
+            // The client saw event 4 on server A and resumes on B before A's publication of 4 reached B.
+            let client = try await rawStream(server, "/b", ["Last-Event-ID: 4"])
+            #expect(await eventually { history.waitingReads == 1 })
+            for number in 4...5 {
+                let event = try ServerSentEvent(data: "\(number)", id: "\(number)")
+                b.receive(
+                    BackplaneMessage(
+                        target: .all,
+                        payloads: [
+                            .init(
+                                encoding: EventStreamBroadcaster.backplaneEventEncoding,
+                                bytes: EventStreamEncoder.encode(event)),
+                            .init(encoding: EventStreamBroadcaster.backplaneIDEncoding, bytes: Array("\(number)".utf8)),
+                        ]
+                    ))
+            }
+            history.open()
+            b.publish(ServerSentEvent(data: "end"))
+            #expect(await waitForEvents(client, 2)?.events.map(\.data) == ["5", "end"])
             await client.close()
         }
     }

@@ -145,10 +145,11 @@ public final class EventStreamBroadcaster: BackplaneReceiver, Service {
     /// The queue of events for the other servers, with a backplane.
     private let publisher: BackplanePublisher?
 
-    /// The backplane payload encodings: the event as written to the streams (UTF-8 `text/event-stream`), and its
-    /// ID (UTF-8, present when the event has one).
-    static let eventEncoding = "text/event-stream"
-    static let idEncoding = "id"
+    /// The encoding of the backplane payload that holds one event exactly as it is written to the streams (its
+    /// UTF-8 `text/event-stream` bytes, `id` field included, ending with the blank line).
+    public static let backplaneEventEncoding = "text/event-stream"
+    /// The encoding of the backplane payload that holds the event's ID (UTF-8), present when the event has one.
+    public static let backplaneIDEncoding = "id"
 
     /// - Parameters:
     ///   - configuration: the built-in history's limits and the resumption policy (with `sharedHistory`, only
@@ -182,6 +183,8 @@ public final class EventStreamBroadcaster: BackplaneReceiver, Service {
     /// publishes this server's events in order, and unregisters when cancelled or on graceful shutdown; events
     /// still queued then are dropped (counted). Without one it only waits for cancellation or graceful shutdown.
     /// Run it once, before or while publishing (events published before it runs wait in the bounded queue).
+    /// - Throws: never (the `Service` requirement is throwing); a broker that cannot be reached is the backplane's
+    ///   to retry, and the events meanwhile count as ``BackplaneStatistics/failed``.
     public func run() async throws {
         guard let publisher else {
             try? await gracefulShutdown()
@@ -246,8 +249,8 @@ public final class EventStreamBroadcaster: BackplaneReceiver, Service {
 
     /// One event for the other servers: its encoded bytes and its ID.
     private static func backplaneMessage(_ encoded: [UInt8], id: String?) -> BackplaneMessage {
-        var payloads = [BackplaneMessage.Payload(encoding: eventEncoding, bytes: encoded)]
-        if let id { payloads.append(.init(encoding: idEncoding, bytes: Array(id.utf8))) }
+        var payloads = [BackplaneMessage.Payload(encoding: backplaneEventEncoding, bytes: encoded)]
+        if let id { payloads.append(.init(encoding: backplaneIDEncoding, bytes: Array(id.utf8))) }
         return BackplaneMessage(target: .all, payloads: payloads)
     }
 
@@ -463,10 +466,12 @@ public final class EventStreamBroadcaster: BackplaneReceiver, Service {
     // MARK: - BackplaneReceiver
 
     /// Delivers an event another server's broadcaster published (as ``publish(_:)`` does, without publishing it
-    /// again). Messages without the event payload are ignored.
+    /// again): `message` (target ``Backplane/BackplaneTarget/all``) holds the payloads
+    /// ``backplaneEventEncoding`` (the encoded event, written as it is) and, when the event has an ID,
+    /// ``backplaneIDEncoding``. A message without the event payload is ignored.
     public func receive(_ message: BackplaneMessage) {
-        guard let encoded = message.payload(for: Self.eventEncoding) else { return }
-        let id = message.payload(for: Self.idEncoding).map { String(decoding: $0, as: UTF8.self) }
+        guard let encoded = message.payload(for: Self.backplaneEventEncoding) else { return }
+        let id = message.payload(for: Self.backplaneIDEncoding).map { String(decoding: $0, as: UTF8.self) }
         let entry = Entry(id: id, bytes: ByteBuffer(bytes: encoded))
         state.withLockedValue { state in
             state.backplaneReceived += 1
