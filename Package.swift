@@ -244,7 +244,7 @@ let package = Package(
         .executableTarget(
             name: "sse-ticker",
             dependencies: [
-                "WebSocketServer", "RedisEventHistory", "RedisClient",
+                "WebSocketServer", "RedisEventHistory", "RedisClient", "RedisBackplane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -257,7 +257,7 @@ let package = Package(
         .testTarget(
             name: "EventStreamIntegrationTests",
             dependencies: [
-                "WebSocketServer", "EventSourceClient", "WebSocketNIOTestSupport",
+                "WebSocketServer", "EventSourceClient", "WebSocketNIOTestSupport", "Backplane",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RedisBackplane
 import RedisClient
 import RedisEventHistory
 import WebSocketServer
@@ -14,7 +15,9 @@ struct SSETicker: AsyncParsableCommand {
             N+1; after --count events the stream ends, and a reconnect whose Last-Event-ID is the last tick gets \
             204 No Content (browsers stop reconnecting). A Last-Event-ID that is not a tick number gets 400.
             GET /broadcast streams one shared ticker to every client (ids 1, 2, 3 ... from the server's start), \
-            with a replay history of --history events: a reconnecting client gets exactly the ticks it missed.
+            with a replay history of --history events: a reconnecting client gets exactly the ticks it missed. \
+            With --redis, every sse-ticker on that Redis shares the history and each one's /broadcast ticks reach \
+            the clients of all of them live (Redis pub/sub).
             Runs until SIGINT or SIGTERM; then every stream ends.
             """
     )
@@ -54,13 +57,18 @@ struct SSETicker: AsyncParsableCommand {
     @Option(
         help: """
             HOST:PORT of a Redis server: /broadcast keeps its replay history in the Redis stream --redis-key, \
-            shared with every sse-ticker on that Redis (ids are stream entry IDs; a client can resume on any of them).
+            shared with every sse-ticker on that Redis (ids are stream entry IDs; a client can resume on any of them), \
+            and sends its live ticks to the /broadcast clients of every sse-ticker on that Redis (pub/sub channels \
+            named after --redis-key).
             """
     )
     var redis: String?
 
-    @Option(help: "With --redis: the stream's key.")
+    @Option(help: "With --redis: the stream's key (and the prefix of the pub/sub channels).")
     var redisKey = "sse-ticker:broadcast"
+
+    @Option(help: "With --redis: this server's identity among the sse-tickers on one Redis (default: a random one).")
+    var serverId: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
@@ -126,9 +134,28 @@ struct SSETicker: AsyncParsableCommand {
                 )
             )
         }
+        let backplane = redis.flatMap(redisAddress).map { host, port in
+            var backplaneConfiguration = RedisBackplaneConfiguration(
+                redis: RedisConfiguration(host: host, port: port),
+                prefix: redisKey
+            )
+            backplaneConfiguration.logger = logger
+            return RedisBackplane(
+                serverId: serverId ?? "sse-ticker-\(UInt64.random(in: 0...UInt64.max))",
+                configuration: backplaneConfiguration
+            )
+        }
+        if let redis, let backplane {
+            logger.info(
+                "sharing /broadcast through Redis",
+                metadata: ["redis": "\(redis)", "key": "\(redisKey)", "server": "\(backplane.serverId)"]
+            )
+        }
         let broadcaster = EventStreamBroadcaster(
             configuration: .init(historyCount: history),
-            sharedHistory: sharedHistory
+            sharedHistory: sharedHistory,
+            backplane: backplane,
+            scope: "/broadcast"
         )
         let dropBroadcastAfter = interval * dropAfter
         let broadcast = EventStreamRoute(
@@ -151,10 +178,14 @@ struct SSETicker: AsyncParsableCommand {
         logger.info("serving Server-Sent Events on /ticker and /broadcast")
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: server),
-                    .init(service: BroadcastTicker(broadcaster: broadcaster, interval: interval, count: count)),
-                ],
+                // Reverse order on shutdown: the ticks stop, then the server, then the broadcaster's backplane link,
+                // then the backplane's Redis connections.
+                services: (backplane.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                    + [
+                        .init(service: broadcaster),
+                        .init(service: server),
+                        .init(service: BroadcastTicker(broadcaster: broadcaster, interval: interval, count: count)),
+                    ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -1,11 +1,14 @@
-"""SSE resumption across servers with a third-party client: two sse-ticker processes share their /broadcast
-history through a real redis-server (--redis, a Redis stream); launchdarkly-eventsource reads from the first,
-drops, and resumes on the second with Last-Event-ID: it gets exactly the entries the stream holds after that ID."""
+"""SSE across servers with a third-party client: two sse-ticker processes share their /broadcast history (a
+Redis stream) and their live events (Redis pub/sub, the backplane) through a real redis-server (--redis).
+launchdarkly-eventsource reads from the first, drops, and resumes on the second with Last-Event-ID: it gets
+exactly the entries the stream holds after that ID; and a client of the second server gets the first server's
+events live, each once and in order, also across a resumption."""
 
 import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -88,3 +91,61 @@ def test_launchdarkly_client_resumes_on_another_server(start_ticker, redis_port)
     assert len(missed) >= 3, missed
     resumed = read_events(client(two.port, last_id), len(missed))
     assert resumed == missed
+
+
+def ld_client(port: int, last_event_id: str | None = None):
+    import ld_eventsource as ld
+    from ld_eventsource.config import ConnectStrategy, ErrorStrategy
+    return ld.SSEClient(
+        connect=ConnectStrategy.http(f"http://127.0.0.1:{port}/broadcast"),
+        initial_retry_delay=0.1,
+        error_strategy=ErrorStrategy.always_continue(),
+        last_event_id=last_event_id,
+    )
+
+
+def all_entries(port: int, key: str) -> list[tuple[str, str]]:
+    return stream_entries(port, key, "0-0")
+
+
+def test_live_events_cross_servers_through_the_backplane(start_ticker, redis_port):
+    pytest.importorskip("ld_eventsource")
+    key = "sse-live"
+    redis = f"127.0.0.1:{redis_port}"
+    # A publishes a tick every 50 ms; B publishes nothing itself (one tick an hour): B's clients get A's ticks
+    # live only through the backplane.
+    a = start_ticker("--interval", "50", "--redis", redis, "--redis-key", key, "--server-id", "a")
+    b = start_ticker("--interval", "3600000", "--redis", redis, "--redis-key", key, "--server-id", "b")
+
+    # A client on each server at the same time: each gets the same run of A's ticks, once each and in order.
+    results: dict[str, list[tuple[str, str]]] = {}
+
+    def read(name: str, port: int):
+        results[name] = read_events(ld_client(port), 12)
+
+    servers = (("a", a.port), ("b", b.port))
+    threads = [threading.Thread(target=read, args=server, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    entries = all_entries(redis_port, key)
+    for name in ("a", "b"):
+        received = results.get(name)
+        assert received is not None and len(received) == 12, (name, received)
+        start = entries.index(received[0])  # the stream's own entries, in its order, with nothing missing or twice
+        assert received == entries[start:start + 12], (name, received)
+        numbers = [int(data) for _, data in received]
+        assert numbers == list(range(numbers[0], numbers[0] + 12)), (name, numbers)
+
+    # A client of B drops and comes back to B with its last ID while A goes on: it gets exactly the missed entries
+    # (replayed from Redis), then A's later ticks live (through the backplane), each once, in the stream's order.
+    first = read_events(ld_client(b.port), 3)
+    last_id = first[-1][0]
+    time.sleep(0.3)  # A publishes about six ticks meanwhile
+    missed = len(stream_entries(redis_port, key, last_id))
+    assert missed >= 3
+    resumed = read_events(ld_client(b.port, last_id), missed + 6)
+    after = stream_entries(redis_port, key, last_id)
+    assert resumed == after[:missed + 6]
+    assert "sharing /broadcast through Redis" in b.output

@@ -1,6 +1,8 @@
+import Backplane
 import NIOConcurrencyHelpers
 import NIOCore
 import ServerSentEvents
+import ServiceLifecycle
 
 /// Publishes events to every stream of its routes (``EventStreamRoute/Handler/broadcast(_:)``) and keeps a
 /// bounded replay history, so that a client that reconnects with `Last-Event-ID` gets exactly the events it
@@ -29,11 +31,23 @@ import ServerSentEvents
 /// after that ID, from whichever server published them, then the live events of its new server, each exactly
 /// once and in order (the replay is read after the stream is registered; live events that arrive meanwhile are
 /// held, bounded by ``Configuration/historyBytes``, and those the replay already holds are dropped). Live
-/// events reach the streams of the publishing server only; carry them to the other servers with a backplane.
+/// events reach the other servers' streams through a backplane (below).
 /// When the shared history cannot be reached: ``publishShared(_:)`` still sends the event live, without an
 /// `id` (the clients keep their last ID), and a reconnecting client gets the live events only; both are
 /// counted in ``sharedHistoryFailures``. The built-in history is not used in this mode.
-public final class EventStreamBroadcaster: Sendable {
+///
+/// Live events on several servers: give every server's broadcaster the same ``Backplane/Backplane`` and `scope`
+/// (``init(configuration:sharedHistory:backplane:scope:)``) and run it (as a `Service`, or ``run()``). Each event is
+/// encoded once; ``publish(_:)`` and ``publishShared(_:)`` deliver it to this server's streams first, then queue
+/// the same bytes (with the event's ID) for one backplane publication. Every other server's broadcaster delivers
+/// it to its streams exactly as one of its own publications (through the same hold-and-drop path during a
+/// replay, and into its built-in history when there is no shared one), in publish order per publisher. The
+/// publishing server never receives its own events back. Delivery across servers is **at most once**: the queue
+/// is bounded (``Configuration/backplanePublishQueueLimit``, ``Configuration/backplanePublishQueueByteLimit``;
+/// past either a new event is dropped for the other servers), and an event published while the broker is down or
+/// slow is lost for them; both are counted in ``backplaneStatistics``. Local delivery never waits for the broker.
+/// The backplane's peers are trusted: what they publish is written to the streams as it is.
+public final class EventStreamBroadcaster: BackplaneReceiver, Service {
     /// History limits and the resumption policy.
     public struct Configuration: Sendable {
         /// The most events kept for replay. Default 1000.
@@ -45,17 +59,27 @@ public final class EventStreamBroadcaster: Sendable {
         /// The most bytes of events (each counted once, however many streams it goes to) waiting for one event
         /// loop to write them; past it the loop's streams are closed (see the type's overview). Default 4 MiB.
         public var maxQueuedBytesPerEventLoop: Int
+        /// With a backplane: the most events waiting to be published to the other servers; past it a new event
+        /// is not sent to them (drop-newest) and ``BackplaneStatistics/dropped`` counts it. Default 10 000.
+        public var backplanePublishQueueLimit: Int
+        /// With a backplane: the most bytes (encoded events) waiting to be published, with the same policy (an
+        /// event that finds the queue empty is always queued). Default 16 MiB (16 777 216).
+        public var backplanePublishQueueByteLimit: Int
 
         public init(
             historyCount: Int = 1000,
             historyBytes: Int = 1 << 20,
             unknownLastEventID: UnknownIDPolicy = .replayHistory,
-            maxQueuedBytesPerEventLoop: Int = 4 << 20
+            maxQueuedBytesPerEventLoop: Int = 4 << 20,
+            backplanePublishQueueLimit: Int = 10_000,
+            backplanePublishQueueByteLimit: Int = 16 << 20
         ) {
             self.historyCount = historyCount
             self.historyBytes = historyBytes
             self.unknownLastEventID = unknownLastEventID
             self.maxQueuedBytesPerEventLoop = maxQueuedBytesPerEventLoop
+            self.backplanePublishQueueLimit = backplanePublishQueueLimit
+            self.backplanePublishQueueByteLimit = backplanePublishQueueByteLimit
         }
     }
 
@@ -67,6 +91,21 @@ public final class EventStreamBroadcaster: Sendable {
         case liveOnly
         /// `event` (e.g. a `reset` event telling the page to reload its state), then the live events.
         case send(ServerSentEvent)
+    }
+
+    /// How the backplane link is doing (``backplaneStatistics``): counts of events since the broadcaster was made.
+    public struct BackplaneStatistics: Sendable, Hashable {
+        /// Events handed to the backplane (its `publish` returned).
+        public var published: Int
+        /// Events not sent to the other servers because the publish queue was full (see
+        /// ``Configuration/backplanePublishQueueLimit``) or the broadcaster no longer runs.
+        public var dropped: Int
+        /// Events the backplane refused (``Backplane/BackplaneError``, e.g. `.unavailable`: the broker was down).
+        public var failed: Int
+        /// Events waiting to be published now.
+        public var queued: Int
+        /// Events from other servers delivered to this server's streams.
+        public var received: Int
     }
 
     private struct Entry {
@@ -94,6 +133,7 @@ public final class EventStreamBroadcaster: Sendable {
         var subscribers: [ObjectIdentifier: Subscriber] = [:]
         var queues: [ObjectIdentifier: LoopQueue] = [:]
         var sharedHistoryFailures = 0
+        var backplaneReceived = 0
     }
 
     public let configuration: Configuration
@@ -102,6 +142,14 @@ public final class EventStreamBroadcaster: Sendable {
     private let state = NIOLockedValueBox(State())
     /// Shared-history appends run one at a time, so that local delivery follows the history's order.
     private let appendGate = AsyncSerialGate()
+    /// The queue of events for the other servers, with a backplane.
+    private let publisher: BackplanePublisher?
+
+    /// The encoding of the backplane payload that holds one event exactly as it is written to the streams (its
+    /// UTF-8 `text/event-stream` bytes, `id` field included, ending with the blank line).
+    public static let backplaneEventEncoding = "text/event-stream"
+    /// The encoding of the backplane payload that holds the event's ID (UTF-8), present when the event has one.
+    public static let backplaneIDEncoding = "id"
 
     /// - Parameters:
     ///   - configuration: the built-in history's limits and the resumption policy (with `sharedHistory`, only
@@ -109,9 +157,53 @@ public final class EventStreamBroadcaster: Sendable {
     ///     ``Configuration/historyBytes``, the bound on live events held for a stream during its replay, apply).
     ///   - sharedHistory: a history shared by several servers (see the type's overview); nil keeps the history in
     ///     this process.
-    public init(configuration: Configuration = .init(), sharedHistory: (any EventHistory)? = nil) {
+    ///   - backplane: carries live events to the broadcasters of the other servers (see the type's overview); the
+    ///     broadcaster must then run (``run()``). Nil (the default) for one server.
+    ///   - scope: the broadcaster's scope on the backplane, the same on every server and unique among the scopes
+    ///     of that backplane (e.g. the route's path). Default `"events"`.
+    public init(
+        configuration: Configuration = .init(),
+        sharedHistory: (any EventHistory)? = nil,
+        backplane: (any Backplane)? = nil,
+        scope: String = "events"
+    ) {
         self.configuration = configuration
         self.sharedHistory = sharedHistory
+        self.publisher = backplane.map {
+            BackplanePublisher(
+                backplane: $0,
+                scope: scope,
+                maxMessages: configuration.backplanePublishQueueLimit,
+                maxBytes: configuration.backplanePublishQueueByteLimit
+            )
+        }
+    }
+
+    /// With a backplane: registers the scope (delivering the other servers' events to this server's streams),
+    /// publishes this server's events in order, and unregisters when cancelled or on graceful shutdown; events
+    /// still queued then are dropped (counted). Without one it only waits for cancellation or graceful shutdown.
+    /// Run it once, before or while publishing (events published before it runs wait in the bounded queue).
+    /// - Throws: never (the `Service` requirement is throwing); a broker that cannot be reached is the backplane's
+    ///   to retry, and the events meanwhile count as ``BackplaneStatistics/failed``.
+    public func run() async throws {
+        guard let publisher else {
+            try? await gracefulShutdown()
+            return
+        }
+        await cancelWhenGracefulShutdown { await publisher.run(receiver: self) }
+    }
+
+    /// The backplane link's counters; nil without a backplane.
+    public var backplaneStatistics: BackplaneStatistics? {
+        guard let publisher else { return nil }
+        let counts = publisher.statistics
+        return BackplaneStatistics(
+            published: counts.published,
+            dropped: counts.dropped,
+            failed: counts.failed,
+            queued: counts.queued,
+            received: state.withLockedValue { $0.backplaneReceived }
+        )
     }
 
     /// Shared-history appends and reads that failed (the store could not be reached); each one meant an event
@@ -128,23 +220,38 @@ public final class EventStreamBroadcaster: Sendable {
     /// ``Configuration/historyCount`` or ``Configuration/historyBytes``).
     ///
     /// With a ``sharedHistory`` the event is sent live but not recorded: use ``publishShared(_:)``.
+    /// With a backplane the event is also queued for the other servers (see the type's overview).
     public func publish(_ event: ServerSentEvent) {
-        let bytes = ByteBuffer(bytes: EventStreamEncoder.encode(event))
+        let encoded = EventStreamEncoder.encode(event)
+        let entry = Entry(id: event.id, bytes: ByteBuffer(bytes: encoded))
         state.withLockedValue { state in
-            if sharedHistory == nil, configuration.historyCount > 0, bytes.readableBytes <= configuration.historyBytes
-            {
-                state.history.append(Entry(id: event.id, bytes: bytes))
-                state.historyBytes += bytes.readableBytes
-                while state.history.count > configuration.historyCount
-                    || state.historyBytes > configuration.historyBytes
-                {
-                    let dropped = state.history.removeFirst()
-                    state.historyBytes -= dropped.bytes.readableBytes
-                }
-            }
             // Enqueued under the lock so that a stream that subscribes concurrently gets its replay first.
-            self.deliver(Entry(id: event.id, bytes: bytes), state: &state)
+            self.record(entry, state: &state)
+            // And queued for the other servers under the same lock: they get this server's events in its order.
+            self.publisher?.enqueue(Self.backplaneMessage(encoded, id: event.id))
         }
+    }
+
+    /// Keeps `entry` in the built-in history (when there is no shared one) and sends it to the streams. Called
+    /// with the lock held.
+    private func record(_ entry: Entry, state: inout State) {
+        let size = entry.bytes.readableBytes
+        if sharedHistory == nil, configuration.historyCount > 0, size <= configuration.historyBytes {
+            state.history.append(entry)
+            state.historyBytes += size
+            while state.history.count > configuration.historyCount || state.historyBytes > configuration.historyBytes {
+                let dropped = state.history.removeFirst()
+                state.historyBytes -= dropped.bytes.readableBytes
+            }
+        }
+        deliver(entry, state: &state)
+    }
+
+    /// One event for the other servers: its encoded bytes and its ID.
+    private static func backplaneMessage(_ encoded: [UInt8], id: String?) -> BackplaneMessage {
+        var payloads = [BackplaneMessage.Payload(encoding: backplaneEventEncoding, bytes: encoded)]
+        if let id { payloads.append(.init(encoding: backplaneIDEncoding, bytes: Array(id.utf8))) }
+        return BackplaneMessage(target: .all, payloads: payloads)
     }
 
     /// Appends `event` to the ``sharedHistory`` and sends it, with the ID the history assigned, to every stream
@@ -153,7 +260,8 @@ public final class EventStreamBroadcaster: Sendable {
     ///
     /// Without a shared history this is ``publish(_:)``. When the append fails, the event is still sent, without
     /// an `id` field (clients keep their last event ID, so a reconnect resumes after the last recorded event), and
-    /// ``sharedHistoryFailures`` counts it.
+    /// ``sharedHistoryFailures`` counts it. With a backplane the event (with its ID) is also queued for the other
+    /// servers, in this server's history order (see the type's overview).
     /// - Returns: the event's ID in the history, or nil when it could not be recorded.
     @discardableResult
     public func publishShared(_ event: ServerSentEvent) async -> String? {
@@ -175,9 +283,10 @@ public final class EventStreamBroadcaster: Sendable {
             recorded = (try? ServerSentEvent(type: event.type, data: event.data, retry: event.retry)) ?? event
             id = nil
         }
-        let bytes = ByteBuffer(bytes: EventStreamEncoder.encode(recorded))
+        let encoded = EventStreamEncoder.encode(recorded)
         state.withLockedValue { state in
-            self.deliver(Entry(id: id, bytes: bytes), state: &state)
+            self.deliver(Entry(id: id, bytes: ByteBuffer(bytes: encoded)), state: &state)
+            self.publisher?.enqueue(Self.backplaneMessage(encoded, id: id))
         }
         return id
     }
@@ -261,8 +370,10 @@ public final class EventStreamBroadcaster: Sendable {
                 }
             }.whenComplete { result in
                 switch result {
-                case .success(let events): self.finishReplay(of: id, events ?? [], failed: events == nil)
-                case .failure: self.finishReplay(of: id, [], failed: false)  // the stream went away first
+                case .success(let events):
+                    self.finishReplay(of: id, events ?? [], failed: events == nil, lastEventID: lastEventID)
+                case .failure:  // the stream went away first
+                    self.finishReplay(of: id, [], failed: false, lastEventID: lastEventID)
                 }
             }
             return
@@ -286,15 +397,19 @@ public final class EventStreamBroadcaster: Sendable {
         }
     }
 
-    /// Sends a stream its shared-history replay, then the live events held meanwhile that the replay does not
-    /// already hold, and from then on the live events directly.
-    private func finishReplay(of key: ObjectIdentifier, _ replay: [ServerSentEvent], failed: Bool) {
+    /// Sends a stream its shared-history replay, then the live events held meanwhile that the replay (or the client,
+    /// as its `lastEventID`) does not already hold, and from then on the live events directly.
+    private func finishReplay(
+        of key: ObjectIdentifier, _ replay: [ServerSentEvent], failed: Bool, lastEventID: String
+    ) {
         state.withLockedValue { state in
             if failed { state.sharedHistoryFailures += 1 }
             guard var subscriber = state.subscribers[key], let held = subscriber.held else { return }
             subscriber.held = nil
             state.subscribers[key] = subscriber
-            let replayed = Set(replay.compactMap(\.id))
+            // An event the client saw on another server before that server's backplane publication reached this
+            // one arrives here late: its ID is the client's last one.
+            let replayed = Set(replay.compactMap(\.id) + [lastEventID])
             var buffers = replay.map { ByteBuffer(bytes: EventStreamEncoder.encode($0)) }
             for entry in held.entries where entry.id.map({ !replayed.contains($0) }) ?? true {
                 buffers.append(entry.bytes)
@@ -346,5 +461,26 @@ public final class EventStreamBroadcaster: Sendable {
                 for buffer in batch.buffers where !output.value.writeOrDrop(buffer) { break }
             }
         }
+    }
+
+    // MARK: - BackplaneReceiver
+
+    /// Delivers an event another server's broadcaster published (as ``publish(_:)`` does, without publishing it
+    /// again): `message` (target ``Backplane/BackplaneTarget/all``) holds the payloads
+    /// ``backplaneEventEncoding`` (the encoded event, written as it is) and, when the event has an ID,
+    /// ``backplaneIDEncoding``. A message without the event payload is ignored.
+    public func receive(_ message: BackplaneMessage) {
+        guard let encoded = message.payload(for: Self.backplaneEventEncoding) else { return }
+        let id = message.payload(for: Self.backplaneIDEncoding).map { String(decoding: $0, as: UTF8.self) }
+        let entry = Entry(id: id, bytes: ByteBuffer(bytes: encoded))
+        state.withLockedValue { state in
+            state.backplaneReceived += 1
+            self.record(entry, state: &state)
+        }
+    }
+
+    /// Event streams have no groups: always false.
+    public func applyGroupChange(_ change: GroupMembershipChange, connectionId: String, group: String) async -> Bool {
+        false
     }
 }
