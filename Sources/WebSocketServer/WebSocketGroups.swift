@@ -80,18 +80,14 @@ public final class WebSocketGroups: BackplaneReceiver {
         var groups: [String: Set<String>] = [:]
         var users: [String: Set<String>] = [:]
         var slowConsumersClosed = 0
-        var queues: [ObjectIdentifier: LoopQueue] = [:]
+        var queues = EventLoopBatchQueues<Batch>()
     }
 
     /// A local connection a message goes to.
     private typealias Recipient = (id: String, handle: WebSocketSendHandle)
 
-    /// Messages waiting for one event loop, in send order, with the connections (on that loop) each goes to.
-    private struct LoopQueue {
-        var batches: [(message: WebSocketSharedMessage, recipients: [Recipient])] = []
-        var bytes = 0
-        var drainScheduled = false
-    }
+    /// A message waiting for one event loop, with the connections (on that loop) it goes to.
+    private typealias Batch = (message: WebSocketSharedMessage, recipients: [Recipient])
 
     /// The backplane scope: the route's path.
     public let scope: String
@@ -367,20 +363,15 @@ public final class WebSocketGroups: BackplaneReceiver {
             byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append(recipient)
         }
         let size = message.frame.readableBytes
-        for (key, (loop, loopRecipients)) in byLoop {
-            var queue = state.queues[key] ?? LoopQueue()
-            queue.batches.append((message, loopRecipients))
-            queue.bytes += size
-            // Only a backlog is an overload: one large message on an idle loop is queued whatever its size (the
-            // per-connection limit judges it), as the connections' own buffers do for their first message.
-            if queue.bytes > configuration.maxQueuedBytesPerEventLoop, queue.bytes - size > 0 {
+        for (loop, loopRecipients) in byLoop.values {
+            let appended = state.queues.append(
+                (message, loopRecipients), bytes: size, to: loop, limit: configuration.maxQueuedBytesPerEventLoop)
+            if !appended.dropped.isEmpty {
                 // The loop is far behind the senders: close its recipients rather than queue without bound.
                 var overloaded: [String: WebSocketSendHandle] = [:]
-                for batch in queue.batches {
+                for batch in appended.dropped {
                     for recipient in batch.recipients { overloaded[recipient.id] = recipient.handle }
                 }
-                queue.batches = []
-                queue.bytes = 0
                 state.slowConsumersClosed += overloaded.count
                 let code = configuration.slowConsumerCloseCode
                 let closing = Array(overloaded.values)
@@ -388,21 +379,13 @@ public final class WebSocketGroups: BackplaneReceiver {
                     for handle in closing { handle.close(code: code, reason: "server overloaded") }
                 }
             }
-            if !queue.drainScheduled, !queue.batches.isEmpty {
-                queue.drainScheduled = true
-                loop.execute { self.drain(key) }
-            }
-            state.queues[key] = queue
+            if appended.scheduleDrain { loop.execute { self.drain(loop) } }
         }
     }
 
     /// Writes everything queued for one event loop (runs on that loop).
-    private func drain(_ key: ObjectIdentifier) {
-        let batches = state.withLockedValue { state in
-            let batches = state.queues[key]?.batches ?? []
-            state.queues[key] = nil
-            return batches
-        }
+    private func drain(_ loop: any EventLoop) {
+        let batches = state.withLockedValue { $0.queues.take(for: loop) }
         let limit = configuration.maxBufferedBytes
         let code = configuration.slowConsumerCloseCode
         var slow = 0

@@ -169,6 +169,23 @@ struct BroadcastTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("one event larger than the loop queue's limit, on an idle loop, is delivered (only a backlog overloads)")
+    func largeEventOnIdleLoop() async throws {
+        let (group, broadcaster, server) = oneLoopServer()
+        try await server.withRunning { server in
+            let client = try await subscribe(server, broadcaster, count: 1)
+            // 100 kB: past the 64 KiB loop queue, within the stream's 1 MiB buffer.
+            let payload = String(repeating: "w", count: 100_000)
+            broadcaster.publish(try ServerSentEvent(data: payload, id: "big"))
+            let response = await waitForEvents(client, 1)
+            #expect(response?.events.map(\.lastEventID) == ["big"])
+            #expect(response?.events.first?.data.count == 100_000)
+            #expect(broadcaster.subscriberCount == 1)
+            await client.close()
+        }
+        try await group.shutdownGracefully()
+    }
+
     @Test("an event loop far behind the publisher: past the queue limit its streams close, nothing piles up")
     func overloadedLoopClosesItsStreams() async throws {
         let (group, broadcaster, server) = oneLoopServer()

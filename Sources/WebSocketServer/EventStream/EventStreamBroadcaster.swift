@@ -23,7 +23,8 @@ import ServiceLifecycle
 /// loop (a publisher faster than the loops never piles up tasks in front of accepting and reading). When a
 /// loop's queue exceeds ``Configuration/maxQueuedBytesPerEventLoop``, that loop cannot keep up with the
 /// publisher: its queue is discarded and every stream on it is closed, and those clients resume from the
-/// history as above.
+/// history as above. Only a backlog counts: one event on a loop with nothing queued is accepted whatever its
+/// size (the route's `maxBufferedBytes` judges it per stream).
 ///
 /// Several servers: give every server's broadcaster the same ``EventHistory`` (e.g. `RedisEventHistory`, on
 /// Redis Streams) and publish with ``publishShared(_:)``. The history then assigns the event IDs (the same on
@@ -120,18 +121,14 @@ public final class EventStreamBroadcaster: BackplaneReceiver, Service {
         var held: (entries: [Entry], bytes: Int)? = nil
     }
 
-    /// Events waiting for one event loop, in publish order, with the streams (on that loop) each goes to.
-    private struct LoopQueue {
-        var batches: [(buffers: [ByteBuffer], outputs: [NIOLoopBound<EventStreamOutput>])] = []
-        var bytes = 0
-        var drainScheduled = false
-    }
+    /// Events waiting for one event loop, with the streams (on that loop) they go to.
+    private typealias Batch = (buffers: [ByteBuffer], outputs: [NIOLoopBound<EventStreamOutput>])
 
     private struct State {
         var history = CircularBuffer<Entry>()
         var historyBytes = 0
         var subscribers: [ObjectIdentifier: Subscriber] = [:]
-        var queues: [ObjectIdentifier: LoopQueue] = [:]
+        var queues = EventLoopBatchQueues<Batch>()
         var sharedHistoryFailures = 0
         var backplaneReceived = 0
     }
@@ -428,34 +425,23 @@ public final class EventStreamBroadcaster: BackplaneReceiver, Service {
             byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append(subscriber.output)
         }
         let size = buffers.reduce(0) { $0 + $1.readableBytes }
-        for (key, (loop, outputs)) in byLoop {
-            var queue = state.queues[key] ?? LoopQueue()
-            queue.batches.append((buffers, outputs))
-            queue.bytes += size
-            if queue.bytes > configuration.maxQueuedBytesPerEventLoop {
+        for (loop, outputs) in byLoop.values {
+            let appended = state.queues.append(
+                (buffers, outputs), bytes: size, to: loop, limit: configuration.maxQueuedBytesPerEventLoop)
+            if !appended.dropped.isEmpty {
                 // The loop is far behind the publisher: close its streams rather than queue without bound.
                 let overloaded = state.subscribers.values.map(\.output).filter { $0.eventLoop === loop }
-                queue.batches = []
-                queue.bytes = 0
                 loop.execute {
                     for output in overloaded { output.value.abort() }
                 }
             }
-            if !queue.drainScheduled, !queue.batches.isEmpty {
-                queue.drainScheduled = true
-                loop.execute { self.drain(key) }
-            }
-            state.queues[key] = queue
+            if appended.scheduleDrain { loop.execute { self.drain(loop) } }
         }
     }
 
     /// Writes everything queued for one event loop (runs on that loop).
-    private func drain(_ key: ObjectIdentifier) {
-        let batches = state.withLockedValue { state in
-            let batches = state.queues[key]?.batches ?? []
-            state.queues[key] = nil
-            return batches
-        }
+    private func drain(_ loop: any EventLoop) {
+        let batches = state.withLockedValue { $0.queues.take(for: loop) }
         for batch in batches {
             for output in batch.outputs {
                 for buffer in batch.buffers where !output.value.writeOrDrop(buffer) { break }
