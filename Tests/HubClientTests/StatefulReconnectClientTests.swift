@@ -134,6 +134,51 @@ struct Paced: AsyncSequence, Sendable {
         try await Self.exchange(hubProtocol, drops: [100: .plain, 250: .alsoTheResume, 420: .plain])
     }
 
+    /// Sends and stream items as fast as they go, and the TCP connection cut every 150 ms, eight times: drops
+    /// also hit resumes whose replay is still being written. Everything arrives once, in order.
+    @Test(arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
+    func dropsDuringResumesAreResumedToo(_ hubProtocol: HubClientConfiguration.HubProtocolChoice) async throws {
+        try await Self.withProxiedServer { proxy in
+            try await withHubConnection(
+                url: "http://127.0.0.1:\(proxy.port)/hub", configuration: Self.clientConfiguration(hubProtocol)
+            ) { client in
+                let id = try await client.invoke("Id", returning: String.self)
+                let count = 1500
+                let received = try await withThrowingTaskGroup(of: [Int].self) { group in
+                    group.addTask {
+                        for number in 0..<count { try await client.send("Record", number) }
+                        return []
+                    }
+                    group.addTask {
+                        var items: [Int] = []
+                        for try await item in try await client.stream("Numbers", count, 1, of: Int.self) {
+                            items.append(item)
+                        }
+                        return items
+                    }
+                    group.addTask {
+                        for _ in 0..<8 {
+                            try await Task.sleep(for: .milliseconds(150))
+                            proxy.dropAll()
+                        }
+                        return []
+                    }
+                    var all: [[Int]] = []
+                    for try await part in group { all.append(part) }
+                    return all.flatMap { $0 }
+                }
+                #expect(received == Array(0..<count))
+                #expect(
+                    await eventually(timeout: .seconds(10)) {
+                        StatefulHub.recorded.withLockedValue { $0[id] ?? [] }.count >= count
+                    })
+                #expect(try await client.invoke("Recorded", returning: [Int].self) == Array(0..<count))
+                #expect(try await client.invoke("Id", returning: String.self) == id)
+                #expect(client.isConnected)
+            }
+        }
+    }
+
     enum Drop: Sendable {
         /// The TCP connection is cut.
         case plain
