@@ -44,13 +44,19 @@ public struct HubClientConfiguration: Sendable {
     /// negotiate with `useStatefulReconnect=true` and, when the server agrees, a version 2 handshake. A lost
     /// WebSocket is then replaced at once by a new one with the same `id`: both sides replay what the other has not
     /// acknowledged, so no message is lost or repeated, pending invocations and streams go on, and the connection
-    /// id and groups stay (no ``HubClientEvent`` is reported). When the server refuses (the connection is gone,
-    /// 404), the connection falls back to ``reconnectDelays``. Needs negotiation (not ``skipNegotiation``).
-    /// Default: false.
+    /// id and groups stay (no ``HubClientEvent`` is reported). This happens at every drop. When the server
+    /// refuses (the connection is gone, 404) or ``statefulReconnectTimeout`` passes, the connection falls back to
+    /// ``reconnectDelays``. Needs negotiation (not ``skipNegotiation``). Default: false.
     public var useStatefulReconnect: Bool
     /// The most bytes of sent messages kept until the server acknowledges them; past it sends wait for an `Ack`.
     /// Default: 100 000 (the JS and .NET clients' default).
     public var statefulReconnectBufferSize: Int
+    /// How long after a drop the client keeps trying to resume (stateful reconnect) while its attempts fail
+    /// without an answer from the server (the network is still down, or the new WebSocket drops during the
+    /// replay); attempts follow each other after 0.1, 0.25, 0.5, then every 1 s. Match it to the server's
+    /// disconnect timeout (ASP.NET Core's and ours default to 15 s): past it the server has ended the connection
+    /// anyway. Default: 15 s.
+    public var statefulReconnectTimeout: Duration
 
     /// SignalR's default reconnect delays: 0, 2, 10, 30 seconds.
     public static let defaultReconnectDelays: [Duration] = [.zero, .seconds(2), .seconds(10), .seconds(30)]
@@ -80,6 +86,7 @@ public struct HubClientConfiguration: Sendable {
         self.invocationQueueLimit = 1000
         self.useStatefulReconnect = false
         self.statefulReconnectBufferSize = 100_000
+        self.statefulReconnectTimeout = .seconds(15)
     }
 }
 

@@ -663,22 +663,58 @@ extension HubClientConnection {
     }
 
     /// Stateful reconnect: a new WebSocket to the same `id` (no negotiate, no handshake), then the `Sequence` and
-    /// the replay. Nil when the server refuses (404 once the connection is gone) or the replay fails.
+    /// the replay. Called after every drop, so a connection resumes as often as its WebSocket drops. An attempt
+    /// that fails on the way (no answer to the upgrade: the network is still down; the new WebSocket dropped
+    /// during the replay) is repeated after 0.1, 0.25, 0.5, then every 1 s, for at most
+    /// ``HubClientConfiguration/statefulReconnectTimeout`` from the drop. Nil when the server refuses (an HTTP
+    /// answer such as 404 once the connection is gone, or a close frame), time is up, or the task is cancelled.
     func resumeStateful(_ link: HubStatefulLink, previous: Session) async -> Opened? {
+        let deadline = ContinuousClock.now + configuration.statefulReconnectTimeout
+        let backoff: [Duration] = [.milliseconds(100), .milliseconds(250), .milliseconds(500)]
+        var attempt = 0
+        while !Task.isCancelled {
+            switch await resumeOnce(link, previous: previous) {
+            case .resumed(let opened):
+                return opened
+            case .refused:
+                return nil
+            case .failed:
+                let delay = attempt < backoff.count ? backoff[attempt] : .seconds(1)
+                attempt += 1
+                guard ContinuousClock.now + delay < deadline else { return nil }
+                do { try await Task.sleep(for: delay) } catch { return nil }
+            }
+        }
+        return nil
+    }
+
+    enum ResumeAttempt {
+        case resumed(Opened)
+        /// The server answered: the connection is gone (or the token is refused).
+        case refused
+        /// The transport failed: worth another attempt.
+        case failed
+    }
+
+    /// One attempt of ``resumeStateful(_:previous:)``.
+    func resumeOnce(_ link: HubStatefulLink, previous: Session) async -> ResumeAttempt {
+        let webSocket: WebSocket
         do {
             let token = try await configuration.accessTokenProvider?()
-            let webSocket = try await openWebSocket(link.webSocketURL, token: token)
-            guard await link.resume(on: webSocket) else {
-                await webSocket.close()
-                return nil
-            }
-            let session = Session(
-                webSocket: webSocket, hubProtocol: previous.hubProtocol, connectionId: previous.connectionId,
-                link: link)
-            return Opened(session: session, iterator: webSocket.messages.makeAsyncIterator(), leftover: [])
+            webSocket = try await openWebSocket(link.webSocketURL, token: token)
+        } catch let error as HubClientError {
+            // An HTTP status is the server's answer; none means the upgrade never got one.
+            return error.status == nil && error.kind == .transportFailed ? .failed : .refused
         } catch {
-            return nil
+            return .refused
         }
+        guard await link.resume(on: webSocket) else {
+            let status = await webSocket.close()
+            return status.code == .abnormalClosure ? .failed : .refused
+        }
+        let session = Session(
+            webSocket: webSocket, hubProtocol: previous.hubProtocol, connectionId: previous.connectionId, link: link)
+        return .resumed(Opened(session: session, iterator: webSocket.messages.makeAsyncIterator(), leftover: []))
     }
 
     /// Sends the handshake request and reads the answer (HubProtocol.md "Overview"; the first frame must hold

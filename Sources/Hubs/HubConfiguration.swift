@@ -58,9 +58,20 @@ public struct HubConfiguration: Sendable {
     /// The most bytes of sent messages kept for replay until the client acknowledges them (ASP.NET Core's
     /// `StatefulReconnectBufferSize`). Above it the connection's writer waits for an `Ack` (messages then queue
     /// in the outbound buffer, bounded by ``maximumBufferedBytes``). Default 100 000.
+    ///
+    /// While the client is disconnected nothing is acknowledged, so a connection holds at most this plus
+    /// ``maximumBufferedBytes`` for it. Server-to-client streams pause when the outbound buffer is half full and
+    /// go on after the resume. A message that would pass ``maximumBufferedBytes`` (a broadcast, a group or
+    /// caller send; these never wait, so that one absent client cannot hold up a sender or the other
+    /// connections) ends the connection at once instead of at the disconnect timeout: `onDisconnected` runs
+    /// with a ``HubConnectionError`` whose reason begins "outbound buffer full while the client was
+    /// disconnected", the id is forgotten (the client's resume gets 404 or a closed WebSocket, and a client with
+    /// automatic reconnection starts a new connection), and the other connections are untouched. ASP.NET Core
+    /// makes the sender wait instead, up to the disconnect timeout.
     public var statefulReconnectBufferSize: Int
     /// How long a stateful connection whose WebSocket dropped waits for the client to reconnect before it ends and
-    /// `onDisconnected` runs (ASP.NET Core's `DisconnectTimeout`). Default 15 s.
+    /// `onDisconnected` runs (ASP.NET Core's `DisconnectTimeout`). Default 15 s. A connection whose buffers fill
+    /// while it waits ends sooner (see ``statefulReconnectBufferSize``).
     public var statefulReconnectDisconnectTimeout: Duration
     /// Where connections log (with the public connection id as metadata; tokens never): refused handshakes,
     /// protocol errors and failed invocations at `debug`. Default: a logger labelled `hubs`.

@@ -17,10 +17,12 @@ import WebSocketServer
 /// version is 2, the writer numbers every trackable message it writes and keeps it in a
 /// ``StatefulReconnectBuffer`` until the client's `Ack` (waiting while the buffer holds more than
 /// ``HubConfiguration/statefulReconnectBufferSize``), the monitor sends an `Ack` each second for what was received,
-/// and the read loop drops the client's duplicates. When the WebSocket ends without a close frame, the read loop
-/// waits up to ``HubConfiguration/statefulReconnectDisconnectTimeout`` for a new WebSocket with the same `id`
-/// (``takeOver(_:)``); the writer then sends a `Sequence` and replays what was not acknowledged, and the
-/// connection goes on (same id, groups, items, streams; `onDisconnected` has not run).
+/// and the read loop drops the client's duplicates. A new WebSocket with the same `id` (``takeOver(_:)``) is
+/// adopted as soon as it arrives, each time the client comes back, even while an inline invocation runs: the
+/// writer sends a `Sequence` and replays what was not acknowledged on it, and the read loop reads it once done
+/// with the old one. When the WebSocket ends without a close frame and no new one is there yet, the read loop
+/// waits up to ``HubConfiguration/statefulReconnectDisconnectTimeout`` for it. The connection goes on (same id,
+/// groups, items, streams; `onDisconnected` has not run).
 final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     let endpoint: HubEndpoint<H>
     /// The transport in use (a stateful reconnect replaces the WebSocket).
@@ -39,16 +41,17 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
 
     private enum TakeOverStep {
         case refuse
-        case resume(CheckedContinuation<WebSocket?, Never>)
-        case closeOld(WebSocket?)
+        /// Adopted: the old WebSocket is closed, and the read loop, if it waits, is handed the new one.
+        case adopted(old: WebSocket?, waiter: CheckedContinuation<WebSocket?, Never>?)
     }
 
     private enum Handoff {
         case none
         /// The read loop waits for a new WebSocket.
         case waiting(CheckedContinuation<WebSocket?, Never>)
-        /// A new WebSocket arrived before the read loop asked for it.
-        case ready(WebSocket)
+        /// A new WebSocket was adopted (the writer resumes on it) while the read loop was still on the old one
+        /// (busy in an inline invocation, or it had not seen the drop yet): the read loop reads it next.
+        case adopted(WebSocket)
     }
 
     private struct State {
@@ -57,6 +60,8 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         var replay: StatefulReconnectBuffer<HubOutbox.Item>?
         /// The WebSocket dropped and the connection waits for the client to come back.
         var disconnected = false
+        /// The disconnect timeout passed: the connection ends, a late WebSocket is refused.
+        var resumeExpired = false
         var handoff = Handoff.none
         var format: HubWireFormat?
         var context: HubConnectionContext?
@@ -97,11 +102,18 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         let requests = NIOLockedValueBox(State(transport: transport))
         self.monitorSignal = signal
         self.state = requests
-        self.outbox = HubOutbox(limit: endpoint.configuration.maximumBufferedBytes) {
+        let limit = endpoint.configuration.maximumBufferedBytes
+        self.outbox = HubOutbox(limit: limit) {
             requests.withLockedValue { state in
-                if state.closeRequest == nil {
-                    state.closeRequest = CloseRequest(error: "outbound buffer full", sendCloseMessage: false)
-                }
+                guard state.closeRequest == nil else { return }
+                // A stateful connection waiting for its client: the replay buffer is full and the outbox too; the
+                // connection ends now rather than at the disconnect timeout (HubConfiguration.maximumBufferedBytes).
+                let error =
+                    state.disconnected
+                    ? "outbound buffer full while the client was disconnected (more than \(limit) bytes waited "
+                        + "for its stateful reconnect)"
+                    : "outbound buffer full"
+                state.closeRequest = CloseRequest(error: error, sendCloseMessage: false)
             }
             signal.wake()
         }
@@ -166,11 +178,19 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             replaySpace.wake()
             group.cancelAll()
         }
-        if case .ready(let orphan) = state.withLockedValue({ state -> Handoff in
+        if case .adopted(let orphan) = state.withLockedValue({ state -> Handoff in
             defer { state.handoff = .none }
             return state.handoff
         }) {
             orphan.channel.close(promise: nil)
+        }
+        // The connection is over: a resume from now on is answered 404 (before `onDisconnected` runs).
+        if let statefulToken {
+            endpoint.registry.withLockedValue { registry in
+                guard registry.stateful[statefulToken] === self else { return }
+                registry.stateful[statefulToken] = nil
+                registry.active.remove(statefulToken)
+            }
         }
         guard registered else { return }
         if let context = state.withLockedValue({ $0.context }) {
@@ -285,38 +305,53 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
     }
 
     /// A new WebSocket with this connection's `id` (stateful reconnect): it replaces the current one, which is
-    /// closed. False when the connection is not stateful or is ending; the caller then closes `webSocket`.
+    /// closed. False when the connection is not stateful, is ending, or waited longer than the disconnect timeout;
+    /// the caller then closes `webSocket`.
+    ///
+    /// The new WebSocket is adopted at once, whatever the read loop does: the writer sends the `Sequence` and the
+    /// replay on it next, so the client gets what the connection sends even while an inline invocation still
+    /// runs (the read loop is blocked in it, and would see the old WebSocket end only afterwards). The read loop
+    /// reads what was left on the old WebSocket, then the new one (``awaitReconnect(after:)``), so the client's
+    /// messages are still processed in order and one invocation at a time; those the client repeats after its
+    /// `Sequence` are dropped as duplicates.
     func takeOver(_ webSocket: WebSocket) -> Bool {
         let step = state.withLockedValue { state -> TakeOverStep in
-            guard state.replay != nil, !state.ended, !state.closing, state.closeRequest == nil else { return .refuse }
+            guard state.replay != nil, !state.ended, !state.closing, state.closeRequest == nil, !state.resumeExpired
+            else { return .refuse }
+            var old: WebSocket?
+            if case .webSocket(let current) = state.transport { old = current }
+            state.transport = .webSocket(webSocket)
+            state.disconnected = false
+            state.lastReceive = .now
+            state.replay?.transportReplaced()
             switch state.handoff {
             case .waiting(let waiter):
                 state.handoff = .none
-                return .resume(waiter)
-            case .ready(let previous):
-                state.handoff = .ready(webSocket)
-                return .closeOld(previous)
-            case .none:
-                state.handoff = .ready(webSocket)
-                if case .webSocket(let current) = state.transport, !state.disconnected { return .closeOld(current) }
-                return .closeOld(nil)
+                return .adopted(old: old, waiter: waiter)
+            case .adopted, .none:
+                // The read loop is still on an older WebSocket (one adopted before this one was never read: it
+                // is `old`, closed here).
+                state.handoff = .adopted(webSocket)
+                return .adopted(old: old, waiter: nil)
             }
         }
-        switch step {
-        case .refuse: return false
-        case .resume(let waiter): waiter.resume(returning: webSocket)
-        case .closeOld(let old): old?.channel.close(promise: nil)
-        }
+        guard case .adopted(let old, let waiter) = step else { return false }
+        if let old, old !== webSocket { old.channel.close(promise: nil) }
+        outbox.requestResume()
+        replaySpace.wake()
+        monitorSignal.wake()
+        waiter?.resume(returning: webSocket)
+        logger.debug("stateful reconnect")
         return true
     }
 
-    /// After the WebSocket ended: a stateful connection whose WebSocket dropped without a close frame (or was
-    /// replaced) waits for the next one, at most ``HubConfiguration/statefulReconnectDisconnectTimeout``. Nil when
-    /// the connection ends instead.
+    /// After the WebSocket the read loop read ended: the WebSocket ``takeOver(_:)`` adopted meanwhile, or, for a
+    /// stateful connection whose WebSocket dropped without a close frame, the next one, waited for at most
+    /// ``HubConfiguration/statefulReconnectDisconnectTimeout``. Nil when the connection ends instead.
     private func awaitReconnect(after status: CloseStatus) async -> WebSocket? {
         let waits = state.withLockedValue { state -> Bool in
             guard state.replay != nil, !state.closing, state.closeRequest == nil else { return false }
-            if case .ready = state.handoff { return true }
+            if case .adopted = state.handoff { return true }
             guard status.code == .abnormalClosure else { return false }
             state.disconnected = true
             return true
@@ -328,7 +363,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             group.addTask {
                 await withCheckedContinuation { continuation in
                     let ready = self.state.withLockedValue { state -> WebSocket?? in
-                        if case .ready(let webSocket) = state.handoff {
+                        if case .adopted(let webSocket) = state.handoff {
                             state.handoff = .none
                             return .some(webSocket)
                         }
@@ -341,9 +376,10 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             }
             group.addTask {
                 try? await Task.sleep(for: timeout)
-                // Time is up: release the waiter (unless a WebSocket just got to it).
+                // Time is up: release the waiter (unless a WebSocket just got to it); later ones are refused.
                 if case .waiting(let waiter) = self.state.withLockedValue({ state -> Handoff in
                     guard case .waiting = state.handoff else { return .none }
+                    state.resumeExpired = true
                     defer { state.handoff = .none }
                     return state.handoff
                 }) {
@@ -360,20 +396,7 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
             }
             return arrived
         }
-        guard let next else {
-            logger.debug("no stateful reconnect in time")
-            return nil
-        }
-        state.withLockedValue { state in
-            state.transport = .webSocket(next)
-            state.disconnected = false
-            state.lastReceive = .now
-            state.replay?.transportReplaced()
-        }
-        outbox.requestResume()
-        replaySpace.wake()
-        monitorSignal.wake()
-        logger.debug("stateful reconnect")
+        if next == nil { logger.debug("no stateful reconnect in time") }
         return next
     }
 

@@ -16,6 +16,8 @@ struct StatefulHub: Hub {
     static let recorded = NIOLockedValueBox<[String: [Int]]>([:])
     /// Connection ids whose `onDisconnected` ran.
     static let disconnected = NIOLockedValueBox<Set<String>>([])
+    /// The keys `Hold` waits for, put here by the tests.
+    static let opened = NIOLockedValueBox<Set<String>>([])
 
     static func registerMethods(_ methods: inout HubMethods<StatefulHub>) {
         methods.on("Id") { (hub: StatefulHub) -> String in hub.context.connectionId }
@@ -33,6 +35,23 @@ struct StatefulHub: Hub {
         }
         methods.stream("Numbers") { (_: StatefulHub, count: Int, everyMs: Int) in
             Paced(count: count, every: .milliseconds(everyMs))
+        }
+        // An inline invocation (the connection reads nothing else while it runs): `Held` 1, waits for
+        // "<tag>-a", `Held` 2, waits for "<tag>-b" (each wait at most 10 s), records -1 and returns 42.
+        methods.on("Hold") { (hub: StatefulHub, tag: String) -> Int in
+            try await hub.context.clients.caller.send("Held", 1)
+            await waitUntilOpened(tag + "-a")
+            try await hub.context.clients.caller.send("Held", 2)
+            await waitUntilOpened(tag + "-b")
+            recorded.withLockedValue { $0[hub.context.connectionId, default: []].append(-1) }
+            return 42
+        }
+    }
+
+    /// Polls ``opened`` for `key` every 10 ms, at most 10 s.
+    static func waitUntilOpened(_ key: String) async {
+        for _ in 0..<1000 where !opened.withLockedValue({ $0.contains(key) }) {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -103,6 +122,74 @@ struct Paced: AsyncSequence, Sendable {
     func droppedTCPMidStreamLosesAndRepeatsNothing(_ hubProtocol: HubClientConfiguration.HubProtocolChoice)
         async throws
     {
+        try await Self.exchange(hubProtocol, drops: [150: .plain, 400: .plain])
+    }
+
+    /// Every drop is resumed, not only the first: three in a row, and the second one's resume attempt is cut
+    /// too (the network is still down when the client comes back), so the client tries again.
+    @Test(arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
+    func everyDropIsResumedLosingAndRepeatingNothing(_ hubProtocol: HubClientConfiguration.HubProtocolChoice)
+        async throws
+    {
+        try await Self.exchange(hubProtocol, drops: [100: .plain, 250: .alsoTheResume, 420: .plain])
+    }
+
+    /// Sends as fast as they go and a stream item every 2 ms, and the TCP connection cut every 150 ms, eight times:
+    /// drops also hit resumes whose replay is still being written. Everything arrives once, in order.
+    @Test(arguments: [HubClientConfiguration.HubProtocolChoice.json, .messagePack])
+    func dropsDuringResumesAreResumedToo(_ hubProtocol: HubClientConfiguration.HubProtocolChoice) async throws {
+        try await Self.withProxiedServer { proxy in
+            try await withHubConnection(
+                url: "http://127.0.0.1:\(proxy.port)/hub", configuration: Self.clientConfiguration(hubProtocol)
+            ) { client in
+                let id = try await client.invoke("Id", returning: String.self)
+                // Below the client's stream buffer limit (1000): a starved reader cannot make it a slow consumer.
+                let count = 900
+                let received = try await withThrowingTaskGroup(of: [Int].self) { group in
+                    group.addTask {
+                        for number in 0..<count { try await client.send("Record", number) }
+                        return []
+                    }
+                    group.addTask {
+                        var items: [Int] = []
+                        for try await item in try await client.stream("Numbers", count, 2, of: Int.self) {
+                            items.append(item)
+                        }
+                        return items
+                    }
+                    group.addTask {
+                        for _ in 0..<8 {
+                            try await Task.sleep(for: .milliseconds(150))
+                            proxy.dropAll()
+                        }
+                        return []
+                    }
+                    var all: [[Int]] = []
+                    for try await part in group { all.append(part) }
+                    return all.flatMap { $0 }
+                }
+                #expect(received == Array(0..<count))
+                #expect(
+                    await eventually(timeout: .seconds(10)) {
+                        StatefulHub.recorded.withLockedValue { $0[id] ?? [] }.count >= count
+                    })
+                #expect(try await client.invoke("Recorded", returning: [Int].self) == Array(0..<count))
+                #expect(try await client.invoke("Id", returning: String.self) == id)
+                #expect(client.isConnected)
+            }
+        }
+    }
+
+    enum Drop: Sendable {
+        /// The TCP connection is cut.
+        case plain
+        /// The TCP connection is cut, then the client's first resume attempt before it reaches the server.
+        case alsoTheResume
+    }
+
+    /// 600 stream items from the server and 300 sends from the client at once, the TCP connection cut when the
+    /// client has received each count of `drops`; every message arrives once, in order, on the same connection.
+    static func exchange(_ hubProtocol: HubClientConfiguration.HubProtocolChoice, drops: [Int: Drop]) async throws {
         try await Self.withProxiedServer { proxy in
             let groupMessages = Inbox<String>()
             try await withHubConnection(
@@ -123,12 +210,25 @@ struct Paced: AsyncSequence, Sendable {
                         }
                         return []
                     }
-                    // Server to client: a paced stream; the TCP connection is cut twice while it runs.
+                    // Server to client: a paced stream; the TCP connection is cut while it runs.
                     group.addTask {
                         var items: [Int] = []
                         for try await item in try await client.stream("Numbers", count, 2, of: Int.self) {
                             items.append(item)
-                            if items.count == 150 || items.count == 400 { proxy.dropAll() }
+                            switch drops[items.count] {
+                            case .plain?:
+                                proxy.dropAll()
+                            case .alsoTheResume?:
+                                let before = proxy.acceptedConnections
+                                proxy.connectDelay = .seconds(3)
+                                proxy.dropAll()
+                                // The proxy holds the resume's TCP connection back: cut it as well.
+                                #expect(await eventually { proxy.acceptedConnections > before })
+                                proxy.connectDelay = .zero
+                                proxy.dropAll()
+                            case nil:
+                                break
+                            }
                         }
                         return items
                     }
@@ -137,7 +237,8 @@ struct Paced: AsyncSequence, Sendable {
                     return all.flatMap { $0 }
                 }
                 #expect(received == Array(0..<count))
-                #expect(proxy.acceptedConnections >= 4)  // negotiate, WebSocket, two reconnects
+                // Negotiate, the WebSocket, a resume per drop (and the cut attempts).
+                #expect(proxy.acceptedConnections >= 2 + drops.count)
                 // Every send arrived once, in order (the last ones may still be on their way).
                 #expect(
                     await eventually {
@@ -149,6 +250,41 @@ struct Paced: AsyncSequence, Sendable {
                 #expect(try await client.invoke("Id", returning: String.self) == id)
                 try await client.invoke("TellGroup", "room", "still here")
                 #expect(await groupMessages.next() == "still here")
+                #expect(!StatefulHub.disconnected.withLockedValue { $0.contains(id) })
+                #expect(client.isConnected)
+            }
+        }
+    }
+
+    /// A client that comes back while an inline hub method of its connection runs is resumed at once: what the
+    /// method sends after the drop reaches the client while the method still runs, its Completion comes once,
+    /// and the client's messages sent meanwhile run after it, in order (one invocation at a time, as before).
+    @Test func resumeIsAdoptedWhileAnInlineMethodRuns() async throws {
+        try await Self.withProxiedServer { proxy in
+            let held = Inbox<Int>()
+            try await withHubConnection(
+                url: "http://127.0.0.1:\(proxy.port)/hub", configuration: Self.clientConfiguration(.json),
+                setUp: { $0.on("Held") { (step: Int) in held.put(step) } }
+            ) { client in
+                let id = try await client.invoke("Id", returning: String.self)
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    group.addTask { try await client.invoke("Hold", id, returning: Int.self) }
+                    #expect(await held.next() == 1)
+                    proxy.dropAll()
+                    for number in 0..<5 { try await client.send("Record", number) }
+                    StatefulHub.opened.withLockedValue { _ = $0.insert(id + "-a") }
+                    // `Hold` sends Held 2, then waits for "-b", opened only once Held 2 is here: it can only come
+                    // on the new WebSocket, adopted while the method runs.
+                    #expect(await held.next(timeout: .seconds(8)) == 2)
+                    StatefulHub.opened.withLockedValue { _ = $0.insert(id + "-b") }
+                    var results: [Int] = []
+                    for try await result in group { results.append(result) }
+                    #expect(results == [42])
+                }
+                #expect(try await client.invoke("Recorded", returning: [Int].self) == [-1, 0, 1, 2, 3, 4])
+                #expect(try await client.invoke("Id", returning: String.self) == id)
+                #expect(await held.next(timeout: .milliseconds(300)) == nil)
+                #expect(proxy.acceptedConnections >= 3)  // negotiate, WebSocket, the resume
                 #expect(!StatefulHub.disconnected.withLockedValue { $0.contains(id) })
                 #expect(client.isConnected)
             }

@@ -138,6 +138,52 @@ import WebSocketTestSupport
         }
     }
 
+    /// The policy when a disconnected connection's buffers fill (HubConfiguration.statefulReconnectBufferSize):
+    /// the replay buffer, then the outbound buffer; a message past `maximumBufferedBytes` ends that connection
+    /// at once, long before the disconnect timeout, with an error naming the cause; its id is gone; another member
+    /// of the same group and the sender get everything.
+    @Test func overflowWhileDisconnectedEndsOnlyThatConnection() async throws {
+        var configuration = Self.configuration(bufferSize: 2_000, disconnectTimeout: .seconds(60))
+        configuration.maximumBufferedBytes = 32 * 1024
+        try await withHub(configuration: configuration) { _, port in
+            let (token, connectionId, _) = try await Self.negotiateStateful(port)
+            try await RecordingClient.with(port, id: token, version: 2) { client in
+                try await client.send(invocation("1", "Join", ["room"]))
+                #expect(await client.waitFor { $0.contains(where: { $0.isCompletion("1") }) })
+                client.drop()
+            }
+            var other = try await HubTestClient.connect(port)
+            try await other.send(invocation("1", "Join", ["room"]))
+            #expect(outcome(try await other.next()) == "void")
+            // 100 messages of about 1 kB to the group, one per invocation (the present member reads each before
+            // the next, so its own outbound buffer stays nearly empty): about 100 kB for the absent one.
+            var blobs = 0
+            for round in 0..<100 {
+                try await other.send(invocation("b\(round)", "GroupBlob", ["room", 1, 1_000, 0]))
+                while let message = try await other.next() {
+                    if case .invocation(let blob) = message, blob.target == "Blob" {
+                        blobs += 1
+                        continue
+                    }
+                    #expect(outcome(message) == "void")
+                    break
+                }
+            }
+            #expect(blobs == 100)
+            #expect(
+                await eventually(timeout: .seconds(10)) {
+                    TestHub.disconnects.withLockedValue { $0[connectionId] } != nil
+                })
+            let reason = TestHub.disconnects.withLockedValue { $0[connectionId] } ?? ""
+            #expect(reason.hasPrefix("outbound buffer full while the client was disconnected"))
+            #expect(try await upgradeStatus(port, "/hub?id=\(token)") == 404)
+            // The sender's connection is fine.
+            try await other.send(invocation("3", "Echo", ["still here"]))
+            #expect(outcome(try await other.next()) == #""still here""#)
+            await other.close()
+        }
+    }
+
     @Test func expiredConnectionRunsOnDisconnectedAndItsIdIsGone() async throws {
         try await withHub(configuration: Self.configuration(disconnectTimeout: .milliseconds(300))) { _, port in
             let (token, connectionId, _) = try await Self.negotiateStateful(port)

@@ -63,6 +63,13 @@ struct TestHub: Hub {
             let blob = String(repeating: "x", count: size)
             for _ in 0..<count { try await hub.context.clients.caller.send("Blob", blob) }
         }
+        methods.on("GroupBlob") { (hub: TestHub, group: String, count: Int, size: Int, everyMs: Int) in
+            let blob = String(repeating: "x", count: size)
+            for _ in 0..<count {
+                try await hub.context.clients.group(group).send("Blob", blob)
+                try await Task.sleep(for: .milliseconds(everyMs))
+            }
+        }
     }
 
     func onConnected() async throws {
