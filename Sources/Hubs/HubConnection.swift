@@ -282,8 +282,13 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
         let format = self.format
         do {
             let sequence = try format.encode(.sequence(sequenceId: sequenceId))
-            try await target.send(format == .json ? .text : .binary, ByteBuffer(bytes: sequence))
-            for item in items { try await target.send(item.kind, item.bytes) }
+            let kind: MessageKind = format == .json ? .text : .binary
+            // The Sequence and the replay leave in bursts (one event-loop hop and one flush each), not one
+            // awaited write per message: the buffer holds up to `statefulReconnectBufferSize` bytes.
+            let all = [HubOutbox.Item(kind: kind, bytes: ByteBuffer(bytes: sequence), tracked: false)] + items
+            for start in stride(from: 0, to: all.count, by: HubOutbox.maxBatchCount) {
+                try await target.send(batch: Array(all[start..<min(all.count, start + HubOutbox.maxBatchCount)]))
+            }
             return true
         } catch {
             logger.debug("stateful reconnect replay failed", metadata: ["error": "\(error)"])
