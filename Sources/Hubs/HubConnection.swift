@@ -123,9 +123,9 @@ final class HubConnection<H: Hub>: HubOutboundConnection, Sendable {
 
     private var configuration: HubConfiguration { endpoint.configuration }
 
-    func enqueue(_ bytes: ByteBuffer) {
+    func enqueue(_ message: HubFramedMessage) {
         // The lifetime manager sends Invocations only: trackable.
-        outbox.enqueue(format == .json ? .text : .binary, bytes, tracked: true)
+        outbox.enqueue(format == .json ? .text : .binary, message.bytes, tracked: true, shared: message.frame)
     }
 
     /// Asks the monitor to close the connection with an error Close message.

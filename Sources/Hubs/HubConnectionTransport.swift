@@ -30,12 +30,14 @@ enum HubConnectionTransport: Sendable {
         }
     }
 
-    /// Writes framed hub messages in order: on a WebSocket with one hop to the event loop and one flush; on the
-    /// HTTP transports one by one. Throws once the transport is gone.
+    /// Writes framed hub messages in order: on a WebSocket with one hop to the event loop and one flush, a message
+    /// to several connections as its shared frame; on the HTTP transports one by one. Throws once the transport
+    /// is gone.
     func send(batch items: [HubOutbox.Item]) async throws {
         switch self {
-        case .webSocket(let webSocket) where items.count > 1:
-            try await webSocket.send(batch: items.map { (kind: $0.kind, payload: $0.bytes) })
+        case .webSocket(let webSocket) where items.count > 1 || items.first?.shared != nil:
+            try await webSocket.send(
+                batch: items.map { item in item.shared.map { .shared($0) } ?? .payload(item.kind, item.bytes) })
         default:
             for item in items { try await send(item.kind, item.bytes) }
         }

@@ -3,6 +3,7 @@ import HubProtocol
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import WebSocketServer
 
 /// The connections of one hub endpoint, their groups and users, and fan-out (ASP.NET Core's
 /// `DefaultHubLifetimeManager`, in process; with a ``Backplane/Backplane``, its `RedisHubLifetimeManager` too).
@@ -34,6 +35,7 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
     private let state = NIOLockedValueBox(State())
     private let serializations = NIOLockedValueBox(0)
     private let framings = NIOLockedValueBox(0)
+    private let sharedFramings = NIOLockedValueBox(0)
     /// The backplane, nil for a hub on one server.
     let link: HubBackplaneLink?
     /// The protocols a publication carries (the hub's: every server of a hub offers the same).
@@ -55,6 +57,10 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
 
     /// How many times a message from another server was framed for local connections (once per protocol).
     var framingCount: Int { framings.withLockedValue { $0 } }
+
+    /// How many WebSocket frames were built for messages to several connections (once per protocol and message,
+    /// local sends and messages from other servers alike; for the tests of "framed once").
+    var sharedFrameCount: Int { sharedFramings.withLockedValue { $0 } }
 
     /// The number of connections.
     var count: Int { state.withLockedValue { $0.connections.count } }
@@ -207,22 +213,23 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
         }
         link?.countReceived()
         guard !targets.isEmpty else { return }
-        var framed: [HubWireFormat: ByteBuffer] = [:]
+        var framed: [HubWireFormat: HubFramedMessage] = [:]
         var missing: [HubWireFormat] = []
         for connection in targets {
             let format = connection.format
-            if let buffer = framed[format] {
-                connection.enqueue(buffer)
+            if let message = framed[format] {
+                connection.enqueue(message)
             } else if let bytes = message.payload(for: format.name) {
-                let buffer = ByteBuffer(bytes: bytes)
-                framed[format] = buffer
-                connection.enqueue(buffer)
+                let framedMessage = HubFramedMessage(format: format, bytes: ByteBuffer(bytes: bytes))
+                framed[format] = framedMessage
+                connection.enqueue(framedMessage)
             } else if !missing.contains(format) {
                 missing.append(format)
             }
         }
         let count = framed.count
         framings.withLockedValue { $0 += count }
+        sharedFramings.withLockedValue { $0 += count }
         if !missing.isEmpty, let link {
             link.logger.debug(
                 "backplane message without a payload for a local protocol",
@@ -306,10 +313,21 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
                 payloads.append(.init(encoding: format.name, bytes: try serialized.encoded(for: format)))
             }
         }
+        // Each protocol's bytes become one WebSocket frame, written as they are to every WebSocket connection
+        // speaking that protocol (compression aside); the HTTP transports take the bytes.
+        var framed: [HubWireFormat: HubFramedMessage] = [:]
         for connection in targets {
-            let bytes = try serialized.bytes(for: connection.format)
-            connection.enqueue(bytes)
+            let format = connection.format
+            if let message = framed[format] {
+                connection.enqueue(message)
+            } else {
+                let message = HubFramedMessage(format: format, bytes: try serialized.bytes(for: format))
+                framed[format] = message
+                connection.enqueue(message)
+            }
         }
+        let frameCount = framed.count
+        sharedFramings.withLockedValue { $0 += frameCount }
         guard let link else { return }
         for (backplaneTarget, excluded) in publications {
             let publication = BackplaneMessage(
@@ -324,10 +342,24 @@ protocol HubOutboundConnection: AnyObject, Sendable {
     var connectionId: String { get }
     var userId: String? { get }
     var format: HubWireFormat { get }
-    /// Queues already-framed bytes; never waits (a connection over its buffer limit closes itself).
-    func enqueue(_ bytes: ByteBuffer)
+    /// Queues a message serialized (and framed) for its protocol; never waits (a connection over its buffer limit
+    /// closes itself).
+    func enqueue(_ message: HubFramedMessage)
     /// Sends an Invocation with an id and returns the client's result.
     func invokeClient(_ target: String, _ arguments: [HubValue], timeout: Duration) async throws -> HubValue
+}
+
+/// A hub message for every connection of one protocol: its bytes (JSON records or length-prefixed MessagePack,
+/// as the HTTP transports send them) and the WebSocket frame built once around them (``WebSocketSharedMessage``:
+/// written by reference to every WebSocket connection without permessage-deflate).
+struct HubFramedMessage: Sendable {
+    let bytes: ByteBuffer
+    let frame: WebSocketSharedMessage
+
+    init(format: HubWireFormat, bytes: ByteBuffer) {
+        self.bytes = bytes
+        self.frame = WebSocketSharedMessage(kind: format == .json ? .text : .binary, payload: bytes)
+    }
 }
 
 /// The connection whose invocation the current task runs inline (the read loop waits for it).

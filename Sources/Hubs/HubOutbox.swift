@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import WebSocketCore
+import WebSocketServer
 
 /// One connection's outbound queue: framed hub messages waiting for the connection's writer task.
 ///
@@ -18,6 +19,8 @@ final class HubOutbox: Sendable {
         var bytes: ByteBuffer
         /// A trackable message (types 1-5): numbered and kept for replay under stateful reconnect.
         var tracked: Bool
+        /// The WebSocket frame around `bytes` shared with other connections (a message to several), if any.
+        var shared: WebSocketSharedMessage? = nil
     }
 
     /// What the writer does next.
@@ -67,7 +70,10 @@ final class HubOutbox: Sendable {
 
     /// Queues a framed message. Returns false when it was not queued (finished, or it overflowed now).
     @discardableResult
-    func enqueue(_ kind: MessageKind, _ bytes: ByteBuffer, tracked: Bool = false, bypassLimit: Bool = false) -> Bool {
+    func enqueue(
+        _ kind: MessageKind, _ bytes: ByteBuffer, tracked: Bool = false, bypassLimit: Bool = false,
+        shared: WebSocketSharedMessage? = nil
+    ) -> Bool {
         let (queued, overflowNow, wake) = state.withLockedValue {
             state -> (Bool, Bool, CheckedContinuation<Void, Never>?) in
             guard !state.finished else { return (false, false, nil) }
@@ -79,7 +85,7 @@ final class HubOutbox: Sendable {
                 defer { state.writer = nil }
                 return (false, true, state.writer)
             }
-            state.items.append(Item(kind: kind, bytes: bytes, tracked: tracked))
+            state.items.append(Item(kind: kind, bytes: bytes, tracked: tracked, shared: shared))
             state.pendingBytes += bytes.readableBytes
             state.lastEnqueue = .now
             defer { state.writer = nil }

@@ -159,16 +159,19 @@ public final class WebSocket: Sendable {
     }
 
     /// Sends several whole messages, in order, with one hop to the event loop and one flush: small ones leave in
-    /// one buffer (one `write`), larger ones as header plus payload buffer (one `writev` for the lot). Each is one
-    /// unfragmented frame, compressed when permessage-deflate was negotiated and `encode` is `true`. Returns once
-    /// all are written to the socket (after waiting for writability, as ``send(_:_:encode:)``).
-    /// - Parameter messages: each message's kind and payload (the buffers' readable bytes; not copied on the
-    ///   server side unless small). An empty array returns at once.
+    /// one buffer (one `write`), larger ones and shared frames as buffers of their own (one `writev` for the lot).
+    /// Returns once all are written to the socket (after waiting for writability, as ``send(_:_:encode:)``).
+    /// - Parameters:
+    ///   - messages: in order; each is one unfragmented frame. ``WebSocketBatchMessage/payload(_:_:)`` is framed
+    ///     by this connection (compressed when permessage-deflate was negotiated and `encode` is `true`);
+    ///     ``WebSocketBatchMessage/shared(_:)`` writes the message's prebuilt frame by reference on a server
+    ///     connection without permessage-deflate, else is framed (and compressed) here like a payload. An empty
+    ///     array returns at once.
+    ///   - encode: whether permessage-deflate may compress the messages framed here.
     /// - Throws: ``WebSocketError/connectionClosed`` when the connection is closing or closed (messages before
-    ///   the failing one may have been written); ``WebSocketError/sendFailed(_:)`` when the core refuses one.
-    public func send(batch messages: [(kind: MessageKind, payload: ByteBuffer)], encode: Bool = true)
-        async throws(WebSocketError)
-    {
+    ///   the failing one may have been written); ``WebSocketError/sendFailed(_:)`` when the core refuses one
+    ///   (e.g. while a fragmented message of this connection is unfinished, RFC 6455 §5.4).
+    public func send(batch messages: [WebSocketBatchMessage], encode: Bool = true) async throws(WebSocketError) {
         guard !messages.isEmpty else { return }
         try await self.run { handler, promise throws(WebSocketError) in
             try handler.sendMessages(messages, encode: encode, promise: promise)

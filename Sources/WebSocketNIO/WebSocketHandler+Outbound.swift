@@ -57,7 +57,7 @@ extension WebSocketHandler {
     /// gathered into one buffer), then flushed once. `promise` completes when the last one is written.
     /// - Throws: as ``sendFrame(_:_:fin:encode:promise:)``; `promise` is then failed with the same error.
     func sendMessages(
-        _ messages: [(kind: MessageKind, payload: ByteBuffer)],
+        _ messages: [WebSocketBatchMessage],
         encode: Bool,
         promise: EventLoopPromise<Void>
     ) throws(WebSocketError) {
@@ -67,9 +67,13 @@ extension WebSocketHandler {
         self.isProcessingInbound = true
         do {
             for (index, message) in messages.enumerated() {
-                try self.writeDataFrame(
-                    message.kind.opcode, .buffer(message.payload), fin: true, encode: encode,
-                    promise: index == messages.count - 1 ? promise : nil)
+                let messagePromise = index == messages.count - 1 ? promise : nil
+                switch message {
+                case .payload(let kind, let payload):
+                    try self.writeDataFrame(kind.opcode, .buffer(payload), fin: true, encode: encode, promise: messagePromise)
+                case .shared(let shared):
+                    try self.writeSharedFrame(shared, encode: encode, promise: messagePromise)
+                }
             }
         } catch {
             self.isProcessingInbound = wasProcessingInbound
@@ -79,6 +83,31 @@ extension WebSocketHandler {
         }
         self.isProcessingInbound = wasProcessingInbound
         if !wasProcessingInbound { self.flushAfterBatch() }
+    }
+
+    /// A shared message inside a batch: its frame by reference (a server without a per-message codec), else its
+    /// payload framed (masked, compressed) by this connection.
+    private func writeSharedFrame(
+        _ message: WebSocketSharedMessage, encode: Bool, promise: EventLoopPromise<Void>?
+    ) throws(WebSocketError) {
+        guard self.role == .server, !self.hasCodec else {
+            try self.writeDataFrame(message.kind.opcode, .buffer(message.payload), fin: true, encode: encode, promise: promise)
+            return
+        }
+        guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
+        do {
+            // Checks the state (open, not inside a fragmented message of ours) and materializes a pending pong;
+            // the header it returns is the one already in the shared frame (a server does not mask).
+            _ = try self.connection.makeFrameHeader(
+                message.kind.opcode, payloadLength: message.payload.readableBytes, fin: true)
+        } catch {
+            throw .sendFailed(error)
+        }
+        self.countSent(message.kind.opcode, message.payload.readableBytes)
+        // What is pending (the core's pongs, small frames of this batch) goes first, then the shared frame.
+        self.writePendingOutput(context: context)
+        context.write(self.wrapOutboundOut(message.frame), promise: promise)
+        self.needsFlush = true
     }
 
     private func flushAfterBatch() {

@@ -41,6 +41,15 @@ public struct WebSocketSharedMessage: Sendable {
     }
 }
 
+/// One message of ``WebSocket/send(batch:encode:)``.
+public enum WebSocketBatchMessage: Sendable {
+    /// A payload this connection frames (and compresses, with permessage-deflate).
+    case payload(MessageKind, ByteBuffer)
+    /// A message framed once for many connections: its ``WebSocketSharedMessage/frame`` is written by reference
+    /// where it can be (a server connection without permessage-deflate), else its payload is framed here.
+    case shared(WebSocketSharedMessage)
+}
+
 /// What became of a shared message on one connection.
 public enum WebSocketSharedSendResult: Sendable, Hashable {
     /// Written (the shared frame, or compressed for this connection).

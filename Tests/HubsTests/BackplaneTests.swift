@@ -218,16 +218,19 @@ final class DownBackplane: Backplane {
         try await withHubCluster { endpoints, ports in
             var clients = try await Self.connectSpread(ports)
             let framingsBefore = endpoints.map { $0.manager.framingCount }
+            let sharedFramesBefore = endpoints.map { $0.manager.sharedFrameCount }
             let serializationsBefore = endpoints[0].manager.serializationCount
             #expect(try await Self.call(&clients[0], "ToAll", ["hello"]) == "void")
             // Serialized once per protocol on the sender, framed once per protocol on each receiver.
             #expect(endpoints[0].manager.serializationCount - serializationsBefore == 2)
+            #expect(endpoints[0].manager.sharedFrameCount - sharedFramesBefore[0] == 2)
             for index in clients.indices {
                 #expect(try await Self.next(&clients[index]) == #"Msg("hello")"#)
             }
             for server in [1, 2] {
                 #expect(await eventually { endpoints[server].manager.framingCount - framingsBefore[server] >= 2 })
                 #expect(endpoints[server].manager.framingCount - framingsBefore[server] == 2)
+                #expect(endpoints[server].manager.sharedFrameCount - sharedFramesBefore[server] == 2)
             }
             try await Self.expectNothingBut(marker: "end", from: endpoints[2], &clients)
             #expect(endpoints[0].backplaneStatistics?.dropped == 0)

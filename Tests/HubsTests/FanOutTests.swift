@@ -27,10 +27,21 @@ import WebSocketTestSupport
             }
             #expect(await eventually { endpoint.connectionCount == 5 })
             let before = endpoint.manager.serializationCount
+            let framesBefore = endpoint.manager.sharedFrameCount
             try await endpoint.clients.all.send("News", "hello", 42)
+            // One serialization and one WebSocket frame per protocol, written to every connection of that protocol.
             #expect(endpoint.manager.serializationCount - before == 2)
+            #expect(endpoint.manager.sharedFrameCount - framesBefore == 2)
             for index in clients.indices {
                 #expect(try await Self.nextInvocation(&clients[index]) == #"News("hello",42)"#)
+            }
+            // Several broadcasts queued at once leave in order, shared frames among the connection's own messages.
+            for number in 0..<20 { try await endpoint.clients.all.send("News", "n", number) }
+            #expect(endpoint.manager.sharedFrameCount - framesBefore == 42)
+            for index in clients.indices {
+                for number in 0..<20 {
+                    #expect(try await Self.nextInvocation(&clients[index]) == #"News("n",\#(number))"#)
+                }
             }
             for client in clients { await client.close() }
         }

@@ -95,23 +95,29 @@ struct EndToEndTests {
             let ws = try await WebSocket.connect(to: server.url(route))
             var iterator = ws.messages.makeAsyncIterator()
             let large = testPayload(200_000, seed: 3)
-            let batch: [(kind: MessageKind, payload: ByteBuffer)] = [
+            let expected: [(kind: MessageKind, payload: ByteBuffer)] = [
                 (.text, ByteBuffer(string: "first")),
                 (.binary, large),
                 (.binary, ByteBuffer()),
+                (.text, ByteBuffer(string: "shared")),
                 (.text, ByteBuffer(string: "last")),
             ]
-            try await ws.send(batch: batch)
+            // A client frames (and masks) a shared message itself.
+            let shared = WebSocketSharedMessage(kind: .text, payload: ByteBuffer(string: "shared"))
+            try await ws.send(batch: [
+                .payload(.text, ByteBuffer(string: "first")), .payload(.binary, large), .payload(.binary, ByteBuffer()),
+                .shared(shared), .payload(.text, ByteBuffer(string: "last")),
+            ])
             try await ws.send(batch: [])
-            for expected in batch {
-                let message = try #require(await iterator.next())
-                #expect(message.kind == expected.kind)
-                #expect(message.payload == expected.payload)
+            for message in expected {
+                let received = try #require(await iterator.next())
+                #expect(received.kind == message.kind)
+                #expect(received.payload == message.payload)
             }
             await ws.close()
             // Closed: the batch is refused as a whole.
             await #expect(throws: WebSocketError.connectionClosed) {
-                try await ws.send(batch: [(.text, ByteBuffer(string: "late"))])
+                try await ws.send(batch: [.payload(.text, ByteBuffer(string: "late"))])
             }
         }
     }
