@@ -5,12 +5,13 @@
 #   nio-tcp-echo  plain TCP echo on SwiftNIO, no WebSocket at all: the limit (ws-bench --raw)
 # Matrix (connections, in flight per connection, payload bytes):
 #   (1,1,16) (64,16,64) (64,4,1KiB) (8,2,64KiB) (4,1,1MiB)
-# plus the server's memory per idle connection with 1,000 idle connections (VmRSS before/after).
+# plus the server's memory per idle connection with 1,000 idle connections (VmRSS before/after), and text messages
+# beside binary at 64 KiB and 1 MiB (labels ws-echo-text, nio-ws-echo-text).
 #
-# Usage: Benchmarks/compare.sh            (DURATION=10 WARMUP=1 IDLE=1000 ECHO_WAIT=300 to override)
+# Usage: Benchmarks/compare.sh            (DURATION=10 WARMUP=1 IDLE=1000 to override)
 # Results: one RESULT line per measurement in Benchmarks/results/compare-<time>.txt; render them with
 #   python3 Benchmarks/report.py compare Benchmarks/results/compare-*.txt
-# Servers are started here and stopped by their PIDs; the whole run takes 3-5 minutes once ws-echo is built.
+# Servers are started here and stopped by their PIDs; the whole run takes 4-6 minutes once built.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,15 +19,11 @@ ROOT=$(cd "$HERE/.." && pwd)
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 IDLE=${IDLE:-1000}
-ECHO_WAIT=${ECHO_WAIT:-300}
 PORT_OURS=${PORT_OURS:-19001}
 PORT_NIO=${PORT_NIO:-19002}
 PORT_RAW=${PORT_RAW:-19003}
 mkdir -p "$HERE/results"
 OUT=${OUT:-$HERE/results/compare-$(date -u +%Y%m%d-%H%M%S).txt}
-# ws-echo is built from the main package into a scratch folder of our own (others build in ../.build).
-ECHO_SCRATCH="$HERE/.build-echo"
-
 log() { printf '%s\n' "$*" | tee -a "$OUT" >&2; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -35,7 +32,8 @@ log "# compare.sh $(date -u +%FT%TZ) on $(uname -srm), $(nproc) cores; load aver
 log "# duration ${DURATION}s, warmup ${WARMUP}s per cell"
 
 # --- Build -----------------------------------------------------------------------------------------------------
-(cd "$HERE" && for product in ws-bench nio-ws-echo nio-tcp-echo; do
+# ws-echo is the main package's product, built here as a dependency (without the TLS trait: see Package.swift).
+(cd "$HERE" && for product in ws-bench nio-ws-echo nio-tcp-echo ws-echo; do
     swift build -c release --product "$product" >/dev/null
 done)
 BIN="$(cd "$HERE" && swift build -c release --show-bin-path)"
@@ -72,20 +70,7 @@ start() {
     fi
 }
 
-# ws-echo is being written by another engineer: retry until it builds and listens (a placeholder that only
-# prints a message does not), at most ECHO_WAIT seconds.
-PID_ws_echo=""
-deadline=$((SECONDS + ECHO_WAIT))
-while true; do
-    if swift build -c release --package-path "$ROOT" --scratch-path "$ECHO_SCRATCH" --product ws-echo >/dev/null 2>&1
-    then
-        ECHO_BIN="$(swift build -c release --package-path "$ROOT" --scratch-path "$ECHO_SCRATCH" --show-bin-path)/ws-echo"
-        start ws-echo "$PORT_OURS" "$ECHO_BIN" --port "$PORT_OURS"
-    fi
-    if [ -n "$PID_ws_echo" ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
-    log "# ws-echo does not build or listen yet; retrying in 30 s"
-    sleep 30
-done
+start ws-echo "$PORT_OURS" "$BIN/ws-echo" --port "$PORT_OURS"
 start nio-ws-echo "$PORT_NIO" "$BIN/nio-ws-echo" --port "$PORT_NIO"
 start nio-tcp-echo "$PORT_RAW" "$BIN/nio-tcp-echo" --port "$PORT_RAW"
 
@@ -128,6 +113,16 @@ for cell in "1 1 16" "64 16 64" "64 4 1024" "8 2 65536" "4 1 1048576"; do
     read -r connections inflight size <<<"$cell"
     for server in "${SERVERS[@]}"; do
         run_bench "$server" -c "$connections" -p "$inflight" -s "$size" -d "$DURATION" -w "$WARMUP"
+    done
+done
+
+# --- Text beside binary: UTF-8 validation of every text message (printable ASCII payloads) ----------------------
+for cell in "8 2 65536" "4 1 1048576"; do
+    read -r connections inflight size <<<"$cell"
+    for server in "${SERVERS[@]}"; do
+        [ "$server" = nio-tcp-echo ] && continue
+        run_bench "$server" -c "$connections" -p "$inflight" -s "$size" -d "$DURATION" -w "$WARMUP" --text \
+            --label "$server-text"
     done
 done
 

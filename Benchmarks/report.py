@@ -229,7 +229,7 @@ def parse_compare(path):
 
 def compare(paths):
     runs = [parse_compare(p) for p in paths]
-    servers = ["ws-echo", "nio-ws-echo", "nio-tcp-echo"]
+    servers = ["ws-echo", "nio-ws-echo", "nio-tcp-echo", "ws-echo-text", "nio-ws-echo-text"]
     cells = []
     for run in runs:
         for row in run:
@@ -292,6 +292,20 @@ def compare(paths):
             r = in_run_ratios(cell, a, b, field, invert)
             cols.append(fmt_ratio(r) if r else "–")
         lines.append(f"| {cell[0]} × {cell[1]} × {cell[2]} B | " + " | ".join(cols) + " |")
+    text_rows = []
+    for cell in cells:
+        cols = []
+        for a, b, field in (("ws-echo-text", "ws-echo", "server_cpu_us_per_msg"),
+                            ("ws-echo-text", "ws-echo", "msgs_per_s"),
+                            ("nio-ws-echo-text", "nio-ws-echo", "server_cpu_us_per_msg")):
+            r = in_run_ratios(cell, a, b, field)
+            cols.append(fmt_ratio(r) if r else "–")
+        if any(c != "–" for c in cols):
+            text_rows.append(f"| {cell[0]} × {cell[1]} × {cell[2]} B | " + " | ".join(cols) + " |")
+    if text_rows:
+        lines += ["\n### Text ÷ binary inside each run (median; per run)\n",
+                  "| conns × in flight × size | CPU/msg ws-echo text ÷ binary | msgs/s ws-echo text ÷ binary | "
+                  "CPU/msg nio-ws-echo text ÷ binary |", "|---|---|---|---|"] + text_rows
     lines += ["\n### Memory per idle connection (1,000 idle connections, server VmRSS delta)\n",
               "| server | bytes per connection (per run) |", "|---|---|"]
     for server in servers:

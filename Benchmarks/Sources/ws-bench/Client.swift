@@ -82,14 +82,14 @@ final class Peer {
                 UInt8(truncatingIfNeeded: keys), UInt8(truncatingIfNeeded: keys >> 8),
                 UInt8(truncatingIfNeeded: keys >> 16), UInt8(truncatingIfNeeded: keys >> 24))
             headerLength = FrameEncoder.writeHeader(
-                FrameHeader(opcode: .binary, maskKey: key, payloadLength: size), into: slot)
+                FrameHeader(opcode: options.text ? .text : .binary, maskKey: key, payloadLength: size), into: slot)
         case .raw:
             slot.storeBytes(of: UInt32(size).bigEndian, as: UInt32.self)
             headerLength = 4
         }
         let payload = UnsafeMutableRawBufferPointer(rebasing: slot[headerLength..<(headerLength + size)])
         payload.copyMemory(from: UnsafeRawBufferPointer(start: pattern, count: size))
-        payload.storeBytes(of: (sentSequence ^ salt).littleEndian, as: UInt64.self)
+        for i in 0..<8 { payload[i] = tagByte(sentSequence ^ salt, i) }
         if let key { Masking.apply(key, to: payload) }
         tail += headerLength + size
         sendTimes[Int(sentSequence % UInt64(options.inFlight))] = now
@@ -156,7 +156,7 @@ final class Peer {
     }
 
     private func check(_ header: FrameHeader) {
-        guard header.opcode == .binary, header.fin, header.payloadLength == options.size else {
+        guard header.opcode == (options.text ? .text : .binary), header.fin, header.payloadLength == options.size else {
             fail("unexpected frame from server: \(header.opcode) fin=\(header.fin) length=\(header.payloadLength)")
         }
         messageOffset = 0
@@ -187,12 +187,21 @@ final class Peer {
         }
     }
 
+    /// Byte `i` (0-7) of a message's sequence tag: the tag's bytes for binary messages; for text, one of 16 ASCII
+    /// letters per 4 bits (the low 32 bits of the tag), so that the payload stays valid UTF-8.
+    @inline(__always)
+    private func tagByte(_ tag: UInt64, _ i: Int) -> UInt8 {
+        options.text
+            ? UInt8(ascii: "A") + UInt8(truncatingIfNeeded: (tag >> UInt64(4 * i)) & 0xF)
+            : UInt8(truncatingIfNeeded: tag >> UInt64(8 * i))
+    }
+
     /// Compares a chunk at `messageOffset` of the current message with what was sent.
     private func verify(_ bytes: UnsafeRawPointer, count: Int) {
         var i = 0
         let tag = receivedSequence ^ salt
         while i < count && messageOffset + i < 8 {
-            let expected = UInt8(truncatingIfNeeded: tag >> UInt64(8 * (messageOffset + i)))
+            let expected = tagByte(tag, messageOffset + i)
             guard bytes.load(fromByteOffset: i, as: UInt8.self) == expected else {
                 fail("echo mismatch in sequence tag of message \(receivedSequence) on fd \(fd)")
             }

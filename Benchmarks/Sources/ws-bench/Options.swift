@@ -20,6 +20,8 @@ struct Options {
     var port: UInt16 = 9001
     var path = "/"
     var mode = Mode.webSocket
+    /// Text messages (valid UTF-8, ASCII) instead of binary: the server validates UTF-8 on every message.
+    var text = false
     var connections = 1
     var inFlight = 1
     var size = 16
@@ -39,6 +41,7 @@ struct Options {
 
           --url URL            ws://host:port/path of a WebSocket echo server (default ws://127.0.0.1:9001/)
           --raw                plain TCP echo server: 4-byte length-prefixed messages, no WebSocket
+          --text               text messages (printable ASCII, so valid UTF-8) instead of binary
           --host H, --port P   address (instead of --url)
           -c, --connections N  connections (default 1)
           -p, --in-flight P    messages in flight per connection (default 1)
@@ -62,6 +65,7 @@ struct Options {
             switch argument {
             case "--url": options.setURL(value(argument))
             case "--raw": options.mode = .raw
+            case "--text": options.text = true
             case "--host": options.host = value(argument)
             case "--port": options.port = need(UInt16(value(argument)), "bad --port")
             case "-c", "--connections": options.connections = need(Int(value(argument)), "bad \(argument)")

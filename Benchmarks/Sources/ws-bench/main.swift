@@ -37,7 +37,8 @@ func runLoad(_ options: Options) {
         seed ^= seed << 13
         seed ^= seed >> 7
         seed ^= seed << 17
-        pattern[i] = UInt8(truncatingIfNeeded: seed)
+        // Text messages: printable ASCII (valid UTF-8); binary: any byte.
+        pattern[i] = options.text ? 0x20 + UInt8(truncatingIfNeeded: seed) % 95 : UInt8(truncatingIfNeeded: seed)
     }
 
     let stats = Stats()
@@ -155,7 +156,7 @@ func runLoad(_ options: Options) {
             + "client_cpu_pct=\(formatted(clientCPU / elapsed * 100, 0))")
 }
 
-func modeName(_ options: Options) -> String { options.mode == .raw ? "raw" : "ws" }
+func modeName(_ options: Options) -> String { options.mode == .raw ? "raw" : options.text ? "ws-text" : "ws" }
 
 func openConnection(_ options: Options) -> (fd: Int32, early: [UInt8]) {
     let fd = Socket.connect(host: options.host, port: options.port)
