@@ -113,10 +113,12 @@ public final class RedisEventHistory: EventHistory {
     /// `<milliseconds>-<sequence>`, both decimal.
     static func isStreamID(_ id: String) -> Bool {
         let parts = id.utf8.split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
+        // Two unsigned 64-bit numbers (Redis refuses larger ones with an error reply).
         return parts.count == 2
             && parts.allSatisfy { part in
                 !part.isEmpty && part.count <= 20
                     && part.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+                    && UInt64(String(decoding: part, as: UTF8.self)) != nil
             }
     }
 
@@ -155,7 +157,8 @@ public final class RedisEventHistory: EventHistory {
     }
 
     /// Runs `body` on the connection (connecting first if needed), bounded by the timeout; drops the connection
-    /// when the call fails (only the one this call used: a concurrent call's healthy connection stays).
+    /// when the call fails (only the one this call used: a concurrent call's healthy connection stays), except
+    /// for an error reply (``RedisClient/RedisError/server(_:)``), after which the connection is still in sync.
     private func withConnection<T: Sendable>(
         _ body: @escaping @Sendable (RedisConnection) async throws -> T
     ) async throws -> T {
@@ -179,15 +182,26 @@ public final class RedisEventHistory: EventHistory {
                 }
                 return value
             }
+        } catch let error as RedisError {
+            // An error reply leaves the connection in sync and usable by the other callers; anything else (a
+            // lost connection, a protocol violation) drops it.
+            if case .server = error { throw error }
+            await dropConnection(used: used)
+            throw error
         } catch {
-            let failed = used.withLockedValue { $0 }
-            let dropped = connection.withLockedValue { connection -> RedisConnection? in
-                guard let failed, connection === failed else { return nil }
-                connection = nil
-                return failed
-            }
-            await (dropped ?? failed)?.close()
+            await dropConnection(used: used)
             throw error
         }
+    }
+
+    /// Forgets the shared connection when it is the one `used` held, and closes it.
+    private func dropConnection(used: NIOLockedValueBox<RedisConnection?>) async {
+        let failed = used.withLockedValue { $0 }
+        let dropped = connection.withLockedValue { connection -> RedisConnection? in
+            guard let failed, connection === failed else { return nil }
+            connection = nil
+            return failed
+        }
+        await (dropped ?? failed)?.close()
     }
 }

@@ -1,6 +1,7 @@
 import RedisTestSupport
 import EventSourceClient
 import NIOCore
+import RESP
 import RedisClient
 import RedisEventHistory
 import ServerSentEvents
@@ -148,6 +149,41 @@ struct SharedEventHistoryTests {
             let replay = try #require(try await history.events(after: firstKept))
             #expect(replay.map(\.id) == Array(ids[(index + 1)...]))
             await history.close()
+        }
+    }
+
+    @Test(
+        "bad input keeps the shared connection: an ID past 64 bits is unknown, an error reply is only that call's"
+    )
+    func badInputKeepsTheConnection() async throws {
+        try await withRedisServer { redis in
+            let history = history(redis)
+            let probe = try await RedisConnection.connect(RedisConfiguration(host: "127.0.0.1", port: redis.port))
+            func connectionsReceived() async throws -> Int {
+                let info = try await probe.send(RESPCommand("INFO", "stats")).string ?? ""
+                let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_connections_received:") }
+                return Int(line?.split(separator: ":").last ?? "") ?? -1
+            }
+            let first = try await history.append(try ServerSentEvent(data: "one", id: "x"))
+            let before = try await connectionsReceived()
+            // Digits, but past UInt64: Redis would answer an error; the history treats the ID as unknown.
+            #expect(try await history.events(after: "99999999999999999999-0") == nil)
+            #expect(try await history.events(after: "1-18446744073709551616") == nil)
+            // An error reply (the key holds a string now): that call fails, the connection stays.
+            _ = try await probe.send(RESPCommand("SET", "events-wrong", "x"))
+            let wrong = RedisEventHistory(
+                configuration: .init(redis: RedisConfiguration(host: "127.0.0.1", port: redis.port), key: "events-wrong"))
+            _ = try? await wrong.append(try ServerSentEvent(data: "refused", id: "x"))
+            let wrongBefore = try await connectionsReceived()
+            await #expect(throws: RedisError.self) { _ = try await wrong.append(try ServerSentEvent(data: "no", id: "x")) }
+            _ = try? await wrong.events(after: "1-0")
+            #expect(try await connectionsReceived() == wrongBefore)
+            await wrong.close()
+            // The first history's connection was never replaced.
+            #expect(try await history.events(after: first)?.isEmpty == true)
+            #expect(try await connectionsReceived() == before + 1)
+            await history.close()
+            await probe.close()
         }
     }
 
