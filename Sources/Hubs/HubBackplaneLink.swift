@@ -223,7 +223,7 @@ final class HubBackplaneLink: Sendable {
                 if let recovered {
                     logger.notice("backplane publishing again", metadata: ["failedSoFar": "\(recovered)"])
                 }
-            } catch {
+            } catch let error as BackplaneError {
                 let first = state.withLockedValue { state -> Bool in
                     state.statistics.failed += 1
                     defer { state.failing = true }
@@ -234,6 +234,13 @@ final class HubBackplaneLink: Sendable {
                         "backplane publish failed; messages to other servers are lost until it recovers",
                         metadata: ["error": "\(error)"])
                 }
+            } catch {
+                // This message only: the backplane refused it (e.g. a group name or user id longer than its
+                // envelope allows); the broker is fine and other messages go on. Counted as failed.
+                state.withLockedValue { $0.statistics.failed += 1 }
+                logger.debug(
+                    "backplane refused a message; it reaches this server's connections only",
+                    metadata: ["error": "\(error)"])
             }
         case .connectionAdded(let id, let userId):
             await backplane.connectionAdded(scope, connectionId: id, userId: userId)

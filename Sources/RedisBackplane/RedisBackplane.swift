@@ -250,6 +250,7 @@ public final class RedisBackplane: Backplane, Service {
             return
         }
         var delay = configuration.reconnectBackoff.initial
+        var connectFailureReported = false
         while !Task.isCancelled {
             do {
                 let subscriber = try await deadline(configuration.connectTimeout, "connect") {
@@ -265,7 +266,10 @@ public final class RedisBackplane: Backplane, Service {
                     throw error
                 }
                 let (established, error) = await connected(subscriber: subscriber, publisher: publisher)
-                if established { delay = configuration.reconnectBackoff.initial }
+                if established {
+                    delay = configuration.reconnectBackoff.initial
+                    connectFailureReported = false
+                }
                 if Task.isCancelled { break }
                 logger.error(
                     "Lost the Redis connection; reconnecting",
@@ -273,7 +277,16 @@ public final class RedisBackplane: Backplane, Service {
                 )
             } catch {
                 if Task.isCancelled { break }
-                logger.debug("Cannot connect to Redis", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
+                // The first failure of a run of them is a warning (an unreachable Redis at startup must show at
+                // the default log level); the retries that follow are debug, not one warning per backoff step.
+                if connectFailureReported {
+                    logger.debug("Cannot connect to Redis", metadata: ["error": "\(error)", "retry.in": "\(delay)"])
+                } else {
+                    connectFailureReported = true
+                    logger.warning(
+                        "Cannot connect to Redis; retrying with backoff (further failures are logged at debug)",
+                        metadata: ["error": "\(error)", "retry.in": "\(delay)"])
+                }
             }
             do {
                 try await Task.sleep(for: delay)
