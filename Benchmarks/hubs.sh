@@ -13,8 +13,8 @@
 # CPU is reported apart.
 #
 # Usage: Benchmarks/hubs.sh     (DURATION=10 WARMUP=2 BROADCAST_CONNS=1000 to override)
-# Results: RESULT lines in Benchmarks/results/hubs-<time>.txt; render with
-#   python3 Benchmarks/report.py hubs Benchmarks/results/hubs-*.txt
+# Results: RESULT lines in Benchmarks/results/hubs-<time>.txt (printed at the end); render with
+#   python3 Benchmarks/report.py hubs Benchmarks/results/hubs-<time>.txt   (several files: medians over them)
 # Needs redis-server (scripts/setup.sh installs it) for the cross-server cells; they are skipped without it.
 set -euo pipefail
 

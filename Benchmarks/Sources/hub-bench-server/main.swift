@@ -84,15 +84,19 @@ var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     guard let value = arguments.next() else { usage() }
     switch argument {
-    case "--port": port = Int(value) ?? { usage() }()
+    case "--port":
+        guard let number = Int(value), (0...65535).contains(number) else { usage() }
+        port = number
     case "--redis":
         let parts = value.split(separator: ":")
-        guard parts.count == 2, let redisPort = Int(parts[1]) else { usage() }
+        guard parts.count == 2, let redisPort = Int(parts[1]), (1...65535).contains(redisPort) else { usage() }
         redis = (String(parts[0]), redisPort)
     case "--redis-prefix": prefix = value
     case "--server-id": serverId = value
     case "--log-level": level = Logger.Level(rawValue: value) ?? { usage() }()
-    case "--max-buffered-bytes": maxBufferedBytes = Int(value) ?? { usage() }()
+    case "--max-buffered-bytes":
+        guard let number = Int(value), number > 0 else { usage() }
+        maxBufferedBytes = number
     case "--executor":
         guard value == "nio" || value == "default" else { usage() }
         nioExecutor = value == "nio"
@@ -125,6 +129,7 @@ serverConfiguration.logger = logger
 let server = Server(
     configuration: serverConfiguration, routes: [endpoint.webSocketRoute], httpRoutes: endpoint.httpRoutes)
 print("hub-bench-server: /hub on 127.0.0.1:\(port)\(redis.map { ", Redis \($0.host):\($0.port)" } ?? "")")
+fflush(nil)  // the line reaches a redirected log before the server runs
 // Stopped by SIGTERM (its default action); nothing here needs a graceful end.
 try await withThrowingTaskGroup(of: Void.self) { group in
     if let backplane { group.addTask { try await backplane.run() } }

@@ -88,12 +88,16 @@ struct Options {
             }
         }
         if options.servers.isEmpty { options.servers = [Server(host: "127.0.0.1", port: 9100, path: "/hub")] }
-        guard options.connections >= 1, options.inFlight >= 1, options.duration > 0, options.size >= 0,
+        guard options.duration.isFinite, options.duration > 0, options.duration <= 86_400,
+            options.warmup.isFinite, options.warmup >= 0, options.warmup <= 3_600
+        else { fail("need 0 < --duration <= 86400 and 0 <= --warmup <= 3600 (seconds)") }
+        guard options.size >= 0, options.size <= 16 << 20 else { fail("need 0 <= --size <= 16777216") }
+        guard options.connections >= 1, options.inFlight >= 1,
             (1...255).contains(options.senders), options.senders <= options.connections,
             options.connections >= options.servers.count || options.scenario != .broadcast
         else {
             fail("need --connections >= 1 (broadcast: >= servers), 1 <= --senders <= min(255, connections), "
-                + "--in-flight >= 1, --duration > 0")
+                + "--in-flight >= 1")
         }
         return options
     }
