@@ -221,11 +221,14 @@ struct BroadcastTicker: Service {
 }
 
 /// `HOST:PORT` split, or nil.
+/// `HOST:PORT` (an IPv6 host in brackets: `[::1]:6379`) as host and port; nil when malformed.
 func redisAddress(_ text: String) -> (String, Int)? {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
         (1...65535).contains(port), colon > text.startIndex
     else { return nil }
-    return (String(text[..<colon]), port)
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return host.isEmpty ? nil : (host, port)
 }
 
 /// `duration` in nanoseconds, saturating.
