@@ -35,10 +35,10 @@ enum HubConnectionTransport: Sendable {
     /// is gone.
     func send(batch items: [HubOutbox.Item]) async throws {
         switch self {
-        case .webSocket(let webSocket) where items.count > 1 || items.first?.shared != nil:
+        case .webSocket(let webSocket):
             try await webSocket.send(
                 batch: items.map { item in item.shared.map { .shared($0) } ?? .payload(item.kind, item.bytes) })
-        default:
+        case .serverSentEvents, .longPolling:
             for item in items { try await send(item.kind, item.bytes) }
         }
     }

@@ -35,7 +35,7 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
     private let state = NIOLockedValueBox(State())
     private let serializations = NIOLockedValueBox(0)
     private let framings = NIOLockedValueBox(0)
-    private let sharedFramings = NIOLockedValueBox(0)
+    fileprivate let sharedFramings = NIOLockedValueBox(0)
     /// The backplane, nil for a hub on one server.
     let link: HubBackplaneLink?
     /// The protocols a publication carries (the hub's: every server of a hub offers the same).
@@ -213,23 +213,10 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
         }
         link?.countReceived()
         guard !targets.isEmpty else { return }
-        var framed: [HubWireFormat: HubFramedMessage] = [:]
-        var missing: [HubWireFormat] = []
-        for connection in targets {
-            let format = connection.format
-            if let message = framed[format] {
-                connection.enqueue(message)
-            } else if let bytes = message.payload(for: format.name) {
-                let framedMessage = HubFramedMessage(format: format, bytes: ByteBuffer(bytes: bytes))
-                framed[format] = framedMessage
-                connection.enqueue(framedMessage)
-            } else if !missing.contains(format) {
-                missing.append(format)
-            }
+        let (count, missing) = enqueueFramedOnce(to: targets) { format in
+            message.payload(for: format.name).map { ByteBuffer(bytes: $0) }
         }
-        let count = framed.count
         framings.withLockedValue { $0 += count }
-        sharedFramings.withLockedValue { $0 += count }
         if !missing.isEmpty, let link {
             link.logger.debug(
                 "backplane message without a payload for a local protocol",
@@ -313,27 +300,42 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
                 payloads.append(.init(encoding: format.name, bytes: try serialized.encoded(for: format)))
             }
         }
-        // Each protocol's bytes become one WebSocket frame, written as they are to every WebSocket connection
-        // speaking that protocol (compression aside); the HTTP transports take the bytes.
-        var framed: [HubWireFormat: HubFramedMessage] = [:]
-        for connection in targets {
-            let format = connection.format
-            if let message = framed[format] {
-                connection.enqueue(message)
-            } else {
-                let message = HubFramedMessage(format: format, bytes: try serialized.bytes(for: format))
-                framed[format] = message
-                connection.enqueue(message)
-            }
-        }
-        let frameCount = framed.count
-        sharedFramings.withLockedValue { $0 += frameCount }
+        try enqueueFramedOnce(to: targets) { format in try serialized.bytes(for: format) }
         guard let link else { return }
         for (backplaneTarget, excluded) in publications {
             let publication = BackplaneMessage(
                 target: backplaneTarget, excludedConnectionIds: excluded, payloads: payloads)
             link.enqueue(.publish(publication))
         }
+    }
+}
+
+extension HubLifetimeManager {
+    /// Queues to every target its protocol's message, framed once per protocol (one ``HubFramedMessage``, whose
+    /// WebSocket frame every WebSocket connection of that protocol writes as it is, compression aside).
+    /// - Parameter bytes: a protocol's serialized message; nil skips that protocol's targets.
+    /// - Returns: how many protocols were framed, and those skipped for want of bytes.
+    @discardableResult
+    fileprivate func enqueueFramedOnce(
+        to targets: [any HubOutboundConnection], bytes: (HubWireFormat) throws -> ByteBuffer?
+    ) rethrows -> (framed: Int, missing: [HubWireFormat]) {
+        var framed: [HubWireFormat: HubFramedMessage] = [:]
+        var missing: [HubWireFormat] = []
+        for connection in targets {
+            let format = connection.format
+            if let message = framed[format] {
+                connection.enqueue(message)
+            } else if let payload = try bytes(format) {
+                let message = HubFramedMessage(format: format, bytes: payload)
+                framed[format] = message
+                connection.enqueue(message)
+            } else if !missing.contains(format) {
+                missing.append(format)
+            }
+        }
+        let count = framed.count
+        sharedFramings.withLockedValue { $0 += count }
+        return (count, missing)
     }
 }
 

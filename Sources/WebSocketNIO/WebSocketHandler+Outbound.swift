@@ -63,56 +63,29 @@ extension WebSocketHandler {
     ) throws(WebSocketError) {
         let wasProcessingInbound = self.isProcessingInbound
         // Writes made while a read is processed are gathered and flushed once at its end (`afterSend` defers
-        // to it); a batch is gathered the same way, and ends below as a read does.
+        // to it); a batch is gathered the same way, and ends (written, flushed) as a read does.
         self.isProcessingInbound = true
-        do {
-            for (index, message) in messages.enumerated() {
-                let messagePromise = index == messages.count - 1 ? promise : nil
+        defer {
+            self.isProcessingInbound = wasProcessingInbound
+            if !wasProcessingInbound, let context = self.context { self.afterSend(context: context) }
+        }
+        for (index, message) in messages.enumerated() {
+            let last = index == messages.count - 1
+            do {
                 switch message {
                 case .payload(let kind, let payload):
-                    try self.writeDataFrame(kind.opcode, .buffer(payload), fin: true, encode: encode, promise: messagePromise)
+                    try self.sendFrame(
+                        kind.opcode, .buffer(payload), fin: true, encode: encode, promise: last ? promise : nil)
                 case .shared(let shared):
-                    try self.writeSharedFrame(shared, encode: encode, promise: messagePromise)
+                    try self.writeSharedFrame(shared, encode: encode, promise: last ? promise : nil)
                 }
+            } catch {
+                // `sendFrame` and `writeSharedFrame` fail the last message's promise themselves; an earlier
+                // message's failure ends the batch.
+                if !last { promise.fail(error) }
+                throw error
             }
-        } catch {
-            self.isProcessingInbound = wasProcessingInbound
-            promise.fail(error)
-            if !wasProcessingInbound { self.flushAfterBatch() }
-            throw error
         }
-        self.isProcessingInbound = wasProcessingInbound
-        if !wasProcessingInbound { self.flushAfterBatch() }
-    }
-
-    /// A shared message inside a batch: its frame by reference (a server without a per-message codec), else its
-    /// payload framed (masked, compressed) by this connection.
-    private func writeSharedFrame(
-        _ message: WebSocketSharedMessage, encode: Bool, promise: EventLoopPromise<Void>?
-    ) throws(WebSocketError) {
-        guard self.role == .server, !self.hasCodec else {
-            try self.writeDataFrame(message.kind.opcode, .buffer(message.payload), fin: true, encode: encode, promise: promise)
-            return
-        }
-        guard let context = self.context, !self.transportClosing else { throw .connectionClosed }
-        do {
-            // Checks the state (open, not inside a fragmented message of ours) and materializes a pending pong;
-            // the header it returns is the one already in the shared frame (a server does not mask).
-            _ = try self.connection.makeFrameHeader(
-                message.kind.opcode, payloadLength: message.payload.readableBytes, fin: true)
-        } catch {
-            throw .sendFailed(error)
-        }
-        self.countSent(message.kind.opcode, message.payload.readableBytes)
-        // What is pending (the core's pongs, small frames of this batch) goes first, then the shared frame.
-        self.writePendingOutput(context: context)
-        context.write(self.wrapOutboundOut(message.frame), promise: promise)
-        self.needsFlush = true
-    }
-
-    private func flushAfterBatch() {
-        guard let context = self.context else { return }
-        self.afterSend(context: context)
     }
 
     private func writeDataFrame(
@@ -229,7 +202,7 @@ extension WebSocketHandler {
         return context.channel.allocator.buffer(capacity: max(minimumCapacity, readLength))
     }
 
-    private func countSent(_ opcode: Opcode, _ count: Int) {
+    func countSent(_ opcode: Opcode, _ count: Int) {
         guard let metrics = self.metrics else { return }
         if opcode != .continuation { metrics.messagesOut.increment() }
         metrics.bytesOut.increment(by: count)

@@ -95,39 +95,51 @@ extension WebSocketHandler {
                 return .connectionClosed
             }
         }
-        if self.role == .client || self.hasCodec {
-            // A client masks every frame with its own key; a deflate connection compresses with its own context.
-            do {
-                try self.sendFrame(message.kind.opcode, .buffer(message.payload), fin: true, encode: true)
-                return .written
-            } catch .connectionClosed {
-                return .connectionClosed
-            } catch {
-                return .refused
-            }
-        }
         do {
-            // Checks the state (open, not inside a fragmented message of ours) and materializes a pending pong;
-            // the header it returns is the one already in the shared frame (a server does not mask).
-            _ = try self.connection.makeFrameHeader(
-                message.kind.opcode,
-                payloadLength: message.payload.readableBytes,
-                fin: true
-            )
+            try self.writeSharedFrame(message, encode: true, promise: nil)
         } catch .connectionClosed {
             return .connectionClosed
         } catch {
             return .refused
         }
-        if let metrics = self.metrics {
-            metrics.messagesOut.increment()
-            metrics.bytesOut.increment(by: message.payload.readableBytes)
-        }
-        // What the core queued before (pongs) goes first, then the shared frame by reference.
-        self.writePendingOutput(context: context)
-        context.write(self.wrapOutboundOut(message.frame), promise: nil)
-        self.needsFlush = true
         self.afterSend(context: context)
         return .written
+    }
+
+    /// Writes a shared message as one of this connection's sends: on a server connection without a per-message
+    /// codec its prebuilt ``WebSocketSharedMessage/frame`` by reference, after what is pending (the core's pongs,
+    /// frames gathered for the same flush); otherwise its payload framed (masked, compressed) here. Does not flush:
+    /// the caller ends its send (`afterSend`) or its batch. `promise` completes when the frame is written.
+    /// - Throws: ``WebSocketError/connectionClosed`` when the connection is closing or closed;
+    ///   ``WebSocketError/sendFailed(_:)`` when the core refuses it (inside a fragmented message of ours,
+    ///   RFC 6455 §5.4).
+    func writeSharedFrame(
+        _ message: WebSocketSharedMessage, encode: Bool, promise: EventLoopPromise<Void>?
+    ) throws(WebSocketError) {
+        guard self.role == .server, !self.hasCodec else {
+            // A client masks every frame with its own key; a deflate connection compresses with its own context.
+            try self.sendFrame(message.kind.opcode, .buffer(message.payload), fin: true, encode: encode, promise: promise)
+            return
+        }
+        guard let context = self.context, !self.transportClosing else {
+            promise?.fail(WebSocketError.connectionClosed)
+            throw .connectionClosed
+        }
+        do {
+            // Checks the state (open, not inside a fragmented message of ours) and materializes a pending pong;
+            // the header it returns is the one already in the shared frame (a server does not mask).
+            _ = try self.connection.makeFrameHeader(
+                message.kind.opcode, payloadLength: message.payload.readableBytes, fin: true)
+        } catch .connectionClosed {
+            promise?.fail(WebSocketError.connectionClosed)
+            throw .connectionClosed
+        } catch {
+            promise?.fail(WebSocketError.sendFailed(error))
+            throw .sendFailed(error)
+        }
+        self.countSent(message.kind.opcode, message.payload.readableBytes)
+        self.writePendingOutput(context: context)
+        context.write(self.wrapOutboundOut(message.frame), promise: promise)
+        self.needsFlush = true
     }
 }
