@@ -39,36 +39,7 @@ done)
 BIN="$(cd "$HERE" && swift build -c release --show-bin-path)"
 
 # --- Servers ---------------------------------------------------------------------------------------------------
-PIDS=()
-stop_servers() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop_servers EXIT
-
-wait_for_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# start NAME PORT COMMAND...: sets PID_<NAME>, or leaves it empty when the server does not come up.
-start() {
-    local name=$1 port=$2
-    shift 2
-    "$@" >"$HERE/results/.server-$name.log" 2>&1 &
-    local pid=$!
-    if wait_for_port "$port"; then
-        PIDS+=("$pid")
-        printf -v "PID_${name//-/_}" '%s' "$pid"
-    else
-        kill "$pid" 2>/dev/null || true
-        log "# $name did not start on port $port: $(tail -3 "$HERE/results/.server-$name.log" | tr '\n' ' ')"
-        printf -v "PID_${name//-/_}" '%s' ""
-    fi
-}
+source "$HERE/servers.sh"
 
 start ws-echo "$PORT_OURS" "$BIN/ws-echo" --port "$PORT_OURS"
 start nio-ws-echo "$PORT_NIO" "$BIN/nio-ws-echo" --port "$PORT_NIO"

@@ -44,43 +44,22 @@ done)
 BIN="$(cd "$HERE" && swift build -c release --show-bin-path)"
 
 # --- Servers ---------------------------------------------------------------------------------------------------
-PIDS=()
-stop_servers() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop_servers EXIT
-
-wait_for_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
+source "$HERE/servers.sh"
+# start_or_exit NAME PORT COMMAND...: every server of this script is needed.
+start_or_exit() {
+    start "$@"
+    local pid_var="PID_${1//-/_}"
+    [ -n "${!pid_var}" ] || exit 1
 }
 
-# start NAME PORT COMMAND...: runs the server, records its PID in PID_<NAME>; exits when it does not listen.
-start() {
-    local name=$1 port=$2
-    shift 2
-    "$@" >"$HERE/results/.server-$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    if ! wait_for_port "$port"; then
-        log "# $name did not start on port $port: $(tail -3 "$HERE/results/.server-$name.log" | tr '\n' ' ')"
-        exit 1
-    fi
-    printf -v "PID_${name//-/_}" '%s' "$pid"
-}
-
-start ws-echo "$PORT_ECHO" "$BIN/ws-echo" --port "$PORT_ECHO"
-start hub "$PORT_HUB" "$BIN/hub-bench-server" --port "$PORT_HUB"
+start_or_exit ws-echo "$PORT_ECHO" "$BIN/ws-echo" --port "$PORT_ECHO"
+start_or_exit hub "$PORT_HUB" "$BIN/hub-bench-server" --port "$PORT_HUB"
 REDIS=""
 if command -v redis-server >/dev/null 2>&1; then
-    start redis "$PORT_REDIS" redis-server --bind 127.0.0.1 --port "$PORT_REDIS" --save "" --appendonly no
+    start_or_exit redis "$PORT_REDIS" redis-server --bind 127.0.0.1 --port "$PORT_REDIS" --save "" --appendonly no
     REDIS="127.0.0.1:$PORT_REDIS"
-    start hub-a "$PORT_HUB_A" "$BIN/hub-bench-server" --port "$PORT_HUB_A" --redis "$REDIS" --server-id a
-    start hub-b "$PORT_HUB_B" "$BIN/hub-bench-server" --port "$PORT_HUB_B" --redis "$REDIS" --server-id b
+    start_or_exit hub-a "$PORT_HUB_A" "$BIN/hub-bench-server" --port "$PORT_HUB_A" --redis "$REDIS" --server-id a
+    start_or_exit hub-b "$PORT_HUB_B" "$BIN/hub-bench-server" --port "$PORT_HUB_B" --redis "$REDIS" --server-id b
     sleep 1  # the backplanes subscribe
 else
     log "# redis-server not installed: the cross-server cells are skipped"
