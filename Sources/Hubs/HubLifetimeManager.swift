@@ -312,7 +312,8 @@ final class HubLifetimeManager: BackplaneReceiver, Sendable {
 
 extension HubLifetimeManager {
     /// Queues to every target its protocol's message, framed once per protocol (one ``HubFramedMessage``, whose
-    /// WebSocket frame every WebSocket connection of that protocol writes as it is, compression aside).
+    /// WebSocket frame every WebSocket connection of that protocol writes as it is, compression aside); a message
+    /// to one target gets no shared frame (its connection frames the bytes, with no extra copy).
     /// - Parameter bytes: a protocol's serialized message; nil skips that protocol's targets.
     /// - Returns: how many protocols were framed, and those skipped for want of bytes.
     @discardableResult
@@ -326,7 +327,7 @@ extension HubLifetimeManager {
             if let message = framed[format] {
                 connection.enqueue(message)
             } else if let payload = try bytes(format) {
-                let message = HubFramedMessage(format: format, bytes: payload)
+                let message = HubFramedMessage(format: format, bytes: payload, shared: targets.count > 1)
                 framed[format] = message
                 connection.enqueue(message)
             } else if !missing.contains(format) {
@@ -334,7 +335,7 @@ extension HubLifetimeManager {
             }
         }
         let count = framed.count
-        sharedFramings.withLockedValue { $0 += count }
+        if targets.count > 1 { sharedFramings.withLockedValue { $0 += count } }
         return (count, missing)
     }
 }
@@ -356,11 +357,12 @@ protocol HubOutboundConnection: AnyObject, Sendable {
 /// written by reference to every WebSocket connection without permessage-deflate).
 struct HubFramedMessage: Sendable {
     let bytes: ByteBuffer
-    let frame: WebSocketSharedMessage
+    /// Nil for a message to one connection: it frames the bytes itself, with no copy into a shared frame.
+    let frame: WebSocketSharedMessage?
 
-    init(format: HubWireFormat, bytes: ByteBuffer) {
+    init(format: HubWireFormat, bytes: ByteBuffer, shared: Bool) {
         self.bytes = bytes
-        self.frame = WebSocketSharedMessage(kind: format == .json ? .text : .binary, payload: bytes)
+        self.frame = shared ? WebSocketSharedMessage(kind: format == .json ? .text : .binary, payload: bytes) : nil
     }
 }
 
