@@ -84,6 +84,9 @@ public struct BackplaneError: Error, Sendable, Hashable, CustomStringConvertible
         case unavailable
         /// The scope was not registered on this backplane.
         case unknownScope
+        /// This message cannot be published as it is (e.g. a group name, user id or exclusion list past the
+        /// envelope's limits, `BackplaneEnvelopeCodec.Limits`); the broker is fine and other messages go on.
+        case messageRefused
     }
 
     /// What failed.

@@ -223,7 +223,7 @@ final class HubBackplaneLink: Sendable {
                 if let recovered {
                     logger.notice("backplane publishing again", metadata: ["failedSoFar": "\(recovered)"])
                 }
-            } catch let error as BackplaneError {
+            } catch let error as BackplaneError where error.kind != .messageRefused {
                 let first = state.withLockedValue { state -> Bool in
                     state.statistics.failed += 1
                     defer { state.failing = true }
@@ -235,8 +235,8 @@ final class HubBackplaneLink: Sendable {
                         metadata: ["error": "\(error)"])
                 }
             } catch {
-                // This message only: the backplane refused it (e.g. a group name or user id longer than its
-                // envelope allows); the broker is fine and other messages go on. Counted as failed.
+                // This message only (`BackplaneError.Kind.messageRefused`: e.g. a group name or user id longer than
+                // the envelope allows); the broker is fine and other messages go on. Counted as failed.
                 state.withLockedValue { $0.statistics.failed += 1 }
                 logger.debug(
                     "backplane refused a message; it reaches this server's connections only",

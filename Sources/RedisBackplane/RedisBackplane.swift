@@ -555,7 +555,7 @@ public final class RedisBackplane: Backplane, Service {
         do {
             return try codec.encode(envelope)
         } catch {
-            throw BackplaneError(.unavailable, "The message cannot be encoded for Redis: \(error).")
+            throw BackplaneError(.messageRefused, "The message cannot be encoded for Redis: \(error).")
         }
     }
 

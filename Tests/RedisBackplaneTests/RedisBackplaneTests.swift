@@ -246,6 +246,12 @@ struct RedisBackplaneTests {
             await b.localGroupJoined("s", group: "g")
             try await a.publish(text(.group("g"), "before"), scope: "s")
             try await receiver.waitFor("before")
+            // A message the envelope cannot carry is refused by itself, not reported as an outage.
+            let refused = await #expect(throws: BackplaneError.self) {
+                try await a.publish(text(.group(String(repeating: "g", count: 2000)), "too long"), scope: "s")
+            }
+            #expect(refused?.kind == .messageRefused)
+            #expect(a.statistics.isConnected)
 
             server.crash()
             try await eventually("both see the loss") { !a.statistics.isConnected && !b.statistics.isConnected }
