@@ -53,6 +53,11 @@ public struct WebSocketConfiguration: Sendable {
     /// and `trace`. Default: a logger labelled `websocket` (swift-log's bootstrapped backend).
     public var logger: Logger
 
+    /// The path of the route that accepted the connection, named in the connection's log messages beside the
+    /// peer address (set by the server; `nil` names none). Kept apart from ``logger``'s metadata so that an idle
+    /// connection does not hold its own copy of the logger.
+    package var routePath: String?
+
     /// Where the connection reports its counters; `nil` (the default) reports nothing. The server sets it
     /// from its configuration's metrics factory.
     public var metrics: WebSocketMetrics?
@@ -66,6 +71,7 @@ public struct WebSocketConfiguration: Sendable {
         self.smallPayloadCopyLimit = 1024
         self.logger = Logger(label: "websocket")
         self.metrics = nil
+        self.routePath = nil
     }
 }
 

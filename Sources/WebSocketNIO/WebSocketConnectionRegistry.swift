@@ -9,9 +9,11 @@ import WebSocketCore
 /// (RFC 6455 §7.1.2; 1001 "going away" by default, §7.4.1) on each connection's own event loop.
 /// Thread-safe.
 public final class WebSocketConnectionRegistry: Sendable {
-    private struct Entry: Sendable {
-        var eventLoop: any EventLoop
-        var handler: NIOLoopBound<WebSocketHandler>
+    /// A handler, touched only on its own event loop (`handler.eventLoop`): one reference per entry, so that the
+    /// registry adds little to each open connection.
+    private struct Entry: @unchecked Sendable {
+        let handler: WebSocketHandler
+        var eventLoop: any EventLoop { self.handler.eventLoop }
     }
 
     private let entries = NIOLockedValueBox<[ObjectIdentifier: Entry]>([:])
@@ -25,11 +27,7 @@ public final class WebSocketConnectionRegistry: Sendable {
     }
 
     func register(_ handler: WebSocketHandler) {
-        let entry = Entry(
-            eventLoop: handler.eventLoop,
-            handler: NIOLoopBound(handler, eventLoop: handler.eventLoop)
-        )
-        self.entries.withLockedValue { $0[ObjectIdentifier(handler)] = entry }
+        self.entries.withLockedValue { $0[ObjectIdentifier(handler)] = Entry(handler: handler) }
     }
 
     func unregister(_ handler: WebSocketHandler) {
@@ -47,7 +45,7 @@ public final class WebSocketConnectionRegistry: Sendable {
         let entries = self.entries.withLockedValue { Array($0.values) }
         let futures = entries.map { entry in
             entry.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
-                let handler = entry.handler.value
+                let handler = entry.handler  // on its event loop
                 try? handler.close(code: code, reason: reason)
                 return handler.closed.map { _ in () }
             }

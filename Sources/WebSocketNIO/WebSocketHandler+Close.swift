@@ -49,7 +49,7 @@ extension WebSocketHandler {
             }
         }
         self.forcedCloseTimer = loop.scheduleTask(
-            in: TimeAmount(saturating: self.configuration.connection.closeTimeout)
+            in: TimeAmount(saturating: self.connection.configuration.closeTimeout)
         ) {
             context.close(promise: nil)
         }
@@ -93,19 +93,23 @@ extension WebSocketHandler {
             WebSocketDelegateContext(handler: self, channel: context.channel),
             didCloseWith: status
         )
-        self.closedPromise.succeed(status)
+        self.closedDelivered = true
+        self.closedPromise?.succeed(status)
     }
 
     /// A clean close (1000, 1001, or a close frame without a code) is logged at `debug`, anything else
     /// (a protocol violation, a timeout, a dropped transport) at `info` with its code and reason.
     private func log(_ status: CloseStatus) {
-        let metadata: Logger.Metadata = ["code": "\(status.code.rawValue)", "reason": "\(status.reason)"]
         switch status.code {
         case .normalClosure, .goingAway, .noStatusReceived:
-            self.logger.debug("WebSocket closed", metadata: metadata)
+            self.logger.debug("WebSocket closed", metadata: self.logMetadata(Self.closeMetadata(status)))
         default:
-            self.logger.info("WebSocket connection failed", metadata: metadata)
+            self.logger.info("WebSocket connection failed", metadata: self.logMetadata(Self.closeMetadata(status)))
         }
+    }
+
+    private static func closeMetadata(_ status: CloseStatus) -> Logger.Metadata {
+        ["code": "\(status.code.rawValue)", "reason": "\(status.reason)"]
     }
 
     // MARK: - Timers

@@ -119,7 +119,7 @@ extension WebSocketHandler {
             throw .sendFailed(error)
         }
         self.countSent(opcode, count)
-        let small = count <= self.configuration.smallPayloadCopyLimit
+        let small = count <= self.smallPayloadCopyLimit
         var payload = payload
         if !small, self.role == .server, case .borrowed(let bytes) = payload,
             let owned = self.ownedBuffer(holding: bytes)
@@ -259,7 +259,10 @@ extension WebSocketHandler {
             } catch {
                 throw WebSocketError.sendFailed(error)
             }
-            self.logger.debug("WebSocket closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
+            self.logger.debug(
+                "WebSocket closing",
+                metadata: self.logMetadata(["code": "\(code.rawValue)", "reason": "\(reason)"])
+            )
             self.resumeReading(.consumer)
             self.writePendingOutput(context: context, promise: promise)
             self.afterSend(context: context)

@@ -40,12 +40,24 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     let eventLoop: any EventLoop
     let subprotocol: String?
     let role: Role
-    let configuration: WebSocketConfiguration
+    // The few fields of `WebSocketConfiguration` read after `init` (the protocol options live in the core's
+    // configuration, logger and metrics below): not the whole value, which would cost each idle connection its
+    // size.
+    let outboundWaterMark: ChannelOptions.Types.WriteBufferWaterMark
+    let smallPayloadCopyLimit: Int
+    let unmasksInReceivedBuffer: Bool
     var connection: Connection
     var delegate: (any WebSocketDelegate)?
     weak var registry: WebSocketConnectionRegistry?
     var context: ChannelHandlerContext?
-    var logger: Logger
+    /// The configured logger, shared with every connection (no per-connection copy of its metadata: the peer
+    /// address and route path are added at each log call, `logMetadata(_:)`).
+    let logger: Logger
+    /// The route path the server accepted the connection on, for log messages (`WebSocketConfiguration.routePath`).
+    let routePath: String?
+    /// The peer's address, for log messages (kept from the channel's own cache: no formatting until a message is
+    /// logged).
+    var peerAddress: SocketAddress?
     let metrics: WebSocketMetrics?
 
     /// The bytes the peer sent behind the opening handshake, processed when the handler becomes active.
@@ -72,7 +84,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     var peerClosed = false
     /// The I/O or TLS error that ended the transport, kept for the final status.
     var transportError: (any Error)?
-    let closedPromise: EventLoopPromise<CloseStatus>
+    /// Made on the first use of ``closed`` (a delegate that never asks costs no promise per connection).
+    var closedPromise: EventLoopPromise<CloseStatus>?
+    /// The final status was handed to ``closed``'s waiters (or would have been, had there been any).
+    var closedDelivered = false
 
     /// The final status once the connection is over.
     var finalStatus: CloseStatus?
@@ -87,7 +102,17 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     var buffers = ReusableBuffers()
 
     /// Completed with the final close status when the connection is over; never failed.
-    var closed: EventLoopFuture<CloseStatus> { self.closedPromise.futureResult }
+    /// Call on the event loop.
+    var closed: EventLoopFuture<CloseStatus> {
+        self.eventLoop.assertInEventLoop()
+        if let promise = self.closedPromise { return promise.futureResult }
+        if self.closedDelivered, let status = self.finalStatus {
+            return self.eventLoop.makeSucceededFuture(status)
+        }
+        let promise = self.eventLoop.makePromise(of: CloseStatus.self)
+        self.closedPromise = promise
+        return promise.futureResult
+    }
 
     init(
         eventLoop: any EventLoop,
@@ -101,7 +126,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     ) {
         self.eventLoop = eventLoop
         self.role = role
-        self.configuration = configuration
+        self.outboundWaterMark = configuration.outboundWaterMark
+        self.smallPayloadCopyLimit = configuration.smallPayloadCopyLimit
+        self.unmasksInReceivedBuffer = configuration.unmasksInReceivedBuffer
+        self.routePath = configuration.routePath
         // Whole messages are joined here, in a `ByteBuffer` that can be written back or handed out without a
         // copy (`joinPiece`); the core streams the pieces (same checks and limits, RFC 6455 §5.4, §8.1).
         var core = configuration.connection
@@ -125,7 +153,6 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         self.delegate = delegate
         self.logger = configuration.logger
         self.metrics = configuration.metrics
-        self.closedPromise = eventLoop.makePromise(of: CloseStatus.self)
         if let leftoverBytes, leftoverBytes.readableBytes > 0 {
             self.leftoverBytes = leftoverBytes
         }
@@ -138,23 +165,21 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         let status = CloseStatus(code: .abnormalClosure, reason: "WebSocket handler not installed: \(error)")
         self.finalStatus = status
         self.delegate = nil
-        self.closedPromise.succeed(status)
+        self.closedDelivered = true
+        self.closedPromise?.succeed(status)
     }
 
     // MARK: - Channel events
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // The server's logger already names the peer: setting it again would copy the metadata per connection.
-        if self.logger[metadataKey: "peer"] == nil, let remote = context.channel.remoteAddress {
-            self.logger[metadataKey: "peer"] = "\(remote)"
-        }
+        self.peerAddress = context.channel.remoteAddress
         // An HTTP/2 stream channel (RFC 8441) takes its water marks from the HTTP/2 stream configuration and traps
         // on setting them.
         if let options = context.channel.syncOptions, !HTTP2StreamBytesHandler.isInstalled(in: context.pipeline) {
             try? options.setOption(
                 ChannelOptions.writeBufferWaterMark,
-                value: self.configuration.outboundWaterMark
+                value: self.outboundWaterMark
             )
         }
         if context.channel.isActive {
@@ -253,7 +278,10 @@ public final class WebSocketHandler: ChannelDuplexHandler {
             self.readPause.insert(.unwritable)
         }
         self.connection.tick(now: Self.now())
-        self.logger.debug("WebSocket open", metadata: ["subprotocol": "\(self.subprotocol ?? "")"])
+        self.logger.debug(
+            "WebSocket open",
+            metadata: self.logMetadata(["subprotocol": "\(self.subprotocol ?? "")"])
+        )
         self.delegate?.webSocketDidOpen(WebSocketDelegateContext(handler: self, channel: context.channel))
         if let leftover = self.leftoverBytes {
             self.leftoverBytes = nil
@@ -265,7 +293,7 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     private func processInbound(context: ChannelHandlerContext, buffer: ByteBuffer) {
         var buffer = buffer
-        let copies = !self.configuration.unmasksInReceivedBuffer
+        let copies = !self.unmasksInReceivedBuffer
         if copies {
             // Strict value semantics: unmask in a private copy of the read (the copy that copy-on-write would
             // make anyway, since the pipeline still references NIO's buffer), never in storage NIO may share.
@@ -326,7 +354,7 @@ public final class WebSocketHandler: ChannelDuplexHandler {
             }
         } catch {
             // The core queued the close frame with the matching code and wants the transport closed.
-            self.logger.debug("WebSocket protocol violation", metadata: ["error": "\(error)"])
+            self.logger.debug("WebSocket protocol violation", metadata: self.logMetadata(["error": "\(error)"]))
         }
     }
 
@@ -374,6 +402,19 @@ public final class WebSocketHandler: ChannelDuplexHandler {
             metrics.bytesIn.increment(by: payload.count)
         }
         self.delegate?.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
+    }
+
+    /// `metadata` plus the connection's peer address and route path, unless the logger's own metadata already
+    /// names them (an HTTP/2 stream's logger does). Built only when a message is logged.
+    func logMetadata(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        var metadata = metadata
+        if let peer = self.peerAddress, self.logger[metadataKey: "peer"] == nil {
+            metadata["peer"] = "\(peer)"
+        }
+        if let path = self.routePath, self.logger[metadataKey: "path"] == nil {
+            metadata["path"] = "\(path)"
+        }
+        return metadata
     }
 
     // MARK: - Read backpressure

@@ -89,7 +89,9 @@ extension WebSocketHandler {
             do {
                 try self.close(code: slowConsumerCode, reason: slowConsumerReason)
                 self.logger.debug(
-                    "WebSocket closed as a slow consumer", metadata: ["buffered": "\(buffered)"])
+                    "WebSocket closed as a slow consumer",
+                    metadata: self.logMetadata(["buffered": "\(buffered)"])
+                )
                 return .closedSlowConsumer
             } catch {
                 return .connectionClosed

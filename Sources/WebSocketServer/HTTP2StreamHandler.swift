@@ -180,7 +180,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.channel.closeFuture.assumeIsolated().whenComplete { [connection] _ in connection.webSockets -= 1 }
 
         let info = connectionInfo(context)
-        let hook = route.shouldUpgrade
+        guard let hook = route.decisionHook else {
+            decide(.accept(), request: upgradeRequest, route: route, info: info, context: context)
+            return
+        }
         shared.tasks.run(on: context.channel) { await hook(upgradeRequest, info) }
             .assumeIsolated()
             .whenComplete { [self] result in

@@ -255,7 +255,10 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
 
         let info = connectionInfo(context)
-        let hook = route.shouldUpgrade
+        guard let hook = route.decisionHook else {
+            decide(.accept(), request: upgradeRequest, route: route, info: info, context: context)
+            return
+        }
         shared.tasks.run(on: context.channel) { await hook(upgradeRequest, info) }
             .assumeIsolated()
             .whenComplete { [self] result in
@@ -414,11 +417,10 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 PerMessageDeflateCodec(
                     role: .server, parameters: $0, configuration: shared.configuration.perMessageDeflate ?? .init())
             }
+            // The connection's log messages name the peer and the path at the moment they are logged: a copy of
+            // the logger with that metadata would cost every idle connection several hundred bytes.
             var configuration = shared.webSocketConfiguration
-            if let remote = channel.remoteAddress {
-                configuration.logger[metadataKey: "peer"] = "\(remote)"
-            }
-            configuration.logger[metadataKey: "path"] = "\(route.path)"
+            configuration.routePath = route.path
             switch route.handler {
             case .delegate(let makeDelegate):
                 let delegate = makeDelegate(accepted)
@@ -441,6 +443,13 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                     codec: codec
                 )
                 let logger = configuration.logger
+                let path = route.path
+                let peer = channel.remoteAddress
+                let logContext: @Sendable () -> Logger.Metadata = {
+                    var metadata: Logger.Metadata = ["path": "\(path)"]
+                    if let peer { metadata["peer"] = "\(peer)" }
+                    return metadata
+                }
                 shared.tasks.submit(
                     ServerTasks.Job(
                         run: {
@@ -450,9 +459,12 @@ final class HTTPUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
                                 await webSocket.close(code: Task.isCancelled ? .goingAway : .normalClosure)
                             } catch let error as WebSocketError where error == .connectionClosed {
                                 // A send raced the peer's close: nothing went wrong on our side.
-                                logger.debug("WebSocket route ended by a send after the close", metadata: [:])
+                                logger.debug("WebSocket route ended by a send after the close", metadata: logContext())
                             } catch {
-                                logger.info("WebSocket route threw", metadata: ["error": "\(error)"])
+                                logger.info(
+                                    "WebSocket route threw",
+                                    metadata: logContext().merging(["error": "\(error)"]) { $1 }
+                                )
                                 await webSocket.close(code: .internalError, reason: "internal error")
                             }
                         },

@@ -310,11 +310,21 @@ public final class Server: Service, Sendable {
             try NIOSSLContext(configuration: $0)
         }
         #endif
+        // NIO's allocator traps on an initial size under its minimum or over its maximum: clamp.
+        let initialReceiveBufferSize = min(max(configuration.initialReceiveBufferSize, 64), 1 << 24)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 64,
+                    initial: initialReceiveBufferSize,
+                    maximum: max(initialReceiveBufferSize, 64 * 1024)
+                )
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     #if TLS

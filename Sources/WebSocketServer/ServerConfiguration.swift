@@ -36,6 +36,14 @@ extension Server {
         /// On shutdown, how long open WebSocket connections get to answer the 1001 close frame (and route
         /// tasks to return) before they are closed. Default 5 s.
         public var shutdownGracePeriod: Duration
+        /// The size, in bytes, of the buffer a new connection's first read goes into (rounded down to a power
+        /// of two, between 64 and 16 MiB). SwiftNIO keeps each connection's receive buffer in its channel for
+        /// the channel's lifetime, reusing it from read to read, and doubles it (up to 64 KiB) while reads fill
+        /// it, so this is what an idle connection holds in read buffer when its handshake fit in one read.
+        /// Default 1024 bytes: an opening handshake from a browser or a WebSocket library fits; a larger request
+        /// head (many cookies) takes one more read and leaves a second, larger buffer in the channel. NIO's own
+        /// default is 2048.
+        public var initialReceiveBufferSize: Int
         /// The listen backlog, in connections. Default 256.
         public var backlog: Int32
         /// permessage-deflate (RFC 7692): when set, the server accepts a client's permessage-deflate offer with
@@ -88,6 +96,7 @@ extension Server {
             self.webSocket = webSocket
             self.shutdownGracePeriod = .seconds(5)
             self.backlog = 256
+            self.initialReceiveBufferSize = 1024
             self.perMessageDeflate = nil
             self.logger = Logger(label: "websocket-server")
             self.metricsFactory = MetricsSystem.factory

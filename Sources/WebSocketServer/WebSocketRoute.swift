@@ -12,24 +12,28 @@ public struct WebSocketRoute: Sendable {
     /// Called after the request passed RFC 6455 §4.2.1 validation and before the 101 is sent: authenticate
     /// (`Authorization` header, `access_token` query parameter), check `Origin`, choose a subprotocol.
     /// Runs as a task of the server off the event loop, cancelled when the client goes away; the handshake
-    /// timeout keeps running while it runs.
-    public var shouldUpgrade: @Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision
+    /// timeout keeps running while it runs. Without a hook of its own (the default) the route accepts without a
+    /// subprotocol, decided on the event loop at once: no task, nothing held for the connection's lifetime.
+    public var shouldUpgrade: @Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision {
+        get { self.decisionHook ?? { _, _ in .accept() } }
+        set { self.decisionHook = newValue }
+    }
+    /// The application's hook; nil accepts without a subprotocol (see ``shouldUpgrade``).
+    var decisionHook: (@Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision)?
     /// What to install on the upgraded channel.
     public var handler: Handler
 
     /// - Parameters:
     ///   - path: exact path match.
-    ///   - shouldUpgrade: the decision hook; the default accepts without a subprotocol.
+    ///   - shouldUpgrade: the decision hook; nil (the default) accepts without a subprotocol.
     ///   - handler: the WebSocket application.
     public init(
         path: String,
-        shouldUpgrade: @escaping @Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision = { _, _ in
-            .accept()
-        },
+        shouldUpgrade: (@Sendable (UpgradeRequest, ConnectionInfo) async -> UpgradeDecision)? = nil,
         handler: Handler
     ) {
         self.path = path
-        self.shouldUpgrade = shouldUpgrade
+        self.decisionHook = shouldUpgrade
         self.handler = handler
     }
 

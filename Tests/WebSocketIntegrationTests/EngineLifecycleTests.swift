@@ -227,6 +227,7 @@ struct EngineLifecycleTests {
         #expect(failure.level == .info)
         #expect(failure.metadata["code"] == "1002")
         #expect(failure.metadata["peer"]?.description.contains("127.0.0.1") == true)
+        #expect(failure.metadata["path"] == "/echo")
         #expect(records.messages.contains { $0.message == "listening" })
     }
 

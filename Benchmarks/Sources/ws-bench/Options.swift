@@ -30,6 +30,7 @@ struct Options {
     var serverPID: Int32? = nil
     var idleConnections: Int? = nil
     var hold = 2.0
+    var idleWarmup = 200
     var label = ""
 
     static let usage = """
@@ -50,6 +51,10 @@ struct Options {
           -w, --warmup W       seconds before measuring (default 1)
           --server-pid PID     read the server's utime+stime (/proc/PID/stat) and VmRSS around the run
           --idle N             instead of load: open N idle connections, report the server's VmRSS delta
+                               per connection (after --idle-warmup connections, so that code and runtime
+                               caches the first handshakes fault in are not counted per connection)
+          --idle-warmup W      connections opened (and kept open) before the first VmRSS reading (default 200;
+                               0: measure from the fresh server, as ws-bench did before 2026-12-02)
           --hold T             seconds to hold idle connections before measuring (default 2)
           --label TEXT         copied into the RESULT line
         """
@@ -76,6 +81,8 @@ struct Options {
             case "--server-pid": options.serverPID = need(Int32(value(argument)), "bad --server-pid")
             case "--idle": options.idleConnections = need(Int(value(argument)), "bad --idle")
             case "--hold": options.hold = need(Double(value(argument)), "bad --hold")
+            case "--idle-warmup":
+                options.idleWarmup = need(Int(value(argument)).flatMap { $0 >= 0 ? $0 : nil }, "bad --idle-warmup")
             case "--label": options.label = value(argument)
             case "-h", "--help":
                 print(usage)
