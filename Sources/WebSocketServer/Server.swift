@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPTypes
 import Logging
 import NIOConcurrencyHelpers
@@ -65,7 +66,9 @@ public final class Server: Service, Sendable {
             self.httpHandler = httpHandler
             var webSocket = configuration.webSocket
             webSocket.logger = configuration.logger
-            if webSocket.metrics == nil, let factory = configuration.metricsFactory {
+            // swift-metrics' factory before a backend is bootstrapped does nothing: no counters then, so that
+            // each message does not pay for calls into handlers that drop them.
+            if webSocket.metrics == nil, let factory = configuration.metricsFactory, !(factory is NOOPMetricsHandler) {
                 webSocket.metrics = WebSocketMetrics(factory: factory)
             }
             self.webSocketConfiguration = webSocket

@@ -57,7 +57,9 @@ extension Server {
         public var logger: Logger
         /// The swift-metrics backend for the counters listed in `WebSocketMetrics` (connections, upgrades by
         /// status, messages and bytes each way, close codes, deflate ratio). Default: `MetricsSystem.factory`
-        /// as bootstrapped when the server is created (a no-op without a backend); `nil` reports nothing.
+        /// as bootstrapped when the server is created; `nil`, or swift-metrics' no-op factory (what
+        /// `MetricsSystem.factory` is until a backend is bootstrapped), reports nothing and costs nothing per
+        /// message.
         public var metricsFactory: (any MetricsFactory)?
         /// HTTP/2 (RFC 9113) beside HTTP/1.1, with WebSockets over HTTP/2 streams (RFC 8441): ALPN `h2` over TLS,
         /// h2c with prior knowledge on a plain port when asked. `nil` (the default): HTTP/1.1 only.
