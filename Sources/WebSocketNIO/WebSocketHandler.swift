@@ -37,6 +37,13 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         static let consumer = ReadPause(rawValue: 1 << 1)
     }
 
+    // Exclusivity: the fields on the per-message path are marked `@exclusivity(unchecked)` in release builds,
+    // where the run-time check of each access (`swift_beginAccess`, a thread-local lookup) cost about a sixth of
+    // the server's user-space CPU time per small echoed message (BENCHMARKS.md, issue #12). No access to them
+    // can overlap another: every access is a single call that does not call out (the core returns one event
+    // per `receive` call and the event is delivered after that call ends; no closure that touches `self` is
+    // passed to them), and everything runs on the event loop. Debug builds (the whole test suite, the
+    // conformance and interop runs) keep the checks, so a change that breaks this traps there.
     let eventLoop: any EventLoop
     let subprotocol: String?
     let role: Role
@@ -46,10 +53,18 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     let outboundWaterMark: ChannelOptions.Types.WriteBufferWaterMark
     let smallPayloadCopyLimit: Int
     let unmasksInReceivedBuffer: Bool
+    #if DEBUG
     var connection: Connection
+    #else
+    @exclusivity(unchecked) var connection: Connection
+    #endif
     var delegate: (any WebSocketDelegate)?
     weak var registry: WebSocketConnectionRegistry?
+    #if DEBUG
     var context: ChannelHandlerContext?
+    #else
+    @exclusivity(unchecked) var context: ChannelHandlerContext?
+    #endif
     /// The configured logger, shared with every connection (no per-connection copy of its metadata: the peer
     /// address and route path are added at each log call, `logMetadata(_:)`).
     let logger: Logger
@@ -63,13 +78,29 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     /// The bytes the peer sent behind the opening handshake, processed when the handler becomes active.
     var leftoverBytes: ByteBuffer?
     /// The read being processed, while the core runs over it.
+    #if DEBUG
     var currentRead: ByteBuffer?
+    #else
+    @exclusivity(unchecked) var currentRead: ByteBuffer?
+    #endif
     var readPause: ReadPause = []
     var readHeldBack = false
+    #if DEBUG
     var isProcessingInbound = false
+    #else
+    @exclusivity(unchecked) var isProcessingInbound = false
+    #endif
+    #if DEBUG
     var needsFlush = false
+    #else
+    @exclusivity(unchecked) var needsFlush = false
+    #endif
     var started = false
+    #if DEBUG
     var transportClosing = false
+    #else
+    @exclusivity(unchecked) var transportClosing = false
+    #endif
     /// The peer's input side is closed: after the final flush, close fully instead of half-closing.
     var fullCloseAfterFlush = false
     /// Our output side is shut down (FIN sent); the channel closes when the peer's FIN arrives.
@@ -79,7 +110,11 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     var forcedCloseTimer: Scheduled<Void>?
     var writabilityWaiters: [EventLoopPromise<Void>] = []
     /// Pending output collected while a read is processed (one pong per ping, RFC 6455 §5.5.3), written once.
+    #if DEBUG
     var outputBatch: ByteBuffer?
+    #else
+    @exclusivity(unchecked) var outputBatch: ByteBuffer?
+    #endif
     /// The peer's close frame arrived (for the close-code metric's origin).
     var peerClosed = false
     /// The I/O or TLS error that ended the transport, kept for the final status.
@@ -99,7 +134,11 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     let hasCodec: Bool
     /// Buffers kept between reads and sends while the connection is busy, released when it goes idle
     /// (`WebSocketHandler+Buffers.swift`).
+    #if DEBUG
     var buffers = ReusableBuffers()
+    #else
+    @exclusivity(unchecked) var buffers = ReusableBuffers()
+    #endif
 
     /// Completed with the final close status when the connection is over; never failed.
     /// Call on the event loop.
