@@ -182,6 +182,22 @@ extension WebSocketHandler {
 
     /// Appends a whole frame, header and payload (masked with the header's key), to `out`.
     private static func appendFrame(_ header: FrameHeader, _ payload: OutboundPayload, to out: inout ByteBuffer) {
+        if case .borrowed(let bytes) = payload {
+            // Header, payload and masking in one pass over the buffer's storage (one capacity check, one access).
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength + bytes.count) {
+                storage in
+                let headerLength = FrameEncoder.writeHeader(header, into: storage)
+                let body = UnsafeMutableRawBufferPointer(rebasing: storage[headerLength..<(headerLength + bytes.count)])
+                if let source = bytes.baseAddress, let target = body.baseAddress {
+                    target.copyMemory(from: source, byteCount: bytes.count)
+                }
+                if let key = header.maskKey {
+                    _ = Masking.apply(key, to: body)
+                }
+                return headerLength + bytes.count
+            }
+            return
+        }
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
             FrameEncoder.writeHeader(header, into: storage)
         }
