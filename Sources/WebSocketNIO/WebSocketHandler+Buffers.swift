@@ -11,6 +11,10 @@ import WebSocketCore
 ///   ``WebSocketConfiguration/smallPayloadCopyLimit``, at most the largest such frame (bounded by what the
 ///   application sends).
 /// - The core's reassembly buffer, kept up to `maxMessageLength` (`Connection.retainedReassemblyCapacity`).
+/// - `outputBuffer`: the buffer of the last gathered write (the frames answering one read, or the header of a frame
+///   whose payload is written by reference), at most ``maxOutputBufferCapacity``; kept only while one of the
+///   buffers above is held (their release timer is armed), so that a connection that only exchanges small messages
+///   in place keeps no buffer and no timer for it.
 ///
 /// A buffer is reused only when nobody else references it any more (NIO finished writing it, no slice of a read
 /// was handed out): `ByteBuffer.clear(minimumCapacity:)` allocates a fresh one otherwise. All of them are
@@ -19,9 +23,12 @@ import WebSocketCore
 struct ReusableBuffers {
     /// How long the connection must stay without reads and sends before its buffers are released.
     static let idleReleaseDelay = TimeAmount.seconds(1)
+    /// The largest `outputBuffer` kept (a read is at most 64 KiB with NIO's default receive allocator).
+    static let maxOutputBufferCapacity = 1 << 16
 
     var readScratch: ByteBuffer?
     var sendBuffer: ByteBuffer?
+    var outputBuffer: ByteBuffer?
     /// The whole message being joined from the core's pieces (`joinsMessages`), at most `maxMessageLength`.
     var message: ByteBuffer?
     /// A message is being joined in `message`: its first piece arrived, its final one has not.
@@ -52,6 +59,16 @@ struct ReusableBuffers {
         return buffer
     }
 
+    /// An empty buffer with room for `capacity` bytes for a gathered write or a frame header: the last one when it
+    /// is free.
+    mutating func takeOutputBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = self.outputBuffer.take() else {
+            return allocator.buffer(capacity: capacity)
+        }
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
     /// An empty buffer for a new message of at least `minimumCapacity` bytes: the last one when it is free.
     mutating func takeMessageBuffer(minimumCapacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard var buffer = self.message.take() else {
@@ -66,6 +83,7 @@ struct ReusableBuffers {
     mutating func releaseAll() {
         self.readScratch = nil
         self.sendBuffer = nil
+        self.outputBuffer = nil
         if !self.isJoiningMessage {
             self.message = nil
         }
@@ -84,7 +102,7 @@ struct ReusableBuffers {
 extension WebSocketHandler {
     /// Whether buffer memory is held that an idle connection would not need.
     private var holdsBuffers: Bool {
-        self.buffers.readScratch != nil || self.buffers.sendBuffer != nil
+        self.buffers.readScratch != nil || self.buffers.sendBuffer != nil || self.buffers.outputBuffer != nil
             || (self.buffers.message != nil && !self.buffers.isJoiningMessage)
             || self.connection.bufferCapacity > 0
     }
@@ -134,6 +152,16 @@ extension WebSocketHandler {
             return self.sliceOfCurrentRead(bytes)
         }
         return nil
+    }
+
+    /// Keeps `buffer`, just written (the gathered frames of a read, or a frame header), for the next gathered
+    /// write: only while other reusable buffers are held (their release timer is armed; it releases this one with
+    /// them) and when it is at most ``ReusableBuffers/maxOutputBufferCapacity``.
+    func keepOutputBuffer(_ buffer: ByteBuffer) {
+        guard self.buffers.releaseTimer != nil, buffer.capacity <= ReusableBuffers.maxOutputBufferCapacity else {
+            return
+        }
+        self.buffers.outputBuffer = buffer
     }
 
     /// Called after each read burst and copied large send: keeps the buffers for the next message and arms the

@@ -165,7 +165,9 @@ extension WebSocketHandler {
             // The header goes behind what is pending (the batch of the read being processed, if any), then the
             // payload buffer as it is: one vectored write.
             self.collectPendingOutput(context: context)
-            var out = self.outputBatch.take() ?? context.channel.allocator.buffer(capacity: header.headerLength)
+            var out =
+                self.outputBatch.take()
+                ?? self.buffers.takeOutputBuffer(capacity: header.headerLength, allocator: context.channel.allocator)
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
                 FrameEncoder.writeHeader(header, into: storage)
             }
@@ -175,6 +177,7 @@ extension WebSocketHandler {
             }
             context.write(self.wrapOutboundOut(out), promise: nil)
             context.write(self.wrapOutboundOut(buffer), promise: promise)
+            self.keepOutputBuffer(out)
         }
         self.needsFlush = true
         self.afterSend(context: context)
@@ -213,9 +216,13 @@ extension WebSocketHandler {
 
     /// A buffer for the output of the read being processed: room for `minimumCapacity` bytes and, since the
     /// answers to a read are often about as long as the read (echo, request and response), for up to its length.
+    /// The last batch's buffer when NIO has written it and it was kept (`keepOutputBuffer`).
     private func newBatch(minimumCapacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
         let readLength = min(self.currentRead?.readableBytes ?? 0, 1 << 16)
-        return context.channel.allocator.buffer(capacity: max(minimumCapacity, readLength))
+        return self.buffers.takeOutputBuffer(
+            capacity: max(minimumCapacity, readLength),
+            allocator: context.channel.allocator
+        )
     }
 
     func countSent(_ opcode: Opcode, _ count: Int) {
@@ -325,6 +332,7 @@ extension WebSocketHandler {
         }
         self.outputBatch = nil
         context.write(self.wrapOutboundOut(batch), promise: promise)
+        self.keepOutputBuffer(batch)
         self.needsFlush = true
     }
 

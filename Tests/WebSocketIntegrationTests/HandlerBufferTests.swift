@@ -129,6 +129,7 @@ struct HandlerBufferTests {
         channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         #expect(handler.buffers.message == nil)
         #expect(handler.buffers.readScratch == nil)
+        #expect(handler.buffers.outputBuffer == nil)
         #expect(handler.buffers.releaseTimer == nil)
         #expect(handler.connection.bufferCapacity == 0)
         try sendMessage()
@@ -185,7 +186,46 @@ struct HandlerBufferTests {
         try channel.writeInbound(ByteBuffer(bytes: maskedFrame(.binary, [1])))
         _ = try Self.writes(channel)
         #expect(handler.buffers.releaseTimer == nil)
+        #expect(handler.buffers.outputBuffer == nil)
         #expect(handler.connection.bufferCapacity == 0)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test(
+        "the gathered answers to a read and the header of a frame sent by reference reuse one buffer once written",
+        arguments: [10, 100_000]
+    )
+    func outputBufferReused(payloadLength: Int) throws {
+        // A private copy of each read: the read scratch is kept, so the connection is busy with buffers.
+        let (channel, handler) = try Self.makeChannel(inPlace: false)
+        func echo(_ payloads: [[UInt8]]) throws -> [ByteBuffer] {
+            let wire = payloads.flatMap { maskedFrame(.binary, $0) }
+            for start in stride(from: 0, to: wire.count, by: 65_536) {
+                try channel.writeInbound(ByteBuffer(bytes: wire[start..<min(start + 65_536, wire.count)]))
+            }
+            var writes: [ByteBuffer] = []
+            while let out = try channel.readOutbound(as: ByteBuffer.self) { writes.append(out) }
+            let expected = payloads.flatMap { unmaskedFrame(.binary, $0) }
+            #expect(writes.map { Array($0.readableBytesView) }.joined().elementsEqual(expected))
+            return writes
+        }
+        // Twenty small messages in one read: their answers leave in one buffer of about the read's length, kept
+        // once the connection holds buffers (from the second read on).
+        let many = Array(repeating: seededBytes(100), count: 20)
+        _ = try echo(many)
+        // (Only its capacity is kept here: a reference would keep the handler from reusing it.)
+        let batchCapacity = try #require(try echo(many).first?.capacity)
+        #expect(batchCapacity >= 2_000)
+        // The next read's answer (small: its batch; large: the header written before the payload buffer) goes into
+        // that buffer: a fresh one would have the capacity of a 10-byte batch or a 14-byte header.
+        let payload = seededBytes(payloadLength)
+        #expect(try echo([payload]).first?.capacity ?? 0 >= batchCapacity)
+        #expect(handler.buffers.outputBuffer != nil)
+        // A buffer still held by the channel is not reused: its bytes stay as they were written.
+        let held = try echo([payload])
+        let heldBytes = held.map { Array($0.readableBytesView) }
+        _ = try echo([seededBytes(payloadLength, seed: 9)])
+        #expect(held.map { Array($0.readableBytesView) } == heldBytes)
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 }
