@@ -5,6 +5,7 @@
   python3 Benchmarks/report.py compare results/compare-*.txt     # compare.sh RESULT lines
   python3 Benchmarks/report.py goals  results/micro-run*.txt     # exit 1 when a ratio goal is missed
   python3 Benchmarks/report.py hubs   results/hubs-*.txt          # hubs.sh RESULT lines (hub-bench, ws-bench)
+  python3 Benchmarks/report.py echo   results/echo-nio-*.txt      # EchoNIO: mallocs and time per echoed message
 
 Every figure is a median over runs of a per-run value; every ratio is computed inside one run (ours and the
 peer measured in the same process or compare.sh pass) and then the median of those ratios is shown, with the
@@ -17,6 +18,8 @@ from collections import defaultdict
 
 # "Group.case.xN.impl" (case words joined by "_", impl words by "-"); the older "Group/case xN/impl" also parses.
 NAME = re.compile(r"^(Parse|Encode|Mask|UTF8|Receive)[./](.+?)[./ ](x\d+)[./]([^.].*)$")
+# "EchoNIO.<size>.x<messages>.<impl>": one iteration echoes `messages` messages through a NIO pipeline.
+ECHO = re.compile(r"^EchoNIO\.(\d+(?:B|KiB|MiB))\.x(\d+)\.(.+)$")
 SCALE = {"#": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 TIME = {"ns": 1e-9, "μs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1}
 
@@ -28,14 +31,14 @@ def size_bytes(token):
     return int(m.group(1)) * {"B": 1, "KiB": 1024, "MiB": 1 << 20}[m.group(2)]
 
 
-def parse_micro(path):
+def parse_micro(path, names=NAME):
     """{name: {"wall": seconds per iteration (p50), "malloc": p50, "malloc_max": p100, "samples": n}}"""
     results = {}
     name = None
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
-            if NAME.match(line):
+            if names.match(line):
                 name = line
                 results[name] = {}
                 continue
@@ -218,6 +221,30 @@ def goals(paths):
     return 1 if failures else 0
 
 
+def echo(paths):
+    """Mallocs per echoed message (p50 per iteration ÷ messages) and time per message, ratios to NIO in-run."""
+    runs = [parse_micro(p, ECHO) for p in paths]
+    cases = {}
+    for run in runs:
+        for name in run:
+            size, messages, impl = ECHO.match(name).groups()
+            cases.setdefault((size_bytes(size), size, int(messages)), set()).add(impl)
+    impls = ["ours-WebSocketHandler", "ours-WebSocketHandler-copy", "nio-WebSocketFrameDecoder", "tcp-echo"]
+    print("| case | " + " | ".join(f"mallocs/msg {i}" for i in impls) + " | time/msg ours ÷ nio (per run) |")
+    print("|---" * (len(impls) + 2) + "|")
+    for (_, size, messages) in sorted(cases):
+        def name(impl):
+            return f"EchoNIO.{size}.x{messages}.{impl}"
+        cells = []
+        for impl in impls:
+            values = [run[name(impl)]["malloc"] / messages for run in runs if name(impl) in run]
+            cells.append(f"{statistics.median(values):g}" if values else "—")
+        ratios = [run[name(impls[0])]["wall"] / run[name(impls[2])]["wall"] for run in runs
+                  if name(impls[0]) in run and name(impls[2]) in run]
+        ratio = (f"{statistics.median(ratios):.2f} (" + " / ".join(f"{r:.2f}" for r in ratios) + ")") if ratios else "—"
+        print(f"| {size} × {messages} | " + " | ".join(cells) + f" | {ratio} |")
+
+
 def parse_compare(path):
     rows = []
     with open(path) as f:
@@ -381,7 +408,7 @@ def hubs(paths):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("micro", "compare", "goals", "hubs"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("micro", "compare", "goals", "hubs", "echo"):
         print(__doc__)
         sys.exit(2)
     command, files = sys.argv[1], sys.argv[2:]
@@ -391,5 +418,7 @@ if __name__ == "__main__":
         sys.exit(goals(files))
     elif command == "hubs":
         hubs(files)
+    elif command == "echo":
+        echo(files)
     else:
         compare(files)

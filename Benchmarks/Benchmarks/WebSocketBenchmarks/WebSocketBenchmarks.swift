@@ -10,7 +10,8 @@ import WebSocketCore
 // tool maps each name to a file name under `Thresholds/`.
 //
 // Thresholds (checked by `swift package benchmark thresholds check` and `baseline check`, see BENCHMARKS.md):
-// our parse and encode paths must allocate nothing (`mallocCountTotal` exactly 0 at every percentile).
+// our parse and encode paths must allocate nothing (`mallocCountTotal` exactly 0 at every percentile), and our NIO
+// handler's echo path (`EchoNIO.swift`) must allocate exactly what its thresholds files record.
 
 let frameSizes = [16, 125, 1024, 64 << 10, 1 << 20]
 
@@ -54,6 +55,7 @@ let benchmarks: @Sendable () -> Void = {
     maskingBenchmarks()
     utf8Benchmarks()
     echoStreamBenchmarks()
+    echoNIOBenchmarks()
 }
 
 // MARK: - Parse
