@@ -36,13 +36,16 @@ extension Server {
         /// On shutdown, how long open WebSocket connections get to answer the 1001 close frame (and route
         /// tasks to return) before they are closed. Default 5 s.
         public var shutdownGracePeriod: Duration
-        /// The size, in bytes, of the buffer a new connection's first read goes into (rounded down to a power
-        /// of two, between 64 and 16 MiB). SwiftNIO keeps each connection's receive buffer in its channel for
-        /// the channel's lifetime, reusing it from read to read, and doubles it (up to 64 KiB) while reads fill
-        /// it, so this is what an idle connection holds in read buffer when its handshake fit in one read.
-        /// Default 1024 bytes: an opening handshake from a browser or a WebSocket library fits; a larger request
-        /// head (many cookies) takes one more read and leaves a second, larger buffer in the channel. NIO's own
-        /// default is 2048.
+        /// The size, in bytes, of the buffer a new connection's first read goes into. Values outside 64...16 MiB are
+        /// clamped to that range (NIO traps on them), then rounded down to a power of two.
+        ///
+        /// SwiftNIO's adaptive receive allocator (`AdaptiveRecvByteBufferAllocator`, minimum 64 bytes, maximum
+        /// 64 KiB or this size if larger) doubles the next read's buffer after a read that filled it and halves it
+        /// after two reads that used less than half. NIO keeps the buffer in the channel for the channel's
+        /// lifetime and reuses it, so this is what an idle connection holds in read buffer when its request head
+        /// fit in one read. Default 1024 bytes: an opening handshake from a browser or a WebSocket library fits; a
+        /// larger request head (many cookies) takes more reads of growing size, and the channel may then keep the
+        /// larger buffers too. NIO's own default is 2048.
         public var initialReceiveBufferSize: Int
         /// The listen backlog, in connections. Default 256.
         public var backlog: Int32
