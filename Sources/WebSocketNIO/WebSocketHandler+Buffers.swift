@@ -37,45 +37,37 @@ struct ReusableBuffers {
     var usedSinceArmed = false
     var releaseTimer: Scheduled<Void>?
 
+    /// An empty buffer with room for `capacity` bytes: the one in `slot` when it is free (taken out of the slot),
+    /// else a new one. `clear(minimumCapacity:)` allocates afresh when NIO or a slice still references it.
+    private static func reuse(_ slot: inout ByteBuffer?, capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = slot.take() else {
+            return allocator.buffer(capacity: capacity)
+        }
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
     /// `read`'s readable bytes in a buffer of our own: the scratch buffer when it is free, else a new one.
     mutating func privateCopy(of read: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var copy: ByteBuffer
-        if var scratch = self.readScratch.take() {
-            scratch.clear(minimumCapacity: read.readableBytes)
-            copy = scratch
-        } else {
-            copy = allocator.buffer(capacity: read.readableBytes)
-        }
+        var copy = Self.reuse(&self.readScratch, capacity: read.readableBytes, allocator: allocator)
         copy.writeImmutableBuffer(read)
         return copy
     }
 
     /// An empty buffer with room for `capacity` bytes for a copied send: the last send buffer when it is free.
     mutating func takeSendBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard var buffer = self.sendBuffer.take() else {
-            return allocator.buffer(capacity: capacity)
-        }
-        buffer.clear(minimumCapacity: capacity)
-        return buffer
+        Self.reuse(&self.sendBuffer, capacity: capacity, allocator: allocator)
     }
 
     /// An empty buffer with room for `capacity` bytes for a gathered write or a frame header: the last one when it
     /// is free.
     mutating func takeOutputBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard var buffer = self.outputBuffer.take() else {
-            return allocator.buffer(capacity: capacity)
-        }
-        buffer.clear(minimumCapacity: capacity)
-        return buffer
+        Self.reuse(&self.outputBuffer, capacity: capacity, allocator: allocator)
     }
 
     /// An empty buffer for a new message of at least `minimumCapacity` bytes: the last one when it is free.
     mutating func takeMessageBuffer(minimumCapacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard var buffer = self.message.take() else {
-            return allocator.buffer(capacity: minimumCapacity)
-        }
-        buffer.clear(minimumCapacity: minimumCapacity)
-        return buffer
+        Self.reuse(&self.message, capacity: minimumCapacity, allocator: allocator)
     }
 
     /// Drops every buffer and the release timer, except a message buffer that holds the first pieces of a

@@ -183,10 +183,10 @@ extension WebSocketHandler {
         self.afterSend(context: context)
     }
 
-    /// Appends a whole frame, header and payload (masked with the header's key), to `out`.
+    /// Appends a whole frame, header and payload (masked with the header's key), to `out`, in one pass over the
+    /// buffer's storage (one capacity check, one access).
     private static func appendFrame(_ header: FrameHeader, _ payload: OutboundPayload, to out: inout ByteBuffer) {
-        if case .borrowed(let bytes) = payload {
-            // Header, payload and masking in one pass over the buffer's storage (one capacity check, one access).
+        _ = payload.withBytes { bytes in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength + bytes.count) {
                 storage in
                 let headerLength = FrameEncoder.writeHeader(header, into: storage)
@@ -199,18 +199,6 @@ extension WebSocketHandler {
                 }
                 return headerLength + bytes.count
             }
-            return
-        }
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameEncoder.maxHeaderLength) { storage in
-            FrameEncoder.writeHeader(header, into: storage)
-        }
-        let payloadStart = out.writerIndex
-        switch payload {
-        case .buffer(let buffer): out.writeImmutableBuffer(buffer)
-        case .borrowed(let bytes): out.writeBytes(bytes)
-        }
-        if let key = header.maskKey {
-            Self.mask(&out, from: payloadStart, key: key)
         }
     }
 
