@@ -19,6 +19,7 @@ let package = Package(
         .executableTarget(
             name: "WebSocketBenchmarks",
             dependencies: [
+                "EchoPeers",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "WebSocketCore", package: "WebSocketEngine"),
                 .product(name: "WebSocketNIO", package: "WebSocketEngine"),
@@ -30,6 +31,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .target(name: "CEpoll", path: "Sources/CEpoll"),
+        // The peer servers' echo handlers (NIOWebSocket, raw TCP): shared by nio-ws-echo, nio-tcp-echo and the
+        // EchoNIO allocation benchmark.
+        .target(
+            name: "EchoPeers",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Sources/EchoPeers"
+        ),
         // Sockets, CPU and memory readings, the WebSocket opening handshake: shared by the load generators.
         .target(name: "BenchSupport", path: "Sources/BenchSupport"),
         .executableTarget(
@@ -79,6 +90,7 @@ let package = Package(
         .executableTarget(
             name: "nio-ws-echo",
             dependencies: [
+                "EchoPeers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -89,6 +101,7 @@ let package = Package(
         .executableTarget(
             name: "nio-tcp-echo",
             dependencies: [
+                "EchoPeers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

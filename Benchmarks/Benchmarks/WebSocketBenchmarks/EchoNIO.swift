@@ -1,4 +1,5 @@
 import Benchmark
+import EchoPeers
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
@@ -90,42 +91,6 @@ struct BenchEchoDelegate: WebSocketDelegate {
         } catch {
             preconditionFailure("echo not sent: \(error)")
         }
-    }
-}
-
-/// nio-ws-echo's handler (`Benchmarks/Sources/nio-ws-echo`) for data frames: each frame goes back unmasked, and
-/// everything is flushed at read complete.
-final class NIOEchoFrameHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text, .binary, .continuation:
-            let echo = WebSocketFrame(fin: frame.fin, opcode: frame.opcode, data: frame.unmaskedData)
-            context.write(Self.wrapOutboundOut(echo), promise: nil)
-        default:
-            preconditionFailure("unexpected opcode \(frame.opcode)")
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
-    }
-}
-
-/// The floor: a TCP echo that writes every read back as it is, flushed at read complete (nio-tcp-echo).
-final class TCPEchoHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.write(data, promise: nil)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
     }
 }
 
@@ -227,7 +192,7 @@ func echoNIOBenchmarks() {
             try operations.addHandler(WebSocketFrameEncoder())
             try operations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 16 << 20)))
             try operations.addHandler(WebSocketProtocolErrorHandler())
-            try operations.addHandler(NIOEchoFrameHandler())
+            try operations.addHandler(NIOWebSocketEchoHandler())
         }
         let tcp = EchoPipeline(wire: wire, readSize: echo.readSize, mutatesReads: false) { operations in
             try operations.addHandler(TCPEchoHandler())

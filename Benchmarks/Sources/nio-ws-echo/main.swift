@@ -1,3 +1,4 @@
+import EchoPeers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -22,51 +23,13 @@ while let argument = arguments.next() {
     }
 }
 
-final class EchoHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
-
-    private var awaitingClose = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text, .binary, .continuation:
-            let echo = WebSocketFrame(fin: frame.fin, opcode: frame.opcode, data: frame.unmaskedData)
-            context.write(Self.wrapOutboundOut(echo), promise: nil)
-        case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
-            context.write(Self.wrapOutboundOut(pong), promise: nil)
-        case .connectionClose:
-            guard !awaitingClose else { return }
-            awaitingClose = true
-            var payload = frame.unmaskedData
-            let code = payload.readSlice(length: min(2, payload.readableBytes)) ?? ByteBuffer()
-            let close = WebSocketFrame(fin: true, opcode: .connectionClose, data: code)
-            context.writeAndFlush(Self.wrapOutboundOut(close)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        default:
-            break
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-}
-
 let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 let upgrader = NIOWebSocketServerUpgrader(
     maxFrameSize: 16 << 20,
     shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
     upgradePipelineHandler: { channel, _ in
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(EchoHandler())
+            try channel.pipeline.syncOperations.addHandler(NIOWebSocketEchoHandler())
         }
     }
 )
