@@ -70,9 +70,6 @@ public final class WebSocketHandler: ChannelDuplexHandler {
     let logger: Logger
     /// The route path the server accepted the connection on, for log messages (`WebSocketConfiguration.routePath`).
     let routePath: String?
-    /// The peer's address, for log messages (kept from the channel's own cache: no formatting until a message is
-    /// logged).
-    var peerAddress: SocketAddress?
     let metrics: WebSocketMetrics?
 
     /// The bytes the peer sent behind the opening handshake, processed when the handler becomes active.
@@ -212,7 +209,6 @@ public final class WebSocketHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.peerAddress = context.channel.remoteAddress
         // An HTTP/2 stream channel (RFC 8441) takes its water marks from the HTTP/2 stream configuration and traps
         // on setting them.
         if let options = context.channel.syncOptions, !HTTP2StreamBytesHandler.isInstalled(in: context.pipeline) {
@@ -443,11 +439,12 @@ public final class WebSocketHandler: ChannelDuplexHandler {
         self.delegate?.webSocket(webSocket, didReceiveMessage: kind, payload: payload)
     }
 
-    /// `metadata` plus the connection's peer address and route path, unless the logger's own metadata already
-    /// names them (an HTTP/2 stream's logger does). Built only when a message is logged.
+    /// `metadata` plus the connection's peer address (from the channel, which keeps it after the close) and route
+    /// path, unless the logger's own metadata already names them (an HTTP/2 stream's logger does). Built only when
+    /// a message is logged.
     func logMetadata(_ metadata: Logger.Metadata) -> Logger.Metadata {
         var metadata = metadata
-        if let peer = self.peerAddress, self.logger[metadataKey: "peer"] == nil {
+        if self.logger[metadataKey: "peer"] == nil, let peer = self.context?.channel.remoteAddress {
             metadata["peer"] = "\(peer)"
         }
         if let path = self.routePath, self.logger[metadataKey: "path"] == nil {
